@@ -1,0 +1,20 @@
+"""The Airflow assets of a pipeline (DESIGN.md, "Assets")."""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset
+
+
+def dataset_asset(pipeline: str) -> Asset:
+    """Updated by ingest; extra: sha256, rows."""
+    return Asset(f"mlops://{pipeline}/dataset", group="mlops")
+
+
+def model_asset(pipeline: str) -> Asset:
+    """Updated by deploy; extra: version."""
+    return Asset(f"mlops://{pipeline}/model", group="mlops")
+
+
+def retrain_asset(pipeline: str) -> Asset:
+    """Updated by monitoring when a retrain is requested; extra: reason, summary."""
+    return Asset(f"mlops://{pipeline}/retrain", group="mlops")

@@ -1,0 +1,301 @@
+"""Pipeline specs: one YAML file per pipeline, validated when it is loaded.
+
+A bad spec fails at DAG parse time with a message that names the file, the field and what was
+expected, so it is noticed when it is committed rather than when a worker first runs it.
+This module imports only pydantic and PyYAML: DAG files import it at parse time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Severity = Literal["error", "warn"]
+
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_IMPORT_PATH_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")
+
+#: Metric name -> True if higher is better. Shared with ``core.evaluation`` (which computes them).
+METRIC_DIRECTIONS: dict[str, bool] = {
+    "roc_auc": True,
+    "accuracy": True,
+    "balanced_accuracy": True,
+    "f1": True,
+    "precision": True,
+    "recall": True,
+    "log_loss": False,
+    "brier": False,
+    "r2": True,
+    "rmse": False,
+    "mae": False,
+}
+CLASSIFICATION_METRICS = ("roc_auc", "accuracy", "balanced_accuracy", "f1", "precision", "recall", "log_loss", "brier")
+REGRESSION_METRICS = ("r2", "rmse", "mae")
+
+
+class SpecError(ValueError):
+    """A pipeline spec is invalid. The message names the file, the field and the fix."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceSpec(_Model):
+    """Where the pipeline's data comes from: files (CSV/Parquet, a glob) or a SQL query."""
+
+    uri: str | None = Field(
+        default=None,
+        description="File or glob URI read through ObjectStoragePath (file://, s3://, gs://, or a "
+        "local path). Jinja-templated ({{ ds }}); ${VARS} expand from the worker's environment.",
+    )
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    sql: str | None = Field(default=None, description="SQL query (templated); use bound parameters.")
+    conn_id: str | None = Field(default=None, description="Airflow connection the query runs on.")
+    parameters: dict[str, Any] = Field(default_factory=dict, description="Bound query parameters (templated).")
+    conn_id_storage: str | None = Field(
+        default=None, description="Airflow connection with credentials for the file URI's object store."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SourceSpec:
+        if bool(self.uri) == bool(self.sql):
+            raise ValueError("give exactly one of 'uri' (files) or 'sql' (a query with 'conn_id')")
+        if self.sql and not self.conn_id:
+            raise ValueError("'sql' needs 'conn_id', the Airflow connection to run the query on")
+        if self.parameters and not self.sql:
+            raise ValueError("'parameters' only apply to a 'sql' source")
+        return self
+
+
+class FeaturesSpec(_Model):
+    """Feature columns by kind. Omit both lists to infer them from the data (all but the target)."""
+
+    numeric: list[str] | None = None
+    categorical: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> FeaturesSpec:
+        both = set(self.numeric or ()) & set(self.categorical or ())
+        if both:
+            raise ValueError(f"columns listed as both numeric and categorical: {sorted(both)}")
+        return self
+
+    @property
+    def inferred(self) -> bool:
+        return self.numeric is None and self.categorical is None
+
+
+class ModelSpec(_Model):
+    """The scikit-learn estimator, wrapped at training time in an automatic preprocessing Pipeline."""
+
+    estimator: str = Field(description="Import path of a scikit-learn estimator class.")
+    params: dict[str, Any] = Field(default_factory=dict)
+    task: Literal["auto", "classification", "regression"] = "auto"
+    holdout_fraction: float = Field(default=0.25, gt=0.0, lt=0.9)
+    seed: int = 42
+
+    @field_validator("estimator")
+    @classmethod
+    def _import_path(cls, value: str) -> str:
+        if not _IMPORT_PATH_RE.match(value):
+            raise ValueError(
+                f"expected an import path like 'sklearn.linear_model.LogisticRegression', got {value!r}"
+            )
+        return value
+
+
+class ValueThreshold(_Model):
+    """The challenger's metric must lie in ``[lower, upper]``."""
+
+    lower: float | None = None
+    upper: float | None = None
+
+    @model_validator(mode="after")
+    def _order(self) -> ValueThreshold:
+        if self.lower is None and self.upper is None:
+            raise ValueError("give 'lower', 'upper' or both")
+        if self.lower is not None and self.upper is not None and self.lower > self.upper:
+            raise ValueError(f"lower ({self.lower}) is above upper ({self.upper})")
+        return self
+
+
+class ChangeThreshold(_Model):
+    """Minimum improvement of the challenger over the champion, in the metric's better direction.
+
+    ``absolute: -0.01`` allows the challenger to be up to 0.01 worse; ``relative: 0.0`` requires it
+    to be no worse relative to the champion's value. Direction comes from the metric (AUC: higher
+    is better, RMSE: lower is better) unless ``higher_is_better`` says otherwise.
+    """
+
+    absolute: float | None = None
+    relative: float | None = None
+    higher_is_better: bool | None = None
+
+    @model_validator(mode="after")
+    def _some(self) -> ChangeThreshold:
+        if self.absolute is None and self.relative is None:
+            raise ValueError("give 'absolute', 'relative' or both")
+        return self
+
+
+class EvaluationSpec(_Model):
+    primary_metric: str = "roc_auc"
+    thresholds: dict[str, ValueThreshold] = Field(default_factory=dict)
+    change_thresholds: dict[str, ChangeThreshold] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_metrics(self) -> EvaluationSpec:
+        names = {self.primary_metric, *self.thresholds, *self.change_thresholds}
+        unknown = sorted(n for n in names if n not in METRIC_DIRECTIONS)
+        if unknown:
+            raise ValueError(f"unknown metric(s) {unknown}; known: {sorted(METRIC_DIRECTIONS)}")
+        return self
+
+
+class ExpectationSpec(_Model):
+    """One Great Expectations expectation, by its snake_case name, with a severity."""
+
+    type: str = Field(description="e.g. expect_column_values_to_be_between")
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    severity: Severity = "error"
+
+    @field_validator("type")
+    @classmethod
+    def _snake(cls, value: str) -> str:
+        if not value.startswith("expect_") or not re.fullmatch(r"[a-z0-9_]+", value):
+            raise ValueError(f"expected a GX expectation name like 'expect_column_to_exist', got {value!r}")
+        return value
+
+
+class InferredSeverities(_Model):
+    """Severities of the suite inferred from the reference snapshot; ``off`` disables a check."""
+
+    columns: Severity | Literal["off"] = "error"
+    types: Severity | Literal["off"] = "error"
+    nullability: Severity | Literal["off"] = "warn"
+    ranges: Severity | Literal["off"] = "warn"
+    categories: Severity | Literal["off"] = "warn"
+
+
+class ValidationSpec(_Model):
+    expectations: list[ExpectationSpec] = Field(default_factory=list)
+    inferred: InferredSeverities = Field(default_factory=InferredSeverities)
+    min_rows: int = Field(default=1, ge=1)
+
+
+class SchedulesSpec(_Model):
+    """Cron expressions or presets (``@daily``); ``null`` means triggered by hand only."""
+
+    training: str | None = None
+    monitoring: str | None = None
+
+
+Name = Annotated[str, Field(description="Pipeline name: lowercase letters, digits, underscores.")]
+
+
+class PipelineSpec(_Model):
+    """One pipeline: its data, target, model, gate, validation and schedules."""
+
+    name: Name
+    description: str = ""
+    source: SourceSpec
+    target: str
+    features: FeaturesSpec = Field(default_factory=FeaturesSpec)
+    model: ModelSpec
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    validation: ValidationSpec = Field(default_factory=ValidationSpec)
+    schedules: SchedulesSpec = Field(default_factory=SchedulesSpec)
+    tags: list[str] = Field(default_factory=list)
+    owner: str = "mlops"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME_RE.match(value):
+            raise ValueError(
+                f"expected lowercase letters, digits and underscores, starting with a letter, got {value!r}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PipelineSpec:
+        listed = [*(self.features.numeric or ()), *(self.features.categorical or ())]
+        if self.target in listed:
+            raise ValueError(f"the target column {self.target!r} is also listed as a feature")
+        task = self.model.task
+        allowed = {"classification": CLASSIFICATION_METRICS, "regression": REGRESSION_METRICS}.get(task)
+        if allowed is not None:
+            used = {self.evaluation.primary_metric, *self.evaluation.thresholds, *self.evaluation.change_thresholds}
+            wrong = sorted(used - set(allowed))
+            if wrong:
+                raise ValueError(f"metric(s) {wrong} do not apply to a {task} model; use {list(allowed)}")
+        return self
+
+    # -- derived names (the contracts of DESIGN.md) --------------------------------------------
+    @property
+    def experiment_name(self) -> str:
+        return self.name
+
+    @property
+    def registered_model_name(self) -> str:
+        return self.name
+
+    def training_config_sha256(self) -> str:
+        """Hash of everything that changes what training produces from a given snapshot."""
+        payload = {
+            "target": self.target,
+            "features": self.features.model_dump(),
+            "model": self.model.model_dump(),
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _format_errors(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        got = e.get("input")
+        shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+        lines.append(f"  - {loc}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def parse_pipeline_spec(data: Any, *, origin: str = "<spec>") -> PipelineSpec:
+    """Validate an already-loaded mapping. Raises :class:`SpecError` naming every bad field."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{origin}: a pipeline spec must be a YAML mapping, got {type(data).__name__}")
+    try:
+        return PipelineSpec.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(f"{origin}: invalid pipeline spec\n{_format_errors(err)}") from None
+
+
+def load_pipeline_spec(path: str | Path) -> PipelineSpec:
+    """Load and validate one pipeline spec from a YAML file."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise SpecError(f"{path}: cannot read the pipeline spec: {err.strerror or err}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise SpecError(f"{path}: not valid YAML: {err}") from None
+    spec = parse_pipeline_spec(data, origin=str(path))
+    if spec.name != path.stem:
+        raise SpecError(f"{path}: name {spec.name!r} must match the file name {path.stem!r}")
+    return spec
+
+
+def pipeline_json_schema() -> dict[str, Any]:
+    """JSON schema of a pipeline spec, for editors (``mlops-ops schema``)."""
+    return PipelineSpec.model_json_schema()

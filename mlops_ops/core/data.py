@@ -1,0 +1,236 @@
+"""Tabular data: reading files, normalising, content hashing, schema and the holdout split.
+
+Pure logic over pandas/pyarrow; the operators hand it open files and get frames and bytes back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+
+
+class DataError(ValueError):
+    """Input data is unusable. The message names the problem and how to fix it."""
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def detect_format(name: str, declared: str = "auto") -> str:
+    if declared != "auto":
+        return declared
+    lower = name.lower()
+    for suffix in (".gz", ".bz2", ".zst", ".xz"):
+        lower = lower.removesuffix(suffix)
+    if lower.endswith((".parquet", ".pq")):
+        return "parquet"
+    if lower.endswith((".csv", ".txt", ".tsv")):
+        return "csv"
+    raise DataError(
+        f"cannot tell the format of {name!r} from its extension; set source.format to 'csv' or 'parquet'"
+    )
+
+
+def read_frame(name: str, fh: IO[bytes], fmt: str) -> pd.DataFrame:
+    """Read one file. Empty or malformed files raise :class:`DataError` naming the file."""
+    raw = fh.read()
+    if not raw or not raw.strip():
+        raise DataError(f"{name} is empty (0 data bytes); write the data before this task runs")
+    try:
+        if fmt == "parquet":
+            frame = pd.read_parquet(io.BytesIO(raw))
+        else:
+            sep = "\t" if name.lower().endswith(".tsv") else ","
+            frame = pd.read_csv(io.BytesIO(raw), sep=sep, compression="infer")
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{name} has no columns or rows; write the data before this task runs") from None
+    except Exception as err:  # parser errors differ by engine; name the file and the cause
+        raise DataError(f"{name} is not a readable {fmt} file: {type(err).__name__}: {err}") from None
+    if frame.shape[1] == 0:
+        raise DataError(f"{name} has no columns")
+    return frame
+
+
+def combine(frames: Sequence[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
+    """Concatenate the frames of a multi-file source; all files must share their columns."""
+    if not frames:
+        raise DataError("the source matched no files")
+    first_name, first = frames[0]
+    for name, frame in frames[1:]:
+        if list(frame.columns) != list(first.columns):
+            missing = sorted(set(first.columns) - set(frame.columns))
+            extra = sorted(set(frame.columns) - set(first.columns))
+            raise DataError(
+                f"{name} does not have the columns of {first_name}: missing {missing}, extra {extra}; "
+                "all files of one source must share one schema"
+            )
+    if len(frames) == 1:
+        return first
+    return pd.concat([f for _, f in frames], ignore_index=True)
+
+
+# -- normalising and hashing -------------------------------------------------------------------
+
+
+def normalise(frame: pd.DataFrame) -> pd.DataFrame:
+    """One canonical form per content: string column names, a fresh index, text as ``str``.
+
+    Text columns become pandas' string dtype and integer-valued floats are kept as floats, so the
+    same rows read from CSV or from Parquet give the same frame and the same hash.
+    """
+    frame = frame.copy()
+    frame.columns = [str(c).strip() for c in frame.columns]
+    dupes = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
+    if dupes:
+        raise DataError(f"duplicate column names {dupes}; rename them in the source")
+    for col in frame.columns:
+        s = frame[col]
+        if pd.api.types.is_bool_dtype(s):
+            frame[col] = s.astype("int64")
+        elif pd.api.types.is_numeric_dtype(s):
+            frame[col] = s.astype("float64") if pd.api.types.is_float_dtype(s) else s.astype("int64")
+        elif isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == object or pd.api.types.is_string_dtype(s):
+            frame[col] = s.astype("string")
+        elif pd.api.types.is_datetime64_any_dtype(s):
+            frame[col] = s.astype("datetime64[ns]") if getattr(s.dt, "tz", None) is None else s
+    return frame.reset_index(drop=True)
+
+
+def schema_of(frame: pd.DataFrame) -> dict[str, str]:
+    return {str(c): str(t) for c, t in frame.dtypes.items()}
+
+
+def content_sha256(frame: pd.DataFrame) -> str:
+    """Hash of the normalised content: column names, dtypes and every value, in row order.
+
+    Independent of the file format and of the Parquet writer's version.
+    """
+    h = hashlib.sha256()
+    h.update(json.dumps(schema_of(frame), sort_keys=False).encode())
+    h.update(str(len(frame)).encode())
+    for col in frame.columns:
+        values = pd.util.hash_pandas_object(frame[col], index=False, categorize=False).to_numpy()
+        h.update(col.encode() + b"\0")
+        h.update(np.ascontiguousarray(values).tobytes())
+    return h.hexdigest()
+
+
+def to_parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False, compression="zstd")
+    return buf.getvalue()
+
+
+def from_parquet_bytes(raw: bytes, columns: Iterable[str] | None = None) -> pd.DataFrame:
+    return pd.read_parquet(io.BytesIO(raw), columns=list(columns) if columns is not None else None)
+
+
+# -- features ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+
+    @property
+    def all(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+    def to_dict(self) -> dict[str, list[str]]:
+        return {"numeric": list(self.numeric), "categorical": list(self.categorical)}
+
+
+def resolve_features(
+    frame: pd.DataFrame,
+    target: str,
+    numeric: Sequence[str] | None,
+    categorical: Sequence[str] | None,
+) -> FeatureSet:
+    """Feature columns from the spec, or inferred from dtypes when the spec lists none."""
+    if target not in frame.columns:
+        raise DataError(
+            f"the target column {target!r} is missing; the data has {list(frame.columns)}. "
+            "Fix the source or the spec's 'target'"
+        )
+    if numeric is None and categorical is None:
+        num, cat = infer_feature_kinds(frame, target)
+        return FeatureSet(tuple(num), tuple(cat))
+    num, cat = list(numeric or ()), list(categorical or ())
+    missing = [c for c in (*num, *cat) if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"feature column(s) {missing} are missing; the data has {list(frame.columns)}. "
+            "Fix the source or the spec's 'features'"
+        )
+    return FeatureSet(tuple(num), tuple(cat))
+
+
+def check_numeric(frame: pd.DataFrame, columns: Iterable[str]) -> None:
+    """Numeric columns must hold numbers: name the column and a sample of the offending text."""
+    for col in columns:
+        s = frame[col]
+        if pd.api.types.is_numeric_dtype(s):
+            values = s.to_numpy(dtype="float64", na_value=np.nan)
+            if np.isinf(values).any():
+                n = int(np.isinf(values).sum())
+                raise DataError(f"column {col!r} holds {n} infinite value(s); replace them or leave them empty")
+            continue
+        as_num = pd.to_numeric(s, errors="coerce")
+        bad = s[as_num.isna() & s.notna()]
+        sample = [str(v) for v in bad.head(3).tolist()]
+        raise DataError(
+            f"column {col!r} should be numeric but holds text in {len(bad)} row(s), e.g. {sample}; "
+            "fix the source, or list the column under features.categorical"
+        )
+
+
+# -- the holdout split ---------------------------------------------------------------------------
+
+
+def holdout_mask(frame: pd.DataFrame, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask of holdout rows, decided by a seeded hash of each row's content.
+
+    The same row lands on the same side in every snapshot that contains it, so a model trained on
+    an earlier snapshot has not seen today's holdout rows that were already in its holdout, and
+    duplicated rows never straddle the split.
+    """
+    if len(frame) == 0:
+        return np.zeros(0, dtype=bool)
+    keyed = pd.util.hash_pandas_object(frame, index=False, hash_key=_hash_key(seed)).to_numpy()
+    bucket = (keyed % np.uint64(10_000)).astype("int64")
+    return bucket < int(round(fraction * 10_000))
+
+
+def _hash_key(seed: int) -> str:
+    return hashlib.md5(f"mlops-ops:{seed}".encode()).hexdigest()[:16]
+
+
+def describe_manifest(
+    *, sha256: str, frame: pd.DataFrame, source: dict[str, Any], dag_run: dict[str, Any], uri: str
+) -> dict[str, Any]:
+    return {
+        "sha256": sha256,
+        "uri": uri,
+        "rows": int(len(frame)),
+        "columns": int(frame.shape[1]),
+        "schema": schema_of(frame),
+        "source": source,
+        "created_by": dag_run,
+        "format": "parquet",
+        "manifest_version": 1,
+    }
+
+
+def infer_feature_kinds(frame: pd.DataFrame, target: str) -> tuple[list[str], list[str]]:
+    """Numeric and categorical columns besides the target, by dtype."""
+    rest = [c for c in frame.columns if c != target]
+    numeric = [c for c in rest if pd.api.types.is_numeric_dtype(frame[c])]
+    return numeric, [c for c in rest if c not in numeric]

@@ -1,0 +1,191 @@
+"""Training: the spec's estimator inside a preprocessing Pipeline, fitted on a deterministic split."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlops_ops.core.data import DataError, FeatureSet, check_numeric, holdout_mask
+from mlops_ops.core.evaluation import compute_metrics, score_model
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(ValueError):
+    """Training cannot start or did not produce a usable model."""
+
+
+def load_estimator_class(import_path: str) -> type:
+    module_name, _, attr = import_path.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise TrainingError(f"cannot import module {module_name!r} for estimator {import_path!r}: {err}") from None
+    try:
+        cls = getattr(module, attr)
+    except AttributeError:
+        raise TrainingError(f"module {module_name!r} has no estimator {attr!r}; check model.estimator") from None
+    if not inspect.isclass(cls) or not hasattr(cls, "fit"):
+        raise TrainingError(f"{import_path!r} is not an estimator class with a fit() method")
+    return cls
+
+
+def make_estimator(import_path: str, params: dict[str, Any], seed: int) -> Any:
+    cls = load_estimator_class(import_path)
+    params = dict(params)
+    try:
+        accepted = inspect.signature(cls).parameters
+    except (TypeError, ValueError):  # pragma: no cover - C-implemented constructors
+        accepted = {}
+    unknown = sorted(set(params) - set(accepted)) if accepted else []
+    if unknown:
+        raise TrainingError(
+            f"{import_path} does not accept parameter(s) {unknown}; it accepts {sorted(accepted)}"
+        )
+    if "random_state" in accepted and "random_state" not in params:
+        params["random_state"] = seed
+    return cls(**params)
+
+
+def detect_task(estimator: Any, declared: str) -> str:
+    if declared != "auto":
+        return declared
+    from sklearn.base import is_classifier, is_regressor
+
+    if is_classifier(estimator):
+        return "classification"
+    if is_regressor(estimator):
+        return "regression"
+    raise TrainingError(f"cannot tell whether {type(estimator).__name__} classifies or regresses; set model.task")
+
+
+def build_pipeline(estimator: Any, features: FeatureSet) -> Any:
+    """Impute; scale numeric columns; one-hot encode categorical ones (unknown categories ignored)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    transformers = []
+    if features.numeric:
+        transformers.append(
+            (
+                "numeric",
+                Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
+                list(features.numeric),
+            )
+        )
+    if features.categorical:
+        transformers.append(
+            (
+                "categorical",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="constant", fill_value="__missing__")),
+                        ("onehot", OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5, sparse_output=False)),
+                    ]
+                ),
+                list(features.categorical),
+            )
+        )
+    if not transformers:
+        raise TrainingError("no feature columns: list some under 'features' or add columns besides the target")
+    pre = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+    return Pipeline([("preprocess", pre), ("model", estimator)])
+
+
+def prepare_features(frame: pd.DataFrame, features: FeatureSet) -> pd.DataFrame:
+    """The model's input frame: numeric columns as float64, categorical ones as object text."""
+    check_numeric(frame, features.numeric)
+    out = pd.DataFrame(index=frame.index)
+    for col in features.numeric:
+        out[col] = pd.to_numeric(frame[col]).astype("float64")
+    for col in features.categorical:
+        text = frame[col].astype("string")
+        out[col] = text.astype("object").where(text.notna(), np.nan)
+    return out
+
+
+def prepare_target(frame: pd.DataFrame, target: str, task: str) -> pd.Series:
+    y = frame[target]
+    n_missing = int(y.isna().sum())
+    if n_missing:
+        raise DataError(f"the target column {target!r} has {n_missing} missing value(s); drop or label those rows")
+    if task == "regression":
+        check_numeric(frame, [target])
+        return pd.to_numeric(y).astype("float64")
+    if pd.api.types.is_float_dtype(y) and (y == y.round()).all():
+        y = y.astype("int64")
+    if y.nunique() != 2:
+        raise DataError(
+            f"the target column {target!r} has {y.nunique()} distinct values; "
+            "classification pipelines need a binary target"
+        )
+    return y
+
+
+@dataclass
+class TrainingResult:
+    model: Any
+    task: str
+    features: FeatureSet
+    metrics: dict[str, float]
+    n_train: int
+    n_holdout: int
+    params: dict[str, Any] = field(default_factory=dict)
+    input_example: pd.DataFrame | None = None
+    predictions_example: Any = None
+
+
+def split(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    mask = holdout_mask(frame, fraction, seed)
+    return frame.loc[~mask], frame.loc[mask]
+
+
+def train_model(
+    frame: pd.DataFrame,
+    *,
+    target: str,
+    features: FeatureSet,
+    estimator: str,
+    params: dict[str, Any],
+    task: str = "auto",
+    holdout_fraction: float = 0.25,
+    seed: int = 42,
+    min_rows: int = 20,
+) -> TrainingResult:
+    """Fit the pipeline on the training side of the split and score it on the holdout side."""
+    est = make_estimator(estimator, params, seed)
+    task = detect_task(est, task)
+    train, holdout = split(frame, holdout_fraction, seed)
+    if len(train) < min_rows or len(holdout) < 2:
+        raise DataError(
+            f"too few rows to train: {len(train)} for training and {len(holdout)} for the holdout "
+            f"(need at least {min_rows} and 2); add data or lower model.holdout_fraction"
+        )
+    x_train, y_train = prepare_features(train, features), prepare_target(train, target, task)
+    x_hold, y_hold = prepare_features(holdout, features), prepare_target(holdout, target, task)
+    pipeline = build_pipeline(est, features)
+    np.random.seed(seed)  # noqa: NPY002 - estimators that ignore random_state still draw from here
+    pipeline.fit(x_train, y_train)
+    scores = score_model(pipeline, x_hold, task)
+    metrics = compute_metrics(task, y_hold.to_numpy(), scores)
+    log.info("trained %s on %d rows, holdout %d rows: %s", estimator, len(train), len(holdout), metrics)
+    example = x_train.head(5)
+    return TrainingResult(
+        model=pipeline,
+        task=task,
+        features=features,
+        metrics=metrics,
+        n_train=len(train),
+        n_holdout=len(holdout),
+        params={**est.get_params(deep=False)},
+        input_example=example,
+        predictions_example=pipeline.predict(example),
+    )

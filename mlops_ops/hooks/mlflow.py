@@ -1,0 +1,304 @@
+"""MlflowHook: the tracking server and the model registry, behind one Airflow connection.
+
+Tracking URI, in order: the Airflow connection ``mlflow_default`` (conn type ``mlflow``), the
+``MLFLOW_TRACKING_URI`` environment variable, the embedded ``sqlite:///<MLOPS_HOME>/mlflow.db``.
+mlflow is imported inside methods: importing this module costs nothing at DAG parse time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseHook
+
+from mlops_ops import settings
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+log = logging.getLogger(__name__)
+
+
+class MlflowUnavailableError(RuntimeError):
+    """The tracking server did not answer. Not a verdict: Airflow's retries apply."""
+
+
+class ChampionChangedError(RuntimeError):
+    """Compare-and-set of the champion alias found another version than the one evaluated against."""
+
+
+class MlflowHook(BaseHook):
+    """Talks to an MLflow tracking server and model registry.
+
+    Connection fields: ``host`` holds the tracking URI (``http://mlflow:5000``) or a host name
+    (then ``schema`` is the scheme and ``port`` the port); ``login``/``password`` for basic auth;
+    extras ``tracking_uri``, ``registry_uri``, ``ui_url`` (base URL for links in the Airflow UI)
+    and ``token`` (bearer token).
+
+    :param mlflow_conn_id: Airflow connection id; when it does not exist the hook falls back to
+        ``MLFLOW_TRACKING_URI`` and then to the embedded SQLite store.
+    """
+
+    conn_name_attr = "mlflow_conn_id"
+    default_conn_name = "mlflow_default"
+    conn_type = "mlflow"
+    hook_name = "MLflow"
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return {
+            "hidden_fields": ["schema", "port"],
+            "relabeling": {"host": "Tracking URI", "login": "Username"},
+            "placeholders": {
+                "host": "http://mlflow:5000",
+                "extra": '{"ui_url": "http://localhost:5000", "registry_uri": null}',
+            },
+        }
+
+    def __init__(self, mlflow_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mlflow_conn_id = mlflow_conn_id
+
+    # -- resolving where MLflow is --------------------------------------------------------------
+
+    @cached_property
+    def _connection(self) -> Any:
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            return self.get_connection(self.mlflow_conn_id)
+        except AirflowNotFoundException:
+            return None
+
+    @cached_property
+    def tracking_uri(self) -> str:
+        conn = self._connection
+        if conn is not None:
+            extra = conn.extra_dejson or {}
+            if extra.get("tracking_uri"):
+                return str(extra["tracking_uri"])
+            host = (conn.host or "").strip()
+            if host:
+                if "://" in host:
+                    return host.rstrip("/")
+                scheme = conn.schema or "http"
+                return f"{scheme}://{host}" + (f":{conn.port}" if conn.port else "")
+        env = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+        return env or settings.embedded_tracking_uri()
+
+    @property
+    def registry_uri(self) -> str | None:
+        conn = self._connection
+        return (conn.extra_dejson or {}).get("registry_uri") if conn is not None else None
+
+    @property
+    def ui_url(self) -> str:
+        conn = self._connection
+        extra = (conn.extra_dejson or {}) if conn is not None else {}
+        if extra.get("ui_url"):
+            return str(extra["ui_url"]).rstrip("/")
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return self.tracking_uri.rstrip("/")
+        return settings.mlflow_ui_url()
+
+    @property
+    def embedded(self) -> bool:
+        return self.tracking_uri.startswith("sqlite:") or self.tracking_uri.startswith("file:")
+
+    def _configure(self) -> None:
+        """Point the mlflow library at this hook's server (process-wide, as mlflow requires)."""
+        import mlflow
+
+        conn = self._connection
+        if conn is not None:
+            if conn.login:
+                os.environ["MLFLOW_TRACKING_USERNAME"] = conn.login
+            if conn.password:
+                os.environ["MLFLOW_TRACKING_PASSWORD"] = conn.password
+            token = (conn.extra_dejson or {}).get("token")
+            if token:
+                os.environ["MLFLOW_TRACKING_TOKEN"] = token
+        # fail in seconds, not minutes, when the server is down; users can raise these
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+        if self.embedded:
+            settings.mlops_home().mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(self.tracking_uri)
+        if self.registry_uri:
+            mlflow.set_registry_uri(self.registry_uri)
+
+    def get_conn(self) -> MlflowClient:
+        """A client for this server, after checking that it answers."""
+        from mlflow import MlflowClient
+
+        self._configure()
+        client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+        try:
+            client.search_experiments(max_results=1)
+        except Exception as err:
+            raise MlflowUnavailableError(
+                f"MLflow tracking server at {self.tracking_uri} did not answer ({type(err).__name__}: "
+                f"{str(err)[:300]}). Check the Airflow connection {self.mlflow_conn_id!r} or "
+                "MLFLOW_TRACKING_URI, and that the server is running"
+            ) from err
+        return client
+
+    @cached_property
+    def client(self) -> MlflowClient:
+        return self.get_conn()
+
+    def test_connection(self) -> tuple[bool, str]:
+        try:
+            self.get_conn()
+        except MlflowUnavailableError as err:
+            return False, str(err)
+        return True, f"MLflow at {self.tracking_uri} answers"
+
+    # -- experiments and runs --------------------------------------------------------------------
+
+    def ensure_experiment(self, name: str) -> str:
+        """The experiment's id, creating it (with a local artifact root when embedded)."""
+        exp = self.client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        location = None
+        if self.embedded:
+            location = (settings.embedded_artifact_root() / name).as_uri()
+        try:
+            return self.client.create_experiment(name, artifact_location=location)
+        except Exception:
+            exp = self.client.get_experiment_by_name(name)  # created concurrently
+            if exp is None:
+                raise
+            return exp.experiment_id
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def model_version_url(self, name: str, version: str) -> str:
+        return f"{self.ui_url}/#/models/{name}/versions/{version}"
+
+    # -- registry ------------------------------------------------------------------------------
+
+    def get_alias_version(self, name: str, alias: str = settings.CHAMPION_ALIAS) -> ModelVersion | None:
+        """The version an alias points at, or None if the model or the alias does not exist."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_model_version_by_alias(name, alias)
+        except MlflowException as err:
+            code = getattr(err, "error_code", "")
+            if "RESOURCE_DOES_NOT_EXIST" in str(code) or "INVALID_PARAMETER_VALUE" in str(code):
+                return None
+            raise
+
+    def set_champion(self, name: str, version: str, *, expected: str | None,
+                     alias: str = settings.CHAMPION_ALIAS) -> str | None:
+        """Move ``alias`` to ``version`` if it still points at ``expected`` (None: no champion).
+
+        Returns the version it pointed at before. Raises :class:`ChampionChangedError` when the
+        alias moved since the evaluation that justified this promotion.
+        """
+        current = self.get_alias_version(name, alias)
+        current_v = current.version if current is not None else None
+        if str(current_v) != str(expected):
+            raise ChampionChangedError(
+                f"champion changed since evaluation: expected {_v(expected)}, found {_v(current_v)}; "
+                "re-run the evaluation against the new champion"
+            )
+        self.client.set_registered_model_alias(name, alias, str(version))
+        after = self.get_alias_version(name, alias)
+        if after is None or str(after.version) != str(version):
+            raise ChampionChangedError(
+                f"champion changed while promoting v{version}: the alias now points at "
+                f"{_v(after.version if after else None)}"
+            )
+        return current_v
+
+    def load_sklearn_model(self, uri: str) -> Any:
+        import mlflow.sklearn
+
+        self._configure()
+        return mlflow.sklearn.load_model(uri)
+
+    def load_dict(self, run_id: str, artifact: str) -> dict[str, Any] | None:
+        import mlflow.artifacts
+
+        self._configure()
+        try:
+            return mlflow.artifacts.load_dict(f"runs:/{run_id}/{artifact}")
+        except Exception as err:  # missing artifact: the caller decides
+            log.info("no %s in run %s: %s", artifact, run_id, err)
+            return None
+
+    def log_training_run(
+        self,
+        *,
+        experiment: str,
+        model_name: str,
+        model: Any,
+        params: dict[str, Any],
+        metrics: dict[str, float],
+        tags: dict[str, str],
+        dataset: Any,
+        dataset_source: str,
+        dataset_name: str,
+        target: str,
+        input_example: Any,
+        signature_output: Any,
+        artifacts: dict[str, dict[str, Any]],
+        run_name: str | None = None,
+    ) -> dict[str, Any]:
+        """Log one training run and register its model as a new version.
+
+        Registration is the last step, so a run that fails half-way registers nothing. Returns
+        run id, experiment id, version and model URI.
+        """
+        import mlflow
+        import mlflow.data
+        import mlflow.sklearn
+        from mlflow.models import infer_signature
+
+        experiment_id = self.ensure_experiment(experiment)
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
+            mlflow.log_params({k: _param(v) for k, v in params.items()})
+            ds = mlflow.data.from_pandas(dataset, source=dataset_source, targets=target, name=dataset_name)
+            mlflow.log_input(ds, context="training")
+            mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items()})
+            for name, doc in artifacts.items():
+                mlflow.log_dict(doc, name)
+            signature = infer_signature(input_example, signature_output)
+            info = mlflow.sklearn.log_model(
+                sk_model=model,
+                name="model",
+                signature=signature,
+                input_example=input_example,
+                registered_model_name=model_name,
+                serialization_format="cloudpickle",
+            )
+            run_id = run.info.run_id
+        version = str(info.registered_model_version)
+        for key, value in tags.items():
+            self.client.set_model_version_tag(model_name, version, key, value)
+        for key, value in metrics.items():
+            self.client.set_model_version_tag(model_name, version, f"mlops.metric.{key}", f"{value:.6g}")
+        self.client.set_model_version_tag(model_name, version, "mlops.run_id", run_id)
+        return {
+            "run_id": run_id,
+            "experiment_id": experiment_id,
+            "version": version,
+            "model_uri": f"models:/{model_name}/{version}",
+        }
+
+
+def _v(version: Any) -> str:
+    return "no champion" if version is None else f"v{version}"
+
+
+def _param(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text[:6000]

@@ -1,0 +1,17 @@
+"""Airflow operators of mlops-ops. Importing them loads no pandas, sklearn, mlflow or GX."""
+
+from __future__ import annotations
+
+from mlops_ops.operators.deploy import DeployModelOperator
+from mlops_ops.operators.evaluate import EvaluateModelOperator
+from mlops_ops.operators.ingest import IngestDatasetOperator
+from mlops_ops.operators.train import TrainModelOperator
+from mlops_ops.operators.validate import ValidateDataOperator
+
+__all__ = [
+    "DeployModelOperator",
+    "EvaluateModelOperator",
+    "IngestDatasetOperator",
+    "TrainModelOperator",
+    "ValidateDataOperator",
+]

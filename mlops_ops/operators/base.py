@@ -1,0 +1,69 @@
+"""What every mlops-ops operator shares: the pipeline name, the hooks, lineage and reports."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from mlops_ops.hooks.mlflow import MlflowHook
+from mlops_ops.hooks.storage import PipelineStorage
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+def parse_bool(value: Any) -> bool:
+    """A templated flag: ``True``/``"True"``/``"true"``/``"1"`` are true."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+class MlopsBaseOperator(BaseOperator):
+    """Base of the mlops-ops operators.
+
+    :param pipeline: the pipeline's name: storage prefix, MLflow experiment and registered model.
+    :param mlflow_conn_id: Airflow connection of the MLflow server (conn type ``mlflow``).
+    :param storage_conn_id: Airflow connection with credentials for ``MLOPS_STORAGE``.
+    """
+
+    ui_color = "#e8f1fb"
+
+    def __init__(
+        self,
+        *,
+        pipeline: str,
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        storage_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.pipeline = pipeline
+        self.mlflow_conn_id = mlflow_conn_id
+        self.storage_conn_id = storage_conn_id
+
+    @cached_property
+    def mlflow_hook(self) -> MlflowHook:
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    @cached_property
+    def storage(self) -> PipelineStorage:
+        return PipelineStorage(self.pipeline, conn_id=self.storage_conn_id)
+
+    @staticmethod
+    def lineage(context: Context) -> dict[str, str]:
+        ti = context["ti"]
+        return {"airflow.dag_id": ti.dag_id, "airflow.run_id": ti.run_id, "airflow.task_id": ti.task_id}
+
+    def write_report(self, context: Context, document: dict[str, Any], html: str | None) -> str:
+        """Store a decision document (JSON, plus its HTML view) under reports/; returns the JSON URI."""
+        from mlops_ops.hooks.storage import json_bytes, write_atomic
+
+        ti = context["ti"]
+        path = self.storage.report_path(ti.dag_id, ti.run_id, ti.task_id, "json")
+        if html is not None:
+            write_atomic(self.storage.report_path(ti.dag_id, ti.run_id, ti.task_id, "html"), html.encode())
+        write_atomic(path, json_bytes(document))
+        return str(path)

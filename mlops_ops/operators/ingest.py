@@ -1,0 +1,143 @@
+"""IngestDatasetOperator: source -> content-addressed, write-once snapshot."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from mlops_ops.assets import dataset_asset
+from mlops_ops.operators.base import MlopsBaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class IngestDatasetOperator(MlopsBaseOperator):
+    """Read a source and store it as a snapshot: ``snapshots/<sha256>/data.parquet + manifest.json``.
+
+    The snapshot is named by the hash of its normalised content, so re-running the task on the
+    same data is a no-op that returns the same snapshot. The data file is written before the
+    manifest, both atomically: a snapshot without a manifest does not exist for readers.
+
+    Give either ``source_uri`` (files) or ``sql`` with ``conn_id`` (a query).
+
+    :param source_uri: file, directory or glob URI (templated), e.g.
+        ``s3://bucket/sales/{{ ds }}/*.parquet``; ``${VARS}`` expand from the worker's environment.
+    :param source_format: ``auto`` (from the extension), ``csv`` or ``parquet``.
+    :param source_conn_id: Airflow connection with credentials for the source's object store.
+    :param sql: query to run (templated); pass values through ``parameters``, never by formatting.
+    :param conn_id: Airflow connection the query runs on (any DbApiHook: Postgres, SQLite, ...).
+    :param parameters: bound query parameters (templated).
+    :param min_rows: fewer rows than this fails the task.
+    """
+
+    template_fields: Sequence[str] = ("source_uri", "sql", "parameters")
+    template_fields_renderers = {"sql": "sql", "parameters": "json"}
+
+    def __init__(
+        self,
+        *,
+        source_uri: str | None = None,
+        source_format: str = "auto",
+        source_conn_id: str | None = None,
+        sql: str | None = None,
+        conn_id: str | None = None,
+        parameters: dict[str, Any] | None = None,
+        min_rows: int = 1,
+        **kwargs: Any,
+    ) -> None:
+        if "outlets" not in kwargs and "pipeline" in kwargs:
+            kwargs["outlets"] = [dataset_asset(kwargs["pipeline"])]
+        super().__init__(**kwargs)
+        self.source_uri = source_uri
+        self.source_format = source_format
+        self.source_conn_id = source_conn_id
+        self.sql = sql
+        self.conn_id = conn_id
+        self.parameters = parameters
+        self.min_rows = min_rows
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_ops.core.data import DataError
+
+        try:
+            frame, source = self._read_source()
+            return self._store(context, frame, source)
+        except DataError as err:
+            raise AirflowFailException(f"ingest of pipeline {self.pipeline!r} failed: {err}") from None
+
+    def _read_source(self) -> tuple[Any, dict[str, Any]]:
+        from mlops_ops.core import data
+
+        if bool(self.source_uri) == bool(self.sql):
+            raise AirflowFailException("give exactly one of source_uri or sql (with conn_id)")
+        if self.sql:
+            if not self.conn_id:
+                raise AirflowFailException("sql needs conn_id: the Airflow connection to run the query on")
+            from airflow.sdk import BaseHook
+
+            db_hook = BaseHook.get_connection(self.conn_id).get_hook()
+            if not hasattr(db_hook, "get_df"):
+                raise AirflowFailException(f"connection {self.conn_id!r} has no SQL hook (DbApiHook)")
+            frame = db_hook.get_df(self.sql, parameters=self.parameters or None)
+            self.log.info("query on %s returned %d rows x %d columns", self.conn_id, len(frame), frame.shape[1])
+            source = {"kind": "sql", "conn_id": self.conn_id, "sql": self.sql, "parameters": self.parameters or {}}
+            return data.normalise(frame), source
+
+        from mlops_ops.hooks.storage import expand_source
+
+        uri = os.path.expandvars(str(self.source_uri))
+        files = expand_source(uri, self.source_conn_id)
+        if not files:
+            raise data.DataError(
+                f"no file matches {uri}; check the path and that the upstream export for this date has run"
+            )
+        frames = []
+        for f in files:
+            fmt = data.detect_format(f.name, self.source_format)
+            with f.open("rb") as fh:
+                frames.append((str(f), data.read_frame(str(f), fh, fmt)))
+        self.log.info("read %d file(s) from %s", len(files), uri)
+        frame = data.normalise(data.combine(frames))
+        return frame, {"kind": "files", "uri": uri, "files": [str(f) for f in files][:100], "n_files": len(files)}
+
+    def _store(self, context: Context, frame: Any, source: dict[str, Any]) -> dict[str, Any]:
+        from mlops_ops.core import data
+        from mlops_ops.hooks.storage import json_bytes, read_json, write_atomic, write_once
+
+        if len(frame) < self.min_rows:
+            raise data.DataError(
+                f"the source has {len(frame)} data row(s), fewer than min_rows={self.min_rows}; "
+                "check that the upstream export wrote its rows"
+            )
+        sha = data.content_sha256(frame)
+        directory = self.storage.snapshot_dir(sha)
+        manifest_path = directory / "manifest.json"
+        if manifest_path.exists():
+            manifest = read_json(manifest_path)
+            created = False
+            self.log.info("snapshot %s already exists (%d rows): nothing written", sha[:12], manifest["rows"])
+        else:
+            manifest = data.describe_manifest(
+                sha256=sha, frame=frame, source=source, uri=str(directory),
+                dag_run={**self.lineage(context), "logical_date": str(context.get("logical_date"))},
+            )
+            write_atomic(directory / "data.parquet", data.to_parquet_bytes(frame))
+            created = write_once(manifest_path, json_bytes(manifest))
+            if not created:  # another run stored the same content a moment ago
+                manifest = read_json(manifest_path)
+            self.log.info("stored snapshot %s: %d rows x %d columns at %s", sha[:12], len(frame), frame.shape[1], directory)
+        for asset in self.outlets:
+            if getattr(asset, "uri", "").endswith("/dataset"):
+                context["outlet_events"][asset].extra = {"sha256": sha, "rows": int(manifest["rows"])}
+        return {
+            "uri": str(directory),
+            "sha256": sha,
+            "rows": int(manifest["rows"]),
+            "columns": int(manifest["columns"]),
+            "created": created,
+            "source": source.get("uri") or source.get("conn_id"),
+        }

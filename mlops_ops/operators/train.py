@@ -1,0 +1,163 @@
+"""TrainModelOperator: fit, log to MLflow with lineage, register a model version."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from mlops_ops.links import MlflowModelVersionLink, MlflowRunLink
+from mlops_ops.operators.base import MlopsBaseOperator, parse_bool
+from mlops_ops.operators.validate import PROFILE_ARTIFACT
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+TRAINING_SPEC_ARTIFACT = "training_spec.json"
+
+
+class TrainModelOperator(MlopsBaseOperator):
+    """Train the estimator in an automatic preprocessing Pipeline and register it in MLflow.
+
+    Numeric features are median-imputed and scaled; categorical features are imputed and one-hot
+    encoded, with unknown categories mapped to the infrequent bucket at prediction time. Rows are
+    split into training and holdout by a seeded hash of their content (the same row always lands
+    on the same side). The run records params, holdout metrics, the training snapshot
+    (``log_input``), a signature and input example, the lineage tags of DESIGN.md and the drift
+    reference profile; the model is registered as a new version of ``<pipeline>``.
+
+    When the champion was trained on the same snapshot with the same training configuration the
+    task skips (nothing new to learn), unless ``force`` is true.
+
+    :param snapshot: the ingest task's result or a snapshot URI (templated).
+    :param target: target column.
+    :param estimator: import path of a scikit-learn estimator class.
+    :param estimator_params: constructor parameters of the estimator.
+    :param numeric_features: numeric feature columns (both None: inferred).
+    :param categorical_features: categorical feature columns.
+    :param task: ``auto``, ``classification`` or ``regression``.
+    :param holdout_fraction: share of rows held out for evaluation.
+    :param seed: seed of the split and of the estimator's ``random_state``.
+    :param force: train even when the champion already learnt from this snapshot (templated).
+    :param reason: why this training runs, recorded as a tag (templated).
+    :param config_sha256: hash of the training configuration (default: computed from the arguments).
+    """
+
+    template_fields: Sequence[str] = ("snapshot", "force", "reason")
+    operator_extra_links: ClassVar = (MlflowRunLink(), MlflowModelVersionLink())
+
+    def __init__(
+        self,
+        *,
+        snapshot: Any,
+        target: str,
+        estimator: str,
+        estimator_params: dict[str, Any] | None = None,
+        numeric_features: list[str] | None = None,
+        categorical_features: list[str] | None = None,
+        task: str = "auto",
+        holdout_fraction: float = 0.25,
+        seed: int = 42,
+        force: bool | str = False,
+        reason: str | None = None,
+        config_sha256: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.snapshot = snapshot
+        self.target = target
+        self.estimator = estimator
+        self.estimator_params = estimator_params
+        self.numeric_features = numeric_features
+        self.categorical_features = categorical_features
+        self.task = task
+        self.holdout_fraction = holdout_fraction
+        self.seed = seed
+        self.force = force
+        self.reason = reason
+        self.config_sha256 = config_sha256
+
+    def _config_sha256(self) -> str:
+        import hashlib
+        import json
+
+        if self.config_sha256:
+            return self.config_sha256
+        payload = {"target": self.target, "estimator": self.estimator, "params": self.estimator_params or {},
+                   "numeric": self.numeric_features, "categorical": self.categorical_features, "task": self.task,
+                   "holdout_fraction": self.holdout_fraction, "seed": self.seed}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_ops import __version__
+        from mlops_ops.core.data import DataError, resolve_features
+        from mlops_ops.core.drift import build_reference_profile
+        from mlops_ops.core.training import TrainingError, train_model
+        from mlops_ops.hooks.storage import read_snapshot
+
+        frame, manifest = read_snapshot(self.snapshot, self.storage_conn_id)
+        config_sha = self._config_sha256()
+        hook = self.mlflow_hook
+        self._skip_if_already_trained(hook, manifest["sha256"], config_sha)
+        try:
+            features = resolve_features(frame, self.target, self.numeric_features, self.categorical_features)
+            result = train_model(
+                frame, target=self.target, features=features, estimator=self.estimator,
+                params=dict(self.estimator_params or {}), task=self.task,
+                holdout_fraction=self.holdout_fraction, seed=self.seed,
+            )
+        except (DataError, TrainingError) as err:
+            raise AirflowFailException(f"training of pipeline {self.pipeline!r} cannot proceed: {err}") from None
+
+        profile = build_reference_profile(frame, numeric=list(features.numeric), categorical=list(features.categorical))
+        tags = {
+            **self.lineage(context),
+            "mlops.pipeline": self.pipeline,
+            "mlops.snapshot_uri": manifest["uri"],
+            "mlops.snapshot_sha256": manifest["sha256"],
+            "mlops.training_config_sha256": config_sha,
+            "mlops.code_version": f"mlops-ops {__version__}",
+            "mlops.task": result.task,
+            "mlops.trigger_reason": str(self.reason or "scheduled"),
+            "mlops.forced": str(parse_bool(self.force)).lower(),
+        }
+        training_spec = {
+            "target": self.target, "features": features.to_dict(), "task": result.task,
+            "holdout_fraction": self.holdout_fraction, "seed": self.seed, "estimator": self.estimator,
+            "snapshot_uri": manifest["uri"], "snapshot_sha256": manifest["sha256"],
+            "n_train": result.n_train, "n_holdout": result.n_holdout,
+        }
+        logged = hook.log_training_run(
+            experiment=self.pipeline, model_name=self.pipeline, model=result.model,
+            params={"estimator": self.estimator, **result.params, "holdout_fraction": self.holdout_fraction,
+                    "seed": self.seed, "n_train": result.n_train, "n_holdout": result.n_holdout},
+            metrics=result.metrics, tags=tags, dataset=frame, dataset_source=manifest["uri"],
+            dataset_name=f"{self.pipeline}@{manifest['sha256'][:12]}", target=self.target,
+            input_example=result.input_example, signature_output=result.predictions_example,
+            artifacts={PROFILE_ARTIFACT: profile.to_dict(), TRAINING_SPEC_ARTIFACT: training_spec},
+            run_name=f"train-{manifest['sha256'][:8]}",
+        )
+        self.log.info("registered %s v%s (run %s); holdout %s", self.pipeline, logged["version"],
+                      logged["run_id"], {k: round(v, 4) for k, v in result.metrics.items()})
+        return {
+            **logged,
+            "model_name": self.pipeline,
+            "metrics": result.metrics,
+            "snapshot_sha256": manifest["sha256"],
+            "run_url": hook.run_url(logged["experiment_id"], logged["run_id"]),
+            "model_url": hook.model_version_url(self.pipeline, logged["version"]),
+        }
+
+    def _skip_if_already_trained(self, hook: Any, snapshot_sha: str, config_sha: str) -> None:
+        if parse_bool(self.force):
+            return
+        champion = hook.get_alias_version(self.pipeline)
+        if champion is None:
+            return
+        tags = champion.tags or {}
+        if tags.get("mlops.snapshot_sha256") == snapshot_sha and tags.get("mlops.training_config_sha256") == config_sha:
+            raise AirflowSkipException(
+                f"champion v{champion.version} was trained on this snapshot ({snapshot_sha[:12]}) with this "
+                "configuration: nothing new to learn. Trigger with force=true to retrain anyway"
+            )

@@ -1,0 +1,126 @@
+"""ValidateDataOperator: Great Expectations validation of a snapshot."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from mlops_ops.links import ReportLink
+from mlops_ops.operators.base import MlopsBaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+PROFILE_ARTIFACT = "reference_profile.json"
+
+
+class ValidateDataOperator(MlopsBaseOperator):
+    """Validate a snapshot; ``error``-severity failures fail the task, ``warn`` ones are recorded.
+
+    Checks, in one Great Expectations run: the schema the spec implies (target and features
+    present, target without missing values, numeric features finite numbers); the spec's own
+    ``expectations``; and a suite inferred from the reference data (columns, types, nullability,
+    ranges, category domains). The report is stored as JSON and HTML under ``reports/``.
+
+    :param snapshot: the ingest task's result or a snapshot URI (templated).
+    :param target: target column.
+    :param numeric_features: numeric feature columns (None with ``categorical_features`` None:
+        inferred from the data).
+    :param categorical_features: categorical feature columns.
+    :param expectations: list of ``{"type": "expect_...", "kwargs": {...}, "severity": "error"|"warn"}``.
+    :param inferred_severities: severity per inferred kind (``columns``, ``types``, ``nullability``,
+        ``ranges``, ``categories``); ``off`` disables one.
+    :param reference: ``"champion"`` (the serving model's training data profile), a snapshot URI
+        (templated), or ``None`` for no inferred suite.
+    :param min_rows: fewer rows is an error.
+    """
+
+    template_fields: Sequence[str] = ("snapshot", "reference")
+    operator_extra_links: ClassVar = (ReportLink(),)
+
+    def __init__(
+        self,
+        *,
+        snapshot: Any,
+        target: str,
+        numeric_features: list[str] | None = None,
+        categorical_features: list[str] | None = None,
+        expectations: list[dict[str, Any]] | None = None,
+        inferred_severities: dict[str, str] | None = None,
+        reference: str | None = "champion",
+        min_rows: int = 1,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.snapshot = snapshot
+        self.target = target
+        self.numeric_features = numeric_features
+        self.categorical_features = categorical_features
+        self.expectations = expectations
+        self.inferred_severities = inferred_severities
+        self.reference = reference
+        self.min_rows = min_rows
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_ops.config import InferredSeverities
+        from mlops_ops.core import validation
+        from mlops_ops.core.data import infer_feature_kinds
+        from mlops_ops.core.reports import validation_html
+        from mlops_ops.hooks.storage import read_snapshot
+
+        frame, manifest = read_snapshot(self.snapshot, self.storage_conn_id)
+        numeric, categorical = self.numeric_features, self.categorical_features
+        if numeric is None and categorical is None:
+            numeric, categorical = infer_feature_kinds(frame, self.target)
+        severities = InferredSeverities.model_validate(self.inferred_severities or {})
+        profile, reference_desc = self._reference_profile()
+        checks = validation.schema_checks(self.target, list(numeric or []), list(categorical or []), self.min_rows)
+        checks += validation.spec_checks(self.expectations or [])
+        if profile is not None:
+            checks += validation.infer_checks(profile, severities)
+        try:
+            report = validation.run_checks(frame, checks, reference=reference_desc)
+        except validation.ValidationConfigError as err:
+            raise AirflowFailException(f"the validation spec is invalid: {err}") from None
+
+        doc = {**report.to_dict(), "snapshot_sha256": manifest["sha256"], "snapshot_uri": manifest["uri"],
+               "pipeline": self.pipeline, **self.lineage(context)}
+        uri = self.write_report(context, doc, validation_html(doc, f"Validation of {self.pipeline} snapshot "
+                                                              f"{manifest['sha256'][:12]}"))
+        self.log.info("validation %s: %d expectations, %d error(s), %d warning(s); report %s",
+                      report.status, len(report.results), len(report.errors), len(report.warnings), uri)
+        for r in report.warnings:
+            self.log.warning("warn: %s", r.message)
+        if report.errors:
+            for r in report.errors:
+                self.log.error("error: %s", r.message)
+            lines = "\n".join(f"  - {r.message}" for r in report.errors[:10])
+            raise AirflowFailException(
+                f"validation of snapshot {manifest['sha256'][:12]} failed with {len(report.errors)} error(s):\n"
+                f"{lines}\nReport: {uri}"
+            )
+        return {"status": report.status, "errors": 0, "warnings": len(report.warnings), "report_uri": uri,
+                "snapshot_sha256": manifest["sha256"], "reference": reference_desc}
+
+    def _reference_profile(self) -> tuple[Any, str | None]:
+        from mlops_ops.core.drift import ReferenceProfile, build_reference_profile
+        from mlops_ops.hooks.storage import read_snapshot
+
+        ref = self.reference
+        if ref in (None, "", "none"):
+            return None, None
+        if ref == "champion":
+            hook = self.mlflow_hook
+            champion = hook.get_alias_version(self.pipeline)
+            if champion is None:
+                self.log.info("no champion yet: validating against the spec only")
+                return None, None
+            doc = hook.load_dict(champion.run_id, PROFILE_ARTIFACT)
+            if doc is None:
+                self.log.warning("champion v%s has no %s: no inferred suite", champion.version, PROFILE_ARTIFACT)
+                return None, None
+            return ReferenceProfile.from_dict(doc), f"champion v{champion.version} training data"
+        frame, manifest = read_snapshot(ref, self.storage_conn_id)
+        return build_reference_profile(frame), f"snapshot {manifest['sha256'][:12]}"
