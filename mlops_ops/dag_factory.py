@@ -1,0 +1,159 @@
+"""PipelineSpec -> DAGs. Runs at DAG parse time: builds operators, imports nothing heavy."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from mlops_ops.config import PipelineSpec, SpecError, load_pipeline_spec
+
+START_DATE = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "retries": 2,
+    "retry_delay": dt.timedelta(minutes=2),
+    "retry_exponential_backoff": True,
+}
+
+TRAINING_DOC = """\
+### {name}: training
+
+`ingest -> validate -> train -> evaluate -> deploy`
+
+* **ingest** reads `{source}` into a content-addressed snapshot (re-running on the same data is a
+  no-op).
+* **validate** runs Great Expectations: the spec's checks plus a suite inferred from the
+  champion's training data. An `error` fails the run before anything is trained.
+* **train** fits `{estimator}` and registers a new version of the MLflow model `{name}`. It skips
+  when the champion already learnt from the same snapshot and configuration, unless *force*.
+* **evaluate** scores challenger and champion on the same holdout and applies the gate
+  (primary metric `{metric}`); it does not touch the registry.
+* **deploy** moves the `champion` alias if the gate said *promote*, and skips otherwise (the
+  run still succeeds: a rejected challenger is a decision, not a failure).
+
+Trigger by hand with a *reason* (recorded on the MLflow run) and *force*.
+"""
+
+
+def _params() -> dict[str, Any]:
+    from airflow.sdk import Param
+
+    return {
+        "reason": Param(
+            "",
+            type="string",
+            title="Reason",
+            description="Why this run: recorded as the MLflow tag mlops.trigger_reason. "
+            "Empty: the run type (manual, scheduled, asset_triggered).",
+        ),
+        "force": Param(
+            False,
+            type="boolean",
+            title="Force training",
+            description="Train even when the champion was already trained on this exact data and configuration.",
+        ),
+    }
+
+
+def build_training_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | None = None) -> Any:
+    """The ``<name>_training`` DAG of a pipeline."""
+    from airflow.sdk import DAG
+
+    from mlops_ops.operators import (
+        DeployModelOperator,
+        EvaluateModelOperator,
+        IngestDatasetOperator,
+        TrainModelOperator,
+        ValidateDataOperator,
+    )
+
+    src = spec.source
+    common = {"pipeline": spec.name}
+    with DAG(
+        dag_id=f"{spec.name}_training",
+        description=spec.description or f"Train, gate and deploy the {spec.name} model",
+        schedule=spec.schedules.training,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        tags=["mlops-ops", spec.name, "training", *spec.tags],
+        params=_params(),
+        default_args={"owner": spec.owner, **DEFAULT_ARGS, **(default_args or {})},
+        doc_md=TRAINING_DOC.format(
+            name=spec.name, source=src.uri or f"SQL on {src.conn_id}", estimator=spec.model.estimator,
+            metric=spec.evaluation.primary_metric,
+        ),
+    ) as dag:
+        ingest = IngestDatasetOperator(
+            task_id="ingest",
+            source_uri=src.uri,
+            source_format=src.format,
+            source_conn_id=src.conn_id_storage,
+            sql=src.sql,
+            conn_id=src.conn_id,
+            parameters=dict(src.parameters) or None,
+            min_rows=spec.validation.min_rows,
+            **common,
+        )
+        features = {"numeric_features": spec.features.numeric, "categorical_features": spec.features.categorical}
+        validate = ValidateDataOperator(
+            task_id="validate",
+            snapshot=ingest.output,
+            target=spec.target,
+            expectations=[e.model_dump() for e in spec.validation.expectations],
+            inferred_severities=spec.validation.inferred.model_dump(),
+            min_rows=spec.validation.min_rows,
+            **features,
+            **common,
+        )
+        train = TrainModelOperator(
+            task_id="train",
+            snapshot=ingest.output,
+            target=spec.target,
+            estimator=spec.model.estimator,
+            estimator_params=dict(spec.model.params),
+            task=spec.model.task,
+            holdout_fraction=spec.model.holdout_fraction,
+            seed=spec.model.seed,
+            force="{{ params.force }}",
+            reason="{{ params.reason or dag_run.run_type }}",
+            config_sha256=spec.training_config_sha256(),
+            **features,
+            **common,
+        )
+        evaluate = EvaluateModelOperator(
+            task_id="evaluate",
+            model=train.output,
+            evaluation=spec.evaluation.model_dump(),
+            **common,
+        )
+        deploy = DeployModelOperator(task_id="deploy", decision=evaluate.output, **common)
+        validate >> train
+        evaluate >> deploy
+    return dag
+
+
+def iter_spec_files(folder: Path) -> Iterable[Path]:
+    return sorted(p for p in folder.glob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+
+
+def build_dags(folder: str | Path, *, default_args: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every DAG of every spec in ``folder``, by dag_id. Raises SpecError listing every bad spec."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SpecError(f"pipelines folder {folder} does not exist; set MLOPS_PIPELINES or create it")
+    dags: dict[str, Any] = {}
+    errors: list[str] = []
+    for path in iter_spec_files(folder):
+        try:
+            spec = load_pipeline_spec(path)
+        except SpecError as err:
+            errors.append(str(err))
+            continue
+        dag = build_training_dag(spec, default_args=default_args)
+        dags[dag.dag_id] = dag
+    if errors:
+        raise SpecError("\n".join(errors))
+    return dags
