@@ -27,7 +27,7 @@ TRAINING_DOC = """\
 * **validate** runs Great Expectations: the spec's checks plus a suite inferred from the
   champion's training data. An `error` fails the run before anything is trained.
 * **train** fits `{estimator}` and registers a new version of the MLflow model `{name}`. It skips
-  when the champion already learnt from the same snapshot and configuration, unless *force*.
+  when a version was already trained on the same snapshot and configuration, unless *force*.
 * **evaluate** scores challenger and champion on the same holdout and applies the gate
   (primary metric `{metric}`); it does not touch the registry.
 * **deploy** moves the `champion` alias if the gate said *promote*, and skips otherwise (the
@@ -52,7 +52,7 @@ def _params() -> dict[str, Any]:
             False,
             type="boolean",
             title="Force training",
-            description="Train even when the champion was already trained on this exact data and configuration.",
+            description="Train even when a model version was already trained on this exact data and configuration.",
         ),
     }
 

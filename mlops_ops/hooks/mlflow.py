@@ -219,6 +219,17 @@ class MlflowHook(BaseHook):
             )
         return current_v
 
+    def find_versions(self, name: str, tags: dict[str, str]) -> list[ModelVersion]:
+        """Versions of ``name`` carrying all of ``tags``, oldest first ([] if the model does not exist)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            versions = self.client.search_model_versions(f"name = '{name}'", max_results=10_000)
+        except MlflowException:
+            return []
+        hits = [v for v in versions if all((v.tags or {}).get(k) == val for k, val in tags.items())]
+        return sorted(hits, key=lambda v: int(v.version))
+
     def load_sklearn_model(self, uri: str) -> Any:
         import mlflow.sklearn
 

@@ -27,8 +27,8 @@ class TrainModelOperator(MlopsBaseOperator):
     (``log_input``), a signature and input example, the lineage tags of DESIGN.md and the drift
     reference profile; the model is registered as a new version of ``<pipeline>``.
 
-    When the champion was trained on the same snapshot with the same training configuration the
-    task skips (nothing new to learn), unless ``force`` is true.
+    When a version was already trained on the same snapshot with the same training configuration
+    the task skips (training is deterministic: nothing new to learn), unless ``force`` is true.
 
     :param snapshot: the ingest task's result or a snapshot URI (templated).
     :param target: target column.
@@ -39,7 +39,7 @@ class TrainModelOperator(MlopsBaseOperator):
     :param task: ``auto``, ``classification`` or ``regression``.
     :param holdout_fraction: share of rows held out for evaluation.
     :param seed: seed of the split and of the estimator's ``random_state``.
-    :param force: train even when the champion already learnt from this snapshot (templated).
+    :param force: train even when a version already learnt from this snapshot (templated).
     :param reason: why this training runs, recorded as a tag (templated).
     :param config_sha256: hash of the training configuration (default: computed from the arguments).
     """
@@ -150,14 +150,15 @@ class TrainModelOperator(MlopsBaseOperator):
         }
 
     def _skip_if_already_trained(self, hook: Any, snapshot_sha: str, config_sha: str) -> None:
+        """Training is deterministic: the same snapshot and configuration give the same model."""
         if parse_bool(self.force):
             return
-        champion = hook.get_alias_version(self.pipeline)
-        if champion is None:
-            return
-        tags = champion.tags or {}
-        if tags.get("mlops.snapshot_sha256") == snapshot_sha and tags.get("mlops.training_config_sha256") == config_sha:
+        same = hook.find_versions(self.pipeline, {"mlops.snapshot_sha256": snapshot_sha,
+                                                  "mlops.training_config_sha256": config_sha})
+        if same:
+            v = same[-1]
+            gate = (v.tags or {}).get("mlops.gate", "not evaluated")
             raise AirflowSkipException(
-                f"champion v{champion.version} was trained on this snapshot ({snapshot_sha[:12]}) with this "
-                "configuration: nothing new to learn. Trigger with force=true to retrain anyway"
+                f"v{v.version} was already trained on this snapshot ({snapshot_sha[:12]}) with this configuration "
+                f"(gate: {gate}): nothing new to learn. Trigger with force=true to retrain anyway"
             )
