@@ -224,7 +224,10 @@ def _result(frame: pd.DataFrame, etype: str, kwargs: dict[str, Any], column: str
         msg = (f"{where} should be numeric but has type {details.get('observed_value')}"
                + (f", e.g. {bad}" if bad else "") + "; fix the source or list it as categorical")
     elif etype == "expect_column_values_to_be_between" and kw.get("min_value") == -_FINITE:
-        msg = f"{where} holds {details.get('unexpected_count')} infinite value(s); replace them or leave them empty"
+        if details.get("unexpected_count") is None:
+            msg = f"{where} could not be checked for infinite values: it does not hold numbers"
+        else:
+            msg = f"{where} holds {details['unexpected_count']} infinite value(s); replace them or leave them empty"
     elif etype == "expect_table_row_count_to_be_between":
         msg = f"the table has {details.get('observed_value')} rows, needs {kw}"
     elif exc.get("raised_exception"):

@@ -127,9 +127,17 @@ class MlflowHook(BaseHook):
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
         if self.embedded:
             settings.mlops_home().mkdir(parents=True, exist_ok=True)
+        # mlflow.set_*_uri() also export the URI to the environment; put the environment back as
+        # the user set it, or the next hook in this process would mistake ours for theirs.
+        saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
         mlflow.set_tracking_uri(self.tracking_uri)
         if self.registry_uri:
             mlflow.set_registry_uri(self.registry_uri)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
     def get_conn(self) -> MlflowClient:
         """A client for this server, after checking that it answers."""
