@@ -26,7 +26,7 @@ with DAG(
     dag_id="example_existing_deployment",
     description="Churn model trained by individual mlops-ops operators",
     schedule=None,
-    start_date=dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc),
+    start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     tags=["mlops-ops", "example"],
     default_args={"owner": "data-science", "retries": 1},
@@ -45,8 +45,11 @@ with DAG(
         numeric_features=NUMERIC,
         categorical_features=CATEGORICAL,
         expectations=[
-            {"type": "expect_column_values_to_be_between",
-             "kwargs": {"column": "monthly_charges", "min_value": 0, "max_value": 1000}, "severity": "warn"},
+            {
+                "type": "expect_column_values_to_be_between",
+                "kwargs": {"column": "monthly_charges", "min_value": 0, "max_value": 1000},
+                "severity": "warn",
+            },
         ],
     )
     train = TrainModelOperator(

@@ -1,9 +1,9 @@
 """``mlops-ops``: demo | up | check | schema.
 
-    mlops-ops demo     run the whole model lifecycle on the embedded defaults and print a summary
-    mlops-ops up       start Airflow's UI (standalone) and MLflow's UI on the same defaults
-    mlops-ops check    validate pipeline specs (exit 1 on the first broken one, naming the field)
-    mlops-ops schema   print the JSON schema of a pipeline spec (for editors)
+mlops-ops demo     run the whole model lifecycle on the embedded defaults and print a summary
+mlops-ops up       start Airflow's UI (standalone) and MLflow's UI on the same defaults
+mlops-ops check    validate pipeline specs (exit 1 on the first broken one, naming the field)
+mlops-ops schema   print the JSON schema of a pipeline spec (for editors)
 """
 
 from __future__ import annotations
@@ -30,12 +30,23 @@ def _home(args: argparse.Namespace) -> Path:
 # -- demo ------------------------------------------------------------------------------------------
 
 
-def _run_dag_subprocess(dag_id: str, conf: dict[str, Any], env: dict[str, str], log_file: Path) -> dict[str, Any]:
+def _run_dag_subprocess(
+    dag_id: str, conf: dict[str, Any], env: dict[str, str], log_file: Path
+) -> dict[str, Any]:
     """One ``dag.test()`` in a fresh interpreter (its log goes to ``log_file``)."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         result_path = Path(fh.name)
-    cmd = [sys.executable, "-m", "mlops_ops.cli", "_run-dag", dag_id, "--conf", json.dumps(conf),
-           "--result", str(result_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlops_ops.cli",
+        "_run-dag",
+        dag_id,
+        "--conf",
+        json.dumps(conf),
+        "--result",
+        str(result_path),
+    ]
     with log_file.open("a") as log:
         log.write(f"\n===== {dag_id} {json.dumps(conf)} =====\n")
         log.flush()
@@ -46,28 +57,38 @@ def _run_dag_subprocess(dag_id: str, conf: dict[str, Any], env: dict[str, str], 
         result_path.unlink(missing_ok=True)
     if proc.returncode != 0 or result is None:
         tail = log_file.read_text().splitlines()[-40:]
-        raise SystemExit(f"running {dag_id} failed (exit {proc.returncode}); last lines of {log_file}:\n"
-                         + "\n".join(tail))
+        raise SystemExit(
+            f"running {dag_id} failed (exit {proc.returncode}); last lines of {log_file}:\n" + "\n".join(tail)
+        )
     return result
 
 
 def _describe_run(title: str, result: dict[str, Any]) -> list[str]:
     tasks, ret = result["tasks"], result["returned"]
     order = ["ingest", "validate", "train", "evaluate", "deploy"]
-    lines = [f"{title}", f"  DAG run {result['run_id']}: {result['state']}",
-             "  tasks: " + ", ".join(f"{t}={tasks.get(t, '-')}" for t in order)]
+    lines = [
+        f"{title}",
+        f"  DAG run {result['run_id']}: {result['state']}",
+        "  tasks: " + ", ".join(f"{t}={tasks.get(t, '-')}" for t in order),
+    ]
     ing = ret.get("ingest") or {}
     if ing:
-        lines.append(f"  snapshot {ing['sha256'][:12]} ({ing['rows']} rows, {'new' if ing['created'] else 'reused'})")
+        lines.append(
+            f"  snapshot {ing['sha256'][:12]} ({ing['rows']} rows, {'new' if ing['created'] else 'reused'})"
+        )
     val = ret.get("validate") or {}
     if val:
-        lines.append(f"  validation: {val['status']} ({val['warnings']} warning(s)), reference: "
-                     f"{val.get('reference') or 'none (no champion yet)'}")
+        lines.append(
+            f"  validation: {val['status']} ({val['warnings']} warning(s)), reference: "
+            f"{val.get('reference') or 'none (no champion yet)'}"
+        )
     tr = ret.get("train") or {}
     if tr:
         m = tr["metrics"]
-        lines.append(f"  trained v{tr['version']}: holdout roc_auc={m.get('roc_auc', float('nan')):.3f} "
-                     f"accuracy={m.get('accuracy', float('nan')):.3f}")
+        lines.append(
+            f"  trained v{tr['version']}: holdout roc_auc={m.get('roc_auc', float('nan')):.3f} "
+            f"accuracy={m.get('accuracy', float('nan')):.3f}"
+        )
     ev = ret.get("evaluate") or {}
     if ev:
         base = f"champion v{ev['baseline_version']}" if ev.get("baseline_version") else "no baseline"
@@ -104,8 +125,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("  run 1: 4,000 generated customers; training, gating, deploying ...", flush=True)
     write_training_data(data_dir, rows=4000, seed=0)
     first = _run_dag_subprocess(f"{PIPELINE}_training", {"reason": "demo: first model"}, env, log_file)
-    print("  run 2: new data where 35% of the labels are wrong (any model trained on it is worse) ...",
-          flush=True)
+    print(
+        "  run 2: new data where 35% of the labels are wrong (any model trained on it is worse) ...",
+        flush=True,
+    )
     write_training_data(data_dir, rows=4000, seed=1, label_noise=0.35)
     second = _run_dag_subprocess(f"{PIPELINE}_training", {"reason": "demo: noisy labels"}, env, log_file)
 
@@ -124,7 +147,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"demo finished in {time.monotonic() - started:.0f} s",
     ]
     print("\n".join(lines))
-    champion_ok = (first["tasks"].get("deploy") == "success" and second["tasks"].get("deploy") == "skipped")
+    champion_ok = first["tasks"].get("deploy") == "success" and second["tasks"].get("deploy") == "skipped"
     return 0 if champion_ok and first["state"] == "success" and second["state"] == "success" else 1
 
 
@@ -141,14 +164,18 @@ def _registry_summary(home: Path) -> list[str]:
     for v in versions:
         tags = v.tags or {}
         mark = "  <- champion" if str(v.version) == str(champion) else ""
-        lines.append(f"  v{v.version}: gate={tags.get('mlops.gate', '-')}, holdout roc_auc="
-                     f"{tags.get('mlops.metric.roc_auc', '-')}, snapshot {tags.get('mlops.snapshot_sha256', '')[:12]}{mark}")
+        lines.append(
+            f"  v{v.version}: gate={tags.get('mlops.gate', '-')}, holdout roc_auc="
+            f"{tags.get('mlops.metric.roc_auc', '-')}, snapshot {tags.get('mlops.snapshot_sha256', '')[:12]}{mark}"
+        )
     ledger = sorted((home / "storage" / PIPELINE / "deployments").glob("*.json"))
     lines.append(f"Deployment ledger: {len(ledger)} record(s)")
     for path in ledger:
         rec = json.loads(path.read_text())
-        lines.append(f"  {rec['deployed_at']}: v{rec['version']} promoted (previous: "
-                     f"{'v' + str(rec['previous_version']) if rec.get('previous_version') else 'none'})")
+        lines.append(
+            f"  {rec['deployed_at']}: v{rec['version']} promoted (previous: "
+            f"{'v' + str(rec['previous_version']) if rec.get('previous_version') else 'none'})"
+        )
     return lines
 
 
@@ -184,13 +211,26 @@ def cmd_up(args: argparse.Namespace) -> int:
     log_file = home / "logs" / "up.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     embedded.migrate_airflow_db(env, log_file)
-    mlflow_cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", env["MLFLOW_TRACKING_URI"],
-                  "--default-artifact-root", (home / "mlartifacts").as_uri(), "--host", "127.0.0.1",
-                  "--port", str(args.mlflow_port)]
+    mlflow_cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        env["MLFLOW_TRACKING_URI"],
+        "--default-artifact-root",
+        (home / "mlartifacts").as_uri(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(args.mlflow_port),
+    ]
     airflow_cmd = [sys.executable, "-m", "airflow", "standalone"]
     env["AIRFLOW__API__PORT"] = str(args.airflow_port)
-    print(f"Airflow UI: http://localhost:{args.airflow_port} (login printed by 'airflow standalone' below; "
-          f"password also in {home / 'airflow'}/simple_auth_manager_passwords.json.generated)")
+    print(
+        f"Airflow UI: http://localhost:{args.airflow_port} (login printed by 'airflow standalone' below; "
+        f"password also in {home / 'airflow'}/simple_auth_manager_passwords.json.generated)"
+    )
     print(f"MLflow UI:  http://localhost:{args.mlflow_port}")
     print("Ctrl-C stops both.", flush=True)
     procs = [subprocess.Popen(mlflow_cmd, env=env), subprocess.Popen(airflow_cmd, env=env)]
@@ -244,8 +284,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mlops-ops", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="mlops-ops", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the whole lifecycle on embedded defaults")
     demo.add_argument("--home", help="MLOPS_HOME (default ./.mlops)")
@@ -257,7 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--mlflow-port", type=int, default=5000)
     up.set_defaults(func=cmd_up)
     check = sub.add_parser("check", help="validate pipeline specs")
-    check.add_argument("paths", nargs="*", help="spec files or folders (default: $MLOPS_PIPELINES or pipelines/)")
+    check.add_argument(
+        "paths", nargs="*", help="spec files or folders (default: $MLOPS_PIPELINES or pipelines/)"
+    )
     check.set_defaults(func=cmd_check)
     schema = sub.add_parser("schema", help="print the pipeline spec's JSON schema")
     schema.set_defaults(func=cmd_schema)

@@ -34,7 +34,16 @@ METRIC_DIRECTIONS: dict[str, bool] = {
     "rmse": False,
     "mae": False,
 }
-CLASSIFICATION_METRICS = ("roc_auc", "accuracy", "balanced_accuracy", "f1", "precision", "recall", "log_loss", "brier")
+CLASSIFICATION_METRICS = (
+    "roc_auc",
+    "accuracy",
+    "balanced_accuracy",
+    "f1",
+    "precision",
+    "recall",
+    "log_loss",
+    "brier",
+)
 REGRESSION_METRICS = ("r2", "rmse", "mae")
 
 
@@ -57,7 +66,9 @@ class SourceSpec(_Model):
     format: Literal["auto", "csv", "parquet"] = "auto"
     sql: str | None = Field(default=None, description="SQL query (templated); use bound parameters.")
     conn_id: str | None = Field(default=None, description="Airflow connection the query runs on.")
-    parameters: dict[str, Any] = Field(default_factory=dict, description="Bound query parameters (templated).")
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="Bound query parameters (templated)."
+    )
     conn_id_storage: str | None = Field(
         default=None, description="Airflow connection with credentials for the file URI's object store."
     )
@@ -231,7 +242,11 @@ class PipelineSpec(_Model):
         task = self.model.task
         allowed = {"classification": CLASSIFICATION_METRICS, "regression": REGRESSION_METRICS}.get(task)
         if allowed is not None:
-            used = {self.evaluation.primary_metric, *self.evaluation.thresholds, *self.evaluation.change_thresholds}
+            used = {
+                self.evaluation.primary_metric,
+                *self.evaluation.thresholds,
+                *self.evaluation.change_thresholds,
+            }
             wrong = sorted(used - set(allowed))
             if wrong:
                 raise ValueError(f"metric(s) {wrong} do not apply to a {task} model; use {list(allowed)}")

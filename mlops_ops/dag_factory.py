@@ -9,7 +9,7 @@ from typing import Any
 
 from mlops_ops.config import PipelineSpec, SpecError, load_pipeline_spec
 
-START_DATE = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+START_DATE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
 DEFAULT_ARGS: dict[str, Any] = {
     "retries": 2,
@@ -82,7 +82,9 @@ def build_training_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | Non
         params=_params(),
         default_args={"owner": spec.owner, **DEFAULT_ARGS, **(default_args or {})},
         doc_md=TRAINING_DOC.format(
-            name=spec.name, source=src.uri or f"SQL on {src.conn_id}", estimator=spec.model.estimator,
+            name=spec.name,
+            source=src.uri or f"SQL on {src.conn_id}",
+            estimator=spec.model.estimator,
             metric=spec.evaluation.primary_metric,
         ),
     ) as dag:
@@ -97,7 +99,10 @@ def build_training_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | Non
             min_rows=spec.validation.min_rows,
             **common,
         )
-        features = {"numeric_features": spec.features.numeric, "categorical_features": spec.features.categorical}
+        features = {
+            "numeric_features": spec.features.numeric,
+            "categorical_features": spec.features.categorical,
+        }
         validate = ValidateDataOperator(
             task_id="validate",
             snapshot=ingest.output,

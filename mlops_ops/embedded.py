@@ -57,13 +57,23 @@ def migrate_airflow_db(env: dict[str, str], log_file: Path) -> None:
     """``airflow db migrate`` (idempotent; a few seconds on SQLite)."""
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     with log_file.open("a") as log:
-        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env={**os.environ, **env},
-                       stdout=log, stderr=subprocess.STDOUT, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "airflow", "db", "migrate"],
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=True,
+        )
 
 
 def reset_pipeline_state(home: Path, pipeline: str) -> None:
     """Forget the example's models, snapshots and data (the demo starts from nothing)."""
-    for path in (home / "mlflow.db", home / "mlartifacts", home / "storage" / pipeline, home / "data" / pipeline):
+    for path in (
+        home / "mlflow.db",
+        home / "mlartifacts",
+        home / "storage" / pipeline,
+        home / "data" / pipeline,
+    ):
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():

@@ -20,8 +20,13 @@ class DagRunResult:
     returned: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dag_id": self.dag_id, "run_id": self.run_id, "state": self.state, "tasks": self.tasks,
-                "returned": self.returned}
+        return {
+            "dag_id": self.dag_id,
+            "run_id": self.run_id,
+            "state": self.state,
+            "tasks": self.tasks,
+            "returned": self.returned,
+        }
 
 
 def run_dag(dag: Any, *, conf: dict[str, Any] | None = None) -> DagRunResult:
@@ -30,7 +35,9 @@ def run_dag(dag: Any, *, conf: dict[str, Any] | None = None) -> DagRunResult:
     from airflow.utils.session import create_session
 
     dr = dag.test(run_conf=conf or {})
-    result = DagRunResult(dag_id=dag.dag_id, run_id=dr.run_id, state=str(getattr(dr.state, "value", dr.state)))
+    result = DagRunResult(
+        dag_id=dag.dag_id, run_id=dr.run_id, state=str(getattr(dr.state, "value", dr.state))
+    )
     with create_session() as session:
         for ti in dr.get_task_instances(session=session):
             result.tasks[ti.task_id] = str(getattr(ti.state, "value", ti.state))

@@ -68,7 +68,9 @@ def airflow_db() -> Path:
     db = SESSION / "airflow" / "airflow.db"
     if not db.exists():
         (SESSION / "airflow").mkdir(parents=True, exist_ok=True)
-        out = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True
+        )
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return db
 

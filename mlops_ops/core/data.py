@@ -181,7 +181,9 @@ def check_numeric(frame: pd.DataFrame, columns: Iterable[str]) -> None:
             values = s.to_numpy(dtype="float64", na_value=np.nan)
             if np.isinf(values).any():
                 n = int(np.isinf(values).sum())
-                raise DataError(f"column {col!r} holds {n} infinite value(s); replace them or leave them empty")
+                raise DataError(
+                    f"column {col!r} holds {n} infinite value(s); replace them or leave them empty"
+                )
             continue
         as_num = pd.to_numeric(s, errors="coerce")
         bad = s[as_num.isna() & s.notna()]

@@ -69,7 +69,9 @@ class ReferenceProfile:
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> ReferenceProfile:
         if doc.get("version") != PROFILE_VERSION:
-            raise ValueError(f"unsupported reference profile version {doc.get('version')!r}; expected {PROFILE_VERSION}")
+            raise ValueError(
+                f"unsupported reference profile version {doc.get('version')!r}; expected {PROFILE_VERSION}"
+            )
         return cls(
             rows=int(doc["rows"]),
             numeric={k: NumericProfile(**v) for k, v in doc.get("numeric", {}).items()},
@@ -126,7 +128,9 @@ def build_reference_profile(
         numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
         categorical = [c for c in frame.columns if c not in numeric]
     elif numeric is None:
-        numeric = [c for c in frame.columns if c not in categorical and pd.api.types.is_numeric_dtype(frame[c])]
+        numeric = [
+            c for c in frame.columns if c not in categorical and pd.api.types.is_numeric_dtype(frame[c])
+        ]
     categorical = list(categorical or [])
     profile = ReferenceProfile(rows=int(len(frame)))
     for col in numeric:

@@ -120,19 +120,34 @@ def higher_is_better(metric: str, override: bool | None = None) -> bool:
     return METRIC_DIRECTIONS[metric]
 
 
-def value_rules(metrics: dict[str, float], thresholds: dict[str, Any], slice_name: str = "all") -> list[RuleResult]:
+def value_rules(
+    metrics: dict[str, float], thresholds: dict[str, Any], slice_name: str = "all"
+) -> list[RuleResult]:
     results = []
     for metric, th in thresholds.items():
         lower, upper = _get(th, "lower"), _get(th, "upper")
-        bounds = f"[{_fmt(lower) if lower is not None else '-inf'}, {_fmt(upper) if upper is not None else 'inf'}]"
+        bounds = (
+            f"[{_fmt(lower) if lower is not None else '-inf'}, {_fmt(upper) if upper is not None else 'inf'}]"
+        )
         value = metrics.get(metric)
         if not _finite(value):
-            results.append(RuleResult("value", metric, slice_name, None, bounds, "fail",
-                                      f"{metric} is missing or not finite (fail closed)"))
+            results.append(
+                RuleResult(
+                    "value",
+                    metric,
+                    slice_name,
+                    None,
+                    bounds,
+                    "fail",
+                    f"{metric} is missing or not finite (fail closed)",
+                )
+            )
             continue
         ok = (lower is None or value >= lower) and (upper is None or value <= upper)
         msg = f"{metric} = {value:.4f} {'within' if ok else 'outside'} {bounds}"
-        results.append(RuleResult("value", metric, slice_name, float(value), bounds, "pass" if ok else "fail", msg))
+        results.append(
+            RuleResult("value", metric, slice_name, float(value), bounds, "pass" if ok else "fail", msg)
+        )
     return results
 
 
@@ -150,8 +165,17 @@ def change_rules(
         checks = [(k, _get(th, k)) for k in ("absolute", "relative") if _get(th, k) is not None]
         if not (_finite(new) and _finite(old)):
             for kind, limit in checks:
-                results.append(RuleResult(f"change_{kind}", metric, slice_name, None, f">= {limit:+.4g}", "fail",
-                                          f"{metric} missing for challenger or champion (fail closed)"))
+                results.append(
+                    RuleResult(
+                        f"change_{kind}",
+                        metric,
+                        slice_name,
+                        None,
+                        f">= {limit:+.4g}",
+                        "fail",
+                        f"{metric} missing for challenger or champion (fail closed)",
+                    )
+                )
             continue
         gain = (new - old) if hib else (old - new)
         for kind, limit in checks:
@@ -165,11 +189,21 @@ def change_rules(
             ok = observed >= limit
             word = "improvement" if observed >= 0 else "regression"
             unit = "" if kind == "absolute" else " (relative)"
-            msg = (f"{metric}: challenger {new:.4f} vs champion {old:.4f}, {word} {observed:+.4g}{unit}, "
-                   f"needs >= {limit:+.4g}")
-            results.append(RuleResult(f"change_{kind}", metric, slice_name,
-                                      observed if math.isfinite(observed) else None,
-                                      f">= {limit:+.4g}", "pass" if ok else "fail", msg))
+            msg = (
+                f"{metric}: challenger {new:.4f} vs champion {old:.4f}, {word} {observed:+.4g}{unit}, "
+                f"needs >= {limit:+.4g}"
+            )
+            results.append(
+                RuleResult(
+                    f"change_{kind}",
+                    metric,
+                    slice_name,
+                    observed if math.isfinite(observed) else None,
+                    f">= {limit:+.4g}",
+                    "pass" if ok else "fail",
+                    msg,
+                )
+            )
     return results
 
 
@@ -199,14 +233,32 @@ def decide(
         primary_metric=primary,
     )
     if error is not None or challenger_metrics is None:
-        decision.rules.append(RuleResult("evaluation_error", primary, "all", None, "no error", "fail",
-                                         error or "the challenger was not evaluated"))
+        decision.rules.append(
+            RuleResult(
+                "evaluation_error",
+                primary,
+                "all",
+                None,
+                "no error",
+                "fail",
+                error or "the challenger was not evaluated",
+            )
+        )
         decision.reasons.append(f"evaluation failed, rejecting (fail closed): {error or 'no metrics'}")
         return decision
     rules = value_rules(challenger_metrics, thresholds)
     if primary not in challenger_metrics or not _finite(challenger_metrics.get(primary)):
-        rules.append(RuleResult("value", primary, "all", None, "present", "fail",
-                                f"primary metric {primary} is missing or not finite (fail closed)"))
+        rules.append(
+            RuleResult(
+                "value",
+                primary,
+                "all",
+                None,
+                "present",
+                "fail",
+                f"primary metric {primary} is missing or not finite (fail closed)",
+            )
+        )
     if champion_metrics is not None:
         if not changes:
             changes = {primary: {"absolute": 0.0}}
@@ -217,8 +269,11 @@ def decide(
     if failed:
         decision.reasons = [r.message for r in failed]
     else:
-        base = ("no baseline: first model, value thresholds only" if champion_metrics is None
-                else f"beats champion v{baseline_version} on every rule")
+        base = (
+            "no baseline: first model, value thresholds only"
+            if champion_metrics is None
+            else f"beats champion v{baseline_version} on every rule"
+        )
         decision.reasons = [f"all {len(rules)} rule(s) passed; {base}"]
     return decision
 

@@ -19,8 +19,15 @@ dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em} dt{font-wei
 pre{background:#f6f8fa;padding:.8em;overflow:auto;font-size:12px}
 """
 
-BADGES = {"promote": "ok", "passed": "ok", "success": "ok", "reject": "bad", "failed": "bad",
-          "passed_with_warnings": "warn", "skipped": "info"}
+BADGES = {
+    "promote": "ok",
+    "passed": "ok",
+    "success": "ok",
+    "reject": "bad",
+    "failed": "bad",
+    "passed_with_warnings": "warn",
+    "skipped": "info",
+}
 
 
 def _cell(value: Any) -> str:
@@ -67,16 +74,40 @@ def render_html(
 def validation_html(doc: dict[str, Any], title: str) -> str:
     rows, classes = [], []
     for r in doc["results"]:
-        rows.append([("ok" if r["success"] else "FAIL"), r["severity"], r["origin"], r["type"], r["column"], r["message"]])
+        rows.append(
+            [
+                ("ok" if r["success"] else "FAIL"),
+                r["severity"],
+                r["origin"],
+                r["type"],
+                r["column"],
+                r["message"],
+            ]
+        )
         classes.append("" if r["success"] else ("fail" if r["severity"] == "error" else "warn"))
-    summary = {k: doc.get(k) for k in ("snapshot_sha256", "rows", "reference", "evaluated", "errors", "warnings")}
-    return render_html(title, doc["status"], summary,
-                       [("Expectations", ["result", "severity", "origin", "expectation", "column", "detail"], rows, classes)])
+    summary = {
+        k: doc.get(k) for k in ("snapshot_sha256", "rows", "reference", "evaluated", "errors", "warnings")
+    }
+    return render_html(
+        title,
+        doc["status"],
+        summary,
+        [
+            (
+                "Expectations",
+                ["result", "severity", "origin", "expectation", "column", "detail"],
+                rows,
+                classes,
+            )
+        ],
+    )
 
 
 def decision_html(doc: dict[str, Any], title: str) -> str:
-    rows = [[r["verdict"], r["rule"], r["metric"], r["slice"], r["observed"], r["threshold"], r["message"]]
-            for r in doc["rules"]]
+    rows = [
+        [r["verdict"], r["rule"], r["metric"], r["slice"], r["observed"], r["threshold"], r["message"]]
+        for r in doc["rules"]
+    ]
     classes = ["fail" if r["verdict"] == "fail" else "" for r in doc["rules"]]
     metrics = sorted(set(doc.get("challenger_metrics") or {}) | set(doc.get("champion_metrics") or {}))
     champ = doc.get("champion_metrics") or {}
@@ -88,7 +119,18 @@ def decision_html(doc: dict[str, Any], title: str) -> str:
         "reasons": "; ".join(doc.get("reasons") or []),
         "holdout rows": doc.get("holdout_rows"),
     }
-    return render_html(title, doc["status"], summary, [
-        ("Rules", ["verdict", "rule", "metric", "slice", "observed", "threshold", "detail"], rows, classes),
-        ("Metrics on the same holdout", ["metric", "challenger", "champion"], mrows, []),
-    ], document=doc)
+    return render_html(
+        title,
+        doc["status"],
+        summary,
+        [
+            (
+                "Rules",
+                ["verdict", "rule", "metric", "slice", "observed", "threshold", "detail"],
+                rows,
+                classes,
+            ),
+            ("Metrics on the same holdout", ["metric", "challenger", "champion"], mrows, []),
+        ],
+        document=doc,
+    )

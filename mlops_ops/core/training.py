@@ -26,11 +26,15 @@ def load_estimator_class(import_path: str) -> type:
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
-        raise TrainingError(f"cannot import module {module_name!r} for estimator {import_path!r}: {err}") from None
+        raise TrainingError(
+            f"cannot import module {module_name!r} for estimator {import_path!r}: {err}"
+        ) from None
     try:
         cls = getattr(module, attr)
     except AttributeError:
-        raise TrainingError(f"module {module_name!r} has no estimator {attr!r}; check model.estimator") from None
+        raise TrainingError(
+            f"module {module_name!r} has no estimator {attr!r}; check model.estimator"
+        ) from None
     if not inspect.isclass(cls) or not hasattr(cls, "fit"):
         raise TrainingError(f"{import_path!r} is not an estimator class with a fit() method")
     return cls
@@ -62,7 +66,9 @@ def detect_task(estimator: Any, declared: str) -> str:
         return "classification"
     if is_regressor(estimator):
         return "regression"
-    raise TrainingError(f"cannot tell whether {type(estimator).__name__} classifies or regresses; set model.task")
+    raise TrainingError(
+        f"cannot tell whether {type(estimator).__name__} classifies or regresses; set model.task"
+    )
 
 
 def build_pipeline(estimator: Any, features: FeatureSet) -> Any:
@@ -88,14 +94,21 @@ def build_pipeline(estimator: Any, features: FeatureSet) -> Any:
                 Pipeline(
                     [
                         ("impute", SimpleImputer(strategy="constant", fill_value="__missing__")),
-                        ("onehot", OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5, sparse_output=False)),
+                        (
+                            "onehot",
+                            OneHotEncoder(
+                                handle_unknown="infrequent_if_exist", min_frequency=5, sparse_output=False
+                            ),
+                        ),
                     ]
                 ),
                 list(features.categorical),
             )
         )
     if not transformers:
-        raise TrainingError("no feature columns: list some under 'features' or add columns besides the target")
+        raise TrainingError(
+            "no feature columns: list some under 'features' or add columns besides the target"
+        )
     pre = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
     return Pipeline([("preprocess", pre), ("model", estimator)])
 
@@ -116,7 +129,9 @@ def prepare_target(frame: pd.DataFrame, target: str, task: str) -> pd.Series:
     y = frame[target]
     n_missing = int(y.isna().sum())
     if n_missing:
-        raise DataError(f"the target column {target!r} has {n_missing} missing value(s); drop or label those rows")
+        raise DataError(
+            f"the target column {target!r} has {n_missing} missing value(s); drop or label those rows"
+        )
     if task == "regression":
         check_numeric(frame, [target])
         return pd.to_numeric(y).astype("float64")

@@ -23,7 +23,19 @@ from mlops_ops.core.drift import OTHER, ReferenceProfile
 
 log = logging.getLogger(__name__)
 
-NUMERIC_TYPES = ["int8", "int16", "int32", "int64", "Int64", "float32", "float64", "Float64", "uint8", "uint32", "uint64"]
+NUMERIC_TYPES = [
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "Int64",
+    "float32",
+    "float64",
+    "Float64",
+    "uint8",
+    "uint32",
+    "uint64",
+]
 _FINITE = 1e300
 
 
@@ -93,10 +105,22 @@ def schema_checks(target: str, numeric: list[str], categorical: list[str], min_r
         checks.append(Check("expect_column_to_exist", {"column": col}, "error", "schema"))
     checks.append(Check("expect_column_values_to_not_be_null", {"column": target}, "error", "schema"))
     for col in numeric:
-        checks.append(Check("expect_column_values_to_be_in_type_list", {"column": col, "type_list": NUMERIC_TYPES},
-                            "error", "schema"))
-        checks.append(Check("expect_column_values_to_be_between",
-                            {"column": col, "min_value": -_FINITE, "max_value": _FINITE}, "error", "schema"))
+        checks.append(
+            Check(
+                "expect_column_values_to_be_in_type_list",
+                {"column": col, "type_list": NUMERIC_TYPES},
+                "error",
+                "schema",
+            )
+        )
+        checks.append(
+            Check(
+                "expect_column_values_to_be_between",
+                {"column": col, "min_value": -_FINITE, "max_value": _FINITE},
+                "error",
+                "schema",
+            )
+        )
     return checks
 
 
@@ -119,20 +143,36 @@ def infer_checks(profile: ReferenceProfile, severities: Any) -> list[Check]:
     for col in profile.columns:
         checks.append(Check("expect_column_to_exist", {"column": col}, sev("columns"), "inferred:columns"))
     for col, p in profile.numeric.items():
-        checks.append(Check("expect_column_values_to_be_in_type_list", {"column": col, "type_list": NUMERIC_TYPES},
-                            sev("types"), "inferred:types"))
+        checks.append(
+            Check(
+                "expect_column_values_to_be_in_type_list",
+                {"column": col, "type_list": NUMERIC_TYPES},
+                sev("types"),
+                "inferred:types",
+            )
+        )
         checks.append(_null_check(col, p.missing_rate, sev("nullability")))
         if p.n and math.isfinite(p.min) and math.isfinite(p.max):
             pad = 0.1 * (p.max - p.min) or 0.1 * abs(p.max) or 1.0
-            checks.append(Check("expect_column_values_to_be_between",
-                                {"column": col, "min_value": p.min - pad, "max_value": p.max + pad, "mostly": 0.99},
-                                sev("ranges"), "inferred:ranges"))
+            checks.append(
+                Check(
+                    "expect_column_values_to_be_between",
+                    {"column": col, "min_value": p.min - pad, "max_value": p.max + pad, "mostly": 0.99},
+                    sev("ranges"),
+                    "inferred:ranges",
+                )
+            )
     for col, c in profile.categorical.items():
         checks.append(_null_check(col, c.missing_rate, sev("nullability")))
         if OTHER not in c.counts and c.counts:
-            checks.append(Check("expect_column_values_to_be_in_set",
-                                {"column": col, "value_set": sorted(c.counts), "mostly": 0.99},
-                                sev("categories"), "inferred:categories"))
+            checks.append(
+                Check(
+                    "expect_column_values_to_be_in_set",
+                    {"column": col, "value_set": sorted(c.counts), "mostly": 0.99},
+                    sev("categories"),
+                    "inferred:categories",
+                )
+            )
     return [c for c in checks if c.severity != "off"]
 
 
@@ -140,8 +180,12 @@ def _null_check(col: str, rate: float, severity: str) -> Check:
     if rate == 0:
         return Check("expect_column_values_to_not_be_null", {"column": col}, severity, "inferred:nullability")
     allowed = min(1.0, max(2 * rate, rate + 0.05))
-    return Check("expect_column_values_to_not_be_null", {"column": col, "mostly": round(1 - allowed, 6)},
-                 severity, "inferred:nullability")
+    return Check(
+        "expect_column_values_to_not_be_null",
+        {"column": col, "mostly": round(1 - allowed, 6)},
+        severity,
+        "inferred:nullability",
+    )
 
 
 # -- running them --------------------------------------------------------------------------------
@@ -165,7 +209,9 @@ def _build(check: Check) -> Any:
     try:
         return cls(**check.kwargs, meta={"severity": check.severity, "origin": check.origin})
     except Exception as err:
-        raise ValidationConfigError(f"expectation {check.type} with {check.kwargs} is invalid: {err}") from None
+        raise ValidationConfigError(
+            f"expectation {check.type} with {check.kwargs} is invalid: {err}"
+        ) from None
 
 
 def run_checks(frame: pd.DataFrame, checks: list[Check], *, reference: str | None = None) -> ValidationReport:
@@ -188,7 +234,9 @@ def run_checks(frame: pd.DataFrame, checks: list[Check], *, reference: str | Non
     for e in expectations:
         suite.add_expectation(e)
     suite = context.suites.add(suite)
-    definition = context.validation_definitions.add(gx.ValidationDefinition(name="mlops", data=batch, suite=suite))
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name="mlops", data=batch, suite=suite)
+    )
     outcome = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
 
     results = []
@@ -196,19 +244,47 @@ def run_checks(frame: pd.DataFrame, checks: list[Check], *, reference: str | Non
         cfg = r.expectation_config
         meta = cfg.meta or {}
         column = cfg.kwargs.get("column")
-        results.append(_result(frame, cfg.type, dict(cfg.kwargs), column, meta.get("severity", "error"),
-                               meta.get("origin", "spec"), bool(r.success), dict(r.result or {}),
-                               dict(r.exception_info or {})))
+        results.append(
+            _result(
+                frame,
+                cfg.type,
+                dict(cfg.kwargs),
+                column,
+                meta.get("severity", "error"),
+                meta.get("origin", "spec"),
+                bool(r.success),
+                dict(r.result or {}),
+                dict(r.exception_info or {}),
+            )
+        )
     order = {"error": 0, "warn": 1}
     results.sort(key=lambda x: (x.success, order.get(x.severity, 2)))
     return ValidationReport(rows=int(len(frame)), results=results, reference=reference)
 
 
-def _result(frame: pd.DataFrame, etype: str, kwargs: dict[str, Any], column: str | None, severity: str,
-            origin: str, success: bool, result: dict[str, Any], exc: dict[str, Any]) -> CheckResult:
-    details = {k: _plain(result[k]) for k in ("observed_value", "unexpected_count", "unexpected_percent",
-                                              "partial_unexpected_list", "element_count", "missing_count")
-               if k in result and result[k] is not None}
+def _result(
+    frame: pd.DataFrame,
+    etype: str,
+    kwargs: dict[str, Any],
+    column: str | None,
+    severity: str,
+    origin: str,
+    success: bool,
+    result: dict[str, Any],
+    exc: dict[str, Any],
+) -> CheckResult:
+    details = {
+        k: _plain(result[k])
+        for k in (
+            "observed_value",
+            "unexpected_count",
+            "unexpected_percent",
+            "partial_unexpected_list",
+            "element_count",
+            "missing_count",
+        )
+        if k in result and result[k] is not None
+    }
     kw = {k: _plain(v) for k, v in kwargs.items() if k not in ("batch_id",)}
     details["kwargs"] = kw
     where = f"column {column!r}" if column else "the table"
@@ -221,8 +297,11 @@ def _result(frame: pd.DataFrame, etype: str, kwargs: dict[str, Any], column: str
     elif etype == "expect_column_values_to_be_in_type_list" and column in frame.columns:
         s = frame[column]
         bad = s[pd.to_numeric(s, errors="coerce").isna() & s.notna()].astype(str).head(3).tolist()
-        msg = (f"{where} should be numeric but has type {details.get('observed_value')}"
-               + (f", e.g. {bad}" if bad else "") + "; fix the source or list it as categorical")
+        msg = (
+            f"{where} should be numeric but has type {details.get('observed_value')}"
+            + (f", e.g. {bad}" if bad else "")
+            + "; fix the source or list it as categorical"
+        )
     elif etype == "expect_column_values_to_be_between" and kw.get("min_value") == -_FINITE:
         if details.get("unexpected_count") is None:
             msg = f"{where} could not be checked for infinite values: it does not hold numbers"

@@ -66,8 +66,9 @@ def generate(n_rows: int, *, seed: int = 0, drift: float = 0.0, label_noise: flo
     )
 
 
-def write_training_data(directory: str | Path, *, rows: int = 4000, seed: int = 0, label_noise: float = 0.0,
-                        fmt: str = "parquet") -> Path:
+def write_training_data(
+    directory: str | Path, *, rows: int = 4000, seed: int = 0, label_noise: float = 0.0, fmt: str = "parquet"
+) -> Path:
     """Write one training file (``part-0.<fmt>``) into ``directory``, replacing what was there."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

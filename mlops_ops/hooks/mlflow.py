@@ -204,8 +204,9 @@ class MlflowHook(BaseHook):
                 return None
             raise
 
-    def set_champion(self, name: str, version: str, *, expected: str | None,
-                     alias: str = settings.CHAMPION_ALIAS) -> str | None:
+    def set_champion(
+        self, name: str, version: str, *, expected: str | None, alias: str = settings.CHAMPION_ALIAS
+    ) -> str | None:
         """Move ``alias`` to ``version`` if it still points at ``expected`` (None: no champion).
 
         Returns the version it pointed at before. Raises :class:`ChampionChangedError` when the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -35,7 +36,7 @@ class DeployModelOperator(MlopsBaseOperator):
         self.decision = decision
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         from mlops_ops.hooks.mlflow import ChampionChangedError
         from mlops_ops.hooks.storage import json_bytes, write_once
@@ -57,7 +58,7 @@ class DeployModelOperator(MlopsBaseOperator):
         except ChampionChangedError as err:
             raise AirflowFailException(f"promotion of {self.pipeline} v{version} refused: {err}") from None
 
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         record = {
             "pipeline": self.pipeline,
             "model_name": self.pipeline,
@@ -78,7 +79,16 @@ class DeployModelOperator(MlopsBaseOperator):
         for asset in self.outlets:
             if getattr(asset, "uri", "").endswith("/model"):
                 context["outlet_events"][asset].extra = {"version": version}
-        self.log.info("%s v%s is champion (was %s); ledger %s", self.pipeline, version,
-                      f"v{previous}" if previous else "none", path)
-        return {"version": version, "previous_version": previous, "ledger_uri": str(path),
-                "model_url": hook.model_version_url(self.pipeline, version)}
+        self.log.info(
+            "%s v%s is champion (was %s); ledger %s",
+            self.pipeline,
+            version,
+            f"v{previous}" if previous else "none",
+            path,
+        )
+        return {
+            "version": version,
+            "previous_version": previous,
+            "ledger_uri": str(path),
+            "model_url": hook.model_version_url(self.pipeline, version),
+        }

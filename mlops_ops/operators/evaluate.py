@@ -58,14 +58,18 @@ class EvaluateModelOperator(MlopsBaseOperator):
         from mlops_ops.hooks.storage import read_snapshot
 
         if not isinstance(self.model, dict) or "version" not in self.model:
-            raise AirflowFailException(f"model must be the training task's result with a 'version', got {self.model!r}")
+            raise AirflowFailException(
+                f"model must be the training task's result with a 'version', got {self.model!r}"
+            )
         spec = EvaluationSpec.model_validate(self.evaluation or {})
         hook = self.mlflow_hook
         name, version = self.pipeline, str(self.model["version"])
         challenger = hook.client.get_model_version(name, version)
         training = hook.load_dict(challenger.run_id, TRAINING_SPEC_ARTIFACT)
         if training is None:
-            raise AirflowFailException(f"{name} v{version} has no {TRAINING_SPEC_ARTIFACT}; was it trained by mlops-ops?")
+            raise AirflowFailException(
+                f"{name} v{version} has no {TRAINING_SPEC_ARTIFACT}; was it trained by mlops-ops?"
+            )
         frame, manifest = read_snapshot(self.snapshot or training["snapshot_uri"], self.storage_conn_id)
         _, holdout = split(frame, float(training["holdout_fraction"]), int(training["seed"]))
 
@@ -82,24 +86,49 @@ class EvaluateModelOperator(MlopsBaseOperator):
                 champion_metrics = self._score(hook, name, baseline, champion.run_id, holdout, training)
             except Exception as err:
                 self.log.exception("scoring the champion failed")
-                error = (f"champion v{baseline} could not be scored on this holdout ({type(err).__name__}: {err}); "
-                         "rejecting, as the gate cannot compare. Promote by hand if intended")
+                error = (
+                    f"champion v{baseline} could not be scored on this holdout ({type(err).__name__}: {err}); "
+                    "rejecting, as the gate cannot compare. Promote by hand if intended"
+                )
         decision = decide(
-            challenger_metrics=challenger_metrics, champion_metrics=champion_metrics, evaluation=spec,
-            challenger_version=version, baseline_version=baseline if baseline != version else None, error=error,
+            challenger_metrics=challenger_metrics,
+            champion_metrics=champion_metrics,
+            evaluation=spec,
+            challenger_version=version,
+            baseline_version=baseline if baseline != version else None,
+            error=error,
         )
         for rule in decision.rules:
             (self.log.info if rule.verdict == "pass" else self.log.warning)(
                 "gate %s %s [%s]: observed %s, threshold %s -> %s",
-                rule.rule, rule.metric, rule.slice, rule.observed, rule.threshold, rule.verdict)
-        doc = {**decision.to_dict(), "pipeline": name, "holdout_rows": int(len(holdout)),
-               "snapshot_sha256": manifest["sha256"], "evaluation": spec.model_dump(), **self.lineage(context)}
+                rule.rule,
+                rule.metric,
+                rule.slice,
+                rule.observed,
+                rule.threshold,
+                rule.verdict,
+            )
+        doc = {
+            **decision.to_dict(),
+            "pipeline": name,
+            "holdout_rows": int(len(holdout)),
+            "snapshot_sha256": manifest["sha256"],
+            "evaluation": spec.model_dump(),
+            **self.lineage(context),
+        }
         uri = self.write_report(context, doc, decision_html(doc, f"Gate decision: {name} v{version}"))
         hook.client.log_dict(challenger.run_id, doc, DECISION_ARTIFACT)
         hook.client.set_model_version_tag(name, version, "mlops.gate", decision.status)
-        hook.client.set_model_version_tag(name, version, "mlops.gate_reasons", "; ".join(decision.reasons)[:4000])
-        self.log.info("gate decision for %s v%s: %s (%s)", name, version, decision.status.upper(),
-                      "; ".join(decision.reasons))
+        hook.client.set_model_version_tag(
+            name, version, "mlops.gate_reasons", "; ".join(decision.reasons)[:4000]
+        )
+        self.log.info(
+            "gate decision for %s v%s: %s (%s)",
+            name,
+            version,
+            decision.status.upper(),
+            "; ".join(decision.reasons),
+        )
         return {
             "promote": decision.promote,
             "status": decision.status,
@@ -114,8 +143,15 @@ class EvaluateModelOperator(MlopsBaseOperator):
             "model_url": self.model.get("model_url", ""),
         }
 
-    def _score(self, hook: Any, name: str, version: str, run_id: str, holdout: Any,
-               challenger_training: dict[str, Any]) -> dict[str, float]:
+    def _score(
+        self,
+        hook: Any,
+        name: str,
+        version: str,
+        run_id: str,
+        holdout: Any,
+        challenger_training: dict[str, Any],
+    ) -> dict[str, float]:
         from mlops_ops.core.data import FeatureSet
         from mlops_ops.core.evaluation import compute_metrics, score_model
         from mlops_ops.core.training import prepare_features, prepare_target

@@ -83,8 +83,15 @@ class IngestDatasetOperator(MlopsBaseOperator):
             if not hasattr(db_hook, "get_df"):
                 raise AirflowFailException(f"connection {self.conn_id!r} has no SQL hook (DbApiHook)")
             frame = db_hook.get_df(self.sql, parameters=self.parameters or None)
-            self.log.info("query on %s returned %d rows x %d columns", self.conn_id, len(frame), frame.shape[1])
-            source = {"kind": "sql", "conn_id": self.conn_id, "sql": self.sql, "parameters": self.parameters or {}}
+            self.log.info(
+                "query on %s returned %d rows x %d columns", self.conn_id, len(frame), frame.shape[1]
+            )
+            source = {
+                "kind": "sql",
+                "conn_id": self.conn_id,
+                "sql": self.sql,
+                "parameters": self.parameters or {},
+            }
             return data.normalise(frame), source
 
         from mlops_ops.hooks.storage import expand_source
@@ -102,7 +109,12 @@ class IngestDatasetOperator(MlopsBaseOperator):
                 frames.append((str(f), data.read_frame(str(f), fh, fmt)))
         self.log.info("read %d file(s) from %s", len(files), uri)
         frame = data.normalise(data.combine(frames))
-        return frame, {"kind": "files", "uri": uri, "files": [str(f) for f in files][:100], "n_files": len(files)}
+        return frame, {
+            "kind": "files",
+            "uri": uri,
+            "files": [str(f) for f in files][:100],
+            "n_files": len(files),
+        }
 
     def _store(self, context: Context, frame: Any, source: dict[str, Any]) -> dict[str, Any]:
         from mlops_ops.core import data
@@ -122,14 +134,23 @@ class IngestDatasetOperator(MlopsBaseOperator):
             self.log.info("snapshot %s already exists (%d rows): nothing written", sha[:12], manifest["rows"])
         else:
             manifest = data.describe_manifest(
-                sha256=sha, frame=frame, source=source, uri=str(directory),
+                sha256=sha,
+                frame=frame,
+                source=source,
+                uri=str(directory),
                 dag_run={**self.lineage(context), "logical_date": str(context.get("logical_date"))},
             )
             write_atomic(directory / "data.parquet", data.to_parquet_bytes(frame))
             created = write_once(manifest_path, json_bytes(manifest))
             if not created:  # another run stored the same content a moment ago
                 manifest = read_json(manifest_path)
-            self.log.info("stored snapshot %s: %d rows x %d columns at %s", sha[:12], len(frame), frame.shape[1], directory)
+            self.log.info(
+                "stored snapshot %s: %d rows x %d columns at %s",
+                sha[:12],
+                len(frame),
+                frame.shape[1],
+                directory,
+            )
         for asset in self.outlets:
             if getattr(asset, "uri", "").endswith("/dataset"):
                 context["outlet_events"][asset].extra = {"sha256": sha, "rows": int(manifest["rows"])}

@@ -84,9 +84,16 @@ class TrainModelOperator(MlopsBaseOperator):
 
         if self.config_sha256:
             return self.config_sha256
-        payload = {"target": self.target, "estimator": self.estimator, "params": self.estimator_params or {},
-                   "numeric": self.numeric_features, "categorical": self.categorical_features, "task": self.task,
-                   "holdout_fraction": self.holdout_fraction, "seed": self.seed}
+        payload = {
+            "target": self.target,
+            "estimator": self.estimator,
+            "params": self.estimator_params or {},
+            "numeric": self.numeric_features,
+            "categorical": self.categorical_features,
+            "task": self.task,
+            "holdout_fraction": self.holdout_fraction,
+            "seed": self.seed,
+        }
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -103,14 +110,23 @@ class TrainModelOperator(MlopsBaseOperator):
         try:
             features = resolve_features(frame, self.target, self.numeric_features, self.categorical_features)
             result = train_model(
-                frame, target=self.target, features=features, estimator=self.estimator,
-                params=dict(self.estimator_params or {}), task=self.task,
-                holdout_fraction=self.holdout_fraction, seed=self.seed,
+                frame,
+                target=self.target,
+                features=features,
+                estimator=self.estimator,
+                params=dict(self.estimator_params or {}),
+                task=self.task,
+                holdout_fraction=self.holdout_fraction,
+                seed=self.seed,
             )
         except (DataError, TrainingError) as err:
-            raise AirflowFailException(f"training of pipeline {self.pipeline!r} cannot proceed: {err}") from None
+            raise AirflowFailException(
+                f"training of pipeline {self.pipeline!r} cannot proceed: {err}"
+            ) from None
 
-        profile = build_reference_profile(frame, numeric=list(features.numeric), categorical=list(features.categorical))
+        profile = build_reference_profile(
+            frame, numeric=list(features.numeric), categorical=list(features.categorical)
+        )
         tags = {
             **self.lineage(context),
             "mlops.pipeline": self.pipeline,
@@ -123,23 +139,47 @@ class TrainModelOperator(MlopsBaseOperator):
             "mlops.forced": str(parse_bool(self.force)).lower(),
         }
         training_spec = {
-            "target": self.target, "features": features.to_dict(), "task": result.task,
-            "holdout_fraction": self.holdout_fraction, "seed": self.seed, "estimator": self.estimator,
-            "snapshot_uri": manifest["uri"], "snapshot_sha256": manifest["sha256"],
-            "n_train": result.n_train, "n_holdout": result.n_holdout,
+            "target": self.target,
+            "features": features.to_dict(),
+            "task": result.task,
+            "holdout_fraction": self.holdout_fraction,
+            "seed": self.seed,
+            "estimator": self.estimator,
+            "snapshot_uri": manifest["uri"],
+            "snapshot_sha256": manifest["sha256"],
+            "n_train": result.n_train,
+            "n_holdout": result.n_holdout,
         }
         logged = hook.log_training_run(
-            experiment=self.pipeline, model_name=self.pipeline, model=result.model,
-            params={"estimator": self.estimator, **result.params, "holdout_fraction": self.holdout_fraction,
-                    "seed": self.seed, "n_train": result.n_train, "n_holdout": result.n_holdout},
-            metrics=result.metrics, tags=tags, dataset=frame, dataset_source=manifest["uri"],
-            dataset_name=f"{self.pipeline}@{manifest['sha256'][:12]}", target=self.target,
-            input_example=result.input_example, signature_output=result.predictions_example,
+            experiment=self.pipeline,
+            model_name=self.pipeline,
+            model=result.model,
+            params={
+                "estimator": self.estimator,
+                **result.params,
+                "holdout_fraction": self.holdout_fraction,
+                "seed": self.seed,
+                "n_train": result.n_train,
+                "n_holdout": result.n_holdout,
+            },
+            metrics=result.metrics,
+            tags=tags,
+            dataset=frame,
+            dataset_source=manifest["uri"],
+            dataset_name=f"{self.pipeline}@{manifest['sha256'][:12]}",
+            target=self.target,
+            input_example=result.input_example,
+            signature_output=result.predictions_example,
             artifacts={PROFILE_ARTIFACT: profile.to_dict(), TRAINING_SPEC_ARTIFACT: training_spec},
             run_name=f"train-{manifest['sha256'][:8]}",
         )
-        self.log.info("registered %s v%s (run %s); holdout %s", self.pipeline, logged["version"],
-                      logged["run_id"], {k: round(v, 4) for k, v in result.metrics.items()})
+        self.log.info(
+            "registered %s v%s (run %s); holdout %s",
+            self.pipeline,
+            logged["version"],
+            logged["run_id"],
+            {k: round(v, 4) for k, v in result.metrics.items()},
+        )
         return {
             **logged,
             "model_name": self.pipeline,
@@ -153,8 +193,9 @@ class TrainModelOperator(MlopsBaseOperator):
         """Training is deterministic: the same snapshot and configuration give the same model."""
         if parse_bool(self.force):
             return
-        same = hook.find_versions(self.pipeline, {"mlops.snapshot_sha256": snapshot_sha,
-                                                  "mlops.training_config_sha256": config_sha})
+        same = hook.find_versions(
+            self.pipeline, {"mlops.snapshot_sha256": snapshot_sha, "mlops.training_config_sha256": config_sha}
+        )
         if same:
             v = same[-1]
             gate = (v.tags or {}).get("mlops.gate", "not evaluated")

@@ -76,7 +76,9 @@ class ValidateDataOperator(MlopsBaseOperator):
             numeric, categorical = infer_feature_kinds(frame, self.target)
         severities = InferredSeverities.model_validate(self.inferred_severities or {})
         profile, reference_desc = self._reference_profile()
-        checks = validation.schema_checks(self.target, list(numeric or []), list(categorical or []), self.min_rows)
+        checks = validation.schema_checks(
+            self.target, list(numeric or []), list(categorical or []), self.min_rows
+        )
         checks += validation.spec_checks(self.expectations or [])
         if profile is not None:
             checks += validation.infer_checks(profile, severities)
@@ -85,12 +87,26 @@ class ValidateDataOperator(MlopsBaseOperator):
         except validation.ValidationConfigError as err:
             raise AirflowFailException(f"the validation spec is invalid: {err}") from None
 
-        doc = {**report.to_dict(), "snapshot_sha256": manifest["sha256"], "snapshot_uri": manifest["uri"],
-               "pipeline": self.pipeline, **self.lineage(context)}
-        uri = self.write_report(context, doc, validation_html(doc, f"Validation of {self.pipeline} snapshot "
-                                                              f"{manifest['sha256'][:12]}"))
-        self.log.info("validation %s: %d expectations, %d error(s), %d warning(s); report %s",
-                      report.status, len(report.results), len(report.errors), len(report.warnings), uri)
+        doc = {
+            **report.to_dict(),
+            "snapshot_sha256": manifest["sha256"],
+            "snapshot_uri": manifest["uri"],
+            "pipeline": self.pipeline,
+            **self.lineage(context),
+        }
+        uri = self.write_report(
+            context,
+            doc,
+            validation_html(doc, f"Validation of {self.pipeline} snapshot {manifest['sha256'][:12]}"),
+        )
+        self.log.info(
+            "validation %s: %d expectations, %d error(s), %d warning(s); report %s",
+            report.status,
+            len(report.results),
+            len(report.errors),
+            len(report.warnings),
+            uri,
+        )
         for r in report.warnings:
             self.log.warning("warn: %s", r.message)
         if report.errors:
@@ -101,8 +117,14 @@ class ValidateDataOperator(MlopsBaseOperator):
                 f"validation of snapshot {manifest['sha256'][:12]} failed with {len(report.errors)} error(s):\n"
                 f"{lines}\nReport: {uri}"
             )
-        return {"status": report.status, "errors": 0, "warnings": len(report.warnings), "report_uri": uri,
-                "snapshot_sha256": manifest["sha256"], "reference": reference_desc}
+        return {
+            "status": report.status,
+            "errors": 0,
+            "warnings": len(report.warnings),
+            "report_uri": uri,
+            "snapshot_sha256": manifest["sha256"],
+            "reference": reference_desc,
+        }
 
     def _reference_profile(self) -> tuple[Any, str | None]:
         from mlops_ops.core.drift import ReferenceProfile, build_reference_profile
@@ -119,7 +141,9 @@ class ValidateDataOperator(MlopsBaseOperator):
                 return None, None
             doc = hook.load_dict(champion.run_id, PROFILE_ARTIFACT)
             if doc is None:
-                self.log.warning("champion v%s has no %s: no inferred suite", champion.version, PROFILE_ARTIFACT)
+                self.log.warning(
+                    "champion v%s has no %s: no inferred suite", champion.version, PROFILE_ARTIFACT
+                )
                 return None, None
             return ReferenceProfile.from_dict(doc), f"champion v{champion.version} training data"
         frame, manifest = read_snapshot(ref, self.storage_conn_id)

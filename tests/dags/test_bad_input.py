@@ -34,7 +34,8 @@ def trained_home(airflow_db, tmp_path_factory):
         mp.setenv("MLOPS_PIPELINES", str(pipelines))
         write_training_data(home / "data" / "churn" / "train", rows=2000, seed=0)
         result = run_dag(load_dag("churn_training"), conf={})
-        assert result.state == "success" and champion_version(mlflow_client()) == "1"
+        assert result.state == "success"
+        assert champion_version(mlflow_client()) == "1"
     return home, pipelines
 
 
@@ -87,7 +88,9 @@ def test_malformed_parquet(home, capfd):
 
 
 def test_missing_target_column(home, capfd):
-    generate(500, seed=5).drop(columns=["churned"]).to_parquet(home / "data" / "churn" / "train" / "p.parquet")
+    generate(500, seed=5).drop(columns=["churned"]).to_parquet(
+        home / "data" / "churn" / "train" / "p.parquet"
+    )
     _run_expecting_failure(home, capfd, "validate", "column 'churned' is missing")
 
 
@@ -96,7 +99,9 @@ def test_text_in_a_numeric_column(home, capfd):
     frame["monthly_charges"] = frame["monthly_charges"].astype(str)
     frame.loc[[3, 17], "monthly_charges"] = ["twelve", "abc"]
     frame.to_csv(home / "data" / "churn" / "train" / "p.csv", index=False)
-    _run_expecting_failure(home, capfd, "validate", "column 'monthly_charges' should be numeric", "['twelve', 'abc']")
+    _run_expecting_failure(
+        home, capfd, "validate", "column 'monthly_charges' should be numeric", "['twelve', 'abc']"
+    )
 
 
 def test_infinite_values(home, capfd):
@@ -111,14 +116,21 @@ def test_missing_target_values(home, capfd):
     frame["churned"] = frame["churned"].astype("float64")
     frame.loc[[0, 5, 9], "churned"] = np.nan
     frame.to_parquet(home / "data" / "churn" / "train" / "p.parquet")
-    _run_expecting_failure(home, capfd, "validate", "expect_column_values_to_not_be_null failed on column 'churned'")
+    _run_expecting_failure(
+        home, capfd, "validate", "expect_column_values_to_not_be_null failed on column 'churned'"
+    )
 
 
 def test_unreachable_mlflow(home, capfd, monkeypatch):
     write_training_data(home / "data" / "churn" / "train", rows=800, seed=9)
     monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", '{"conn_type": "mlflow", "host": "http://127.0.0.1:9"}')
-    result, _ = _run_expecting_failure(home, capfd, "validate", "MLflow tracking server at http://127.0.0.1:9 did not answer",
-                                       "'mlflow_default'")
+    result, _ = _run_expecting_failure(
+        home,
+        capfd,
+        "validate",
+        "MLflow tracking server at http://127.0.0.1:9 did not answer",
+        "'mlflow_default'",
+    )
     assert result.tasks["ingest"] == "success"
 
 

@@ -18,7 +18,9 @@ def _data(home: Path, **kwargs) -> Path:
     return write_training_data(home / "data" / "churn" / "train", rows=kwargs.pop("rows", 3000), **kwargs)
 
 
-def test_first_run_promotes_worse_run_is_rejected_and_rerun_reuses_snapshot(airflow_db, mlops_home, dag_loader):
+def test_first_run_promotes_worse_run_is_rejected_and_rerun_reuses_snapshot(
+    airflow_db, mlops_home, dag_loader
+):
     _data(mlops_home, seed=0)
     first = run_dag(dag_loader("churn_training"), conf={"reason": "first"})
     assert first.state == "success", first.tasks
@@ -33,8 +35,15 @@ def test_first_run_promotes_worse_run_is_rejected_and_rerun_reuses_snapshot(airf
     # lineage on the run and the version (DESIGN.md, "MLflow")
     run = client.get_run(first.returned["train"]["run_id"])
     snap = first.returned["ingest"]
-    for key in ("airflow.dag_id", "airflow.run_id", "airflow.task_id", "mlops.pipeline",
-                "mlops.snapshot_uri", "mlops.snapshot_sha256", "mlops.code_version"):
+    for key in (
+        "airflow.dag_id",
+        "airflow.run_id",
+        "airflow.task_id",
+        "mlops.pipeline",
+        "mlops.snapshot_uri",
+        "mlops.snapshot_sha256",
+        "mlops.code_version",
+    ):
         assert run.data.tags.get(key), key
     assert run.data.tags["mlops.snapshot_sha256"] == snap["sha256"]
     assert run.data.tags["mlops.trigger_reason"] == "first"
@@ -49,7 +58,8 @@ def test_first_run_promotes_worse_run_is_rejected_and_rerun_reuses_snapshot(airf
     ledger = sorted((mlops_home / "storage" / "churn" / "deployments").glob("*.json"))
     assert len(ledger) == 1
     record = json.loads(ledger[0].read_text())
-    assert record["version"] == "1" and record["previous_version"] is None
+    assert record["version"] == "1"
+    assert record["previous_version"] is None
     assert Path(decision["report_uri"].removeprefix("file://")).exists()
     assert Path(decision["report_uri"].removeprefix("file://").replace(".json", ".html")).exists()
 
@@ -57,9 +67,11 @@ def test_first_run_promotes_worse_run_is_rejected_and_rerun_reuses_snapshot(airf
     _data(mlops_home, seed=1, label_noise=0.35)
     second = run_dag(dag_loader("churn_training"), conf={"reason": "noisy"})
     assert second.state == "success"
-    assert second.tasks["train"] == "success" and second.tasks["deploy"] == "skipped"
+    assert second.tasks["train"] == "success"
+    assert second.tasks["deploy"] == "skipped"
     rejected = second.returned["evaluate"]
-    assert rejected["promote"] is False and rejected["baseline_version"] == "1"
+    assert rejected["promote"] is False
+    assert rejected["baseline_version"] == "1"
     assert any("roc_auc" in r for r in rejected["reasons"])
     assert champion_version(client) == "1"
     assert client.get_model_version("churn", "2").tags["mlops.gate"] == "reject"
@@ -70,7 +82,8 @@ def test_first_run_promotes_worse_run_is_rejected_and_rerun_reuses_snapshot(airf
     assert third.returned["ingest"]["sha256"] == second.returned["ingest"]["sha256"]
     assert third.returned["ingest"]["uri"] == second.returned["ingest"]["uri"]
     assert third.returned["ingest"]["created"] is False
-    assert third.tasks["train"] == "skipped" and third.tasks["deploy"] == "skipped"
+    assert third.tasks["train"] == "skipped"
+    assert third.tasks["deploy"] == "skipped"
     assert version_count(client) == 2
     snapshots = list((mlops_home / "storage" / "churn" / "snapshots").iterdir())
     assert len(snapshots) == 2

@@ -1,0 +1,46 @@
+# mlops-ops: two commands do all the set-up on a fresh machine.
+#   make demo   create .venv, install, run the whole model lifecycle on embedded defaults
+#   make test   create .venv, install, run the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install demo test test-fast lint up constraints clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/mlops-ops demo
+
+test: install
+	$(BIN)/python -m pytest -q
+
+# everything except the slow end-to-end DAG runs
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: install
+	$(BIN)/ruff check mlops_ops dags plugins tests
+	$(BIN)/ruff check --select AIR3 mlops_ops dags plugins
+	$(BIN)/mypy mlops_ops
+
+up: install
+	$(BIN)/mlops-ops up
+
+# Re-pin after a dependency change: freeze the environment the tests just passed in.
+constraints: install
+	{ echo "# Pins of the environment the test suite passed in (Python 3.11, $$(date +%F))."; \
+	  echo "# Regenerate with \`make constraints\` after changing dependencies, then run \`make test\`."; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^mlops-ops'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+
+clean:
+	rm -rf $(VENV) .mlops .pytest_cache .ruff_cache .mypy_cache *.egg-info
