@@ -29,12 +29,13 @@ class DagRunResult:
         }
 
 
-def run_dag(dag: Any, *, conf: dict[str, Any] | None = None) -> DagRunResult:
+def run_dag(dag: Any, *, conf: dict[str, Any] | None = None, logical_date: Any = None) -> DagRunResult:
     """``dag.test(run_conf=conf)``, then the final state of every task and its return value."""
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
-    dr = dag.test(run_conf=conf or {})
+    kwargs = {"logical_date": logical_date} if logical_date is not None else {}
+    dr = dag.test(run_conf=conf or {}, **kwargs)
     result = DagRunResult(
         dag_id=dag.dag_id, run_id=dr.run_id, state=str(getattr(dr.state, "value", dr.state))
     )

@@ -1,0 +1,106 @@
+"""Real services for integration tests: PostgreSQL and an `mlflow server` process on it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+
+import pytest
+
+from tests.conftest import service_missing
+
+PG = {
+    "host": os.environ.get("MLOPS_TEST_PGHOST", "127.0.0.1"),
+    "port": int(os.environ.get("MLOPS_TEST_PGPORT", "5432")),
+    "user": os.environ.get("MLOPS_TEST_PGUSER", "postgres"),
+}
+
+
+def _admin():
+    import psycopg2
+
+    try:
+        conn = psycopg2.connect(dbname="postgres", connect_timeout=3, **PG)
+    except psycopg2.OperationalError as err:
+        service_missing(f"PostgreSQL is not reachable at {PG['host']}:{PG['port']} as {PG['user']}: {err}")
+    conn.autocommit = True
+    return conn
+
+
+@pytest.fixture
+def postgres_db():
+    """A fresh, empty PostgreSQL database; dropped afterwards. Yields its SQLAlchemy URL."""
+    name = f"mlops_it_{uuid.uuid4().hex[:10]}"
+    admin = _admin()
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(postgres_db, tmp_path):
+    """`mlflow server` with its backend store on PostgreSQL and artifacts served by the server."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "mlflow-server.log").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            postgres_db.replace("postgresql://", "postgresql+psycopg2://"),
+            "--artifacts-destination",
+            str(tmp_path / "served-artifacts"),
+            "--serve-artifacts",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                pytest.fail(
+                    f"mlflow server did not start: {(tmp_path / 'mlflow-server.log').read_text()[-3000:]}"
+                )
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
