@@ -70,7 +70,7 @@ def test_sql_source_with_bound_templated_parameters(airflow_db, mlops_home, post
     result = run_dag(
         load_dag("churn_sql_training"),
         conf={},
-        logical_date=dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc),
+        logical_date=dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC),
     )
     assert result.state == "success", result.tasks
     snapshot = result.returned["ingest"]
