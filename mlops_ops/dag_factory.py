@@ -70,7 +70,7 @@ def build_training_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | Non
     )
 
     src = spec.source
-    common = {"pipeline": spec.name}
+    common: dict[str, Any] = {"pipeline": spec.name}
     with DAG(
         dag_id=f"{spec.name}_training",
         description=spec.description or f"Train, gate and deploy the {spec.name} model",
@@ -99,7 +99,7 @@ def build_training_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | Non
             min_rows=spec.validation.min_rows,
             **common,
         )
-        features = {
+        features: dict[str, Any] = {
             "numeric_features": spec.features.numeric,
             "categorical_features": spec.features.categorical,
         }

@@ -43,6 +43,7 @@ def run_dag(dag: Any, *, conf: dict[str, Any] | None = None, logical_date: Any =
         for ti in dr.get_task_instances(session=session):
             result.tasks[ti.task_id] = str(getattr(ti.state, "value", ti.state))
         rows = session.scalars(XComModel.get_many(run_id=dr.run_id, dag_ids=dag.dag_id, key="return_value"))
+        row: Any
         for row in rows:
             result.returned[row.task_id] = XComModel.deserialize_value(row)
     return result

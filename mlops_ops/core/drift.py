@@ -128,9 +128,8 @@ def build_reference_profile(
         numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
         categorical = [c for c in frame.columns if c not in numeric]
     elif numeric is None:
-        numeric = [
-            c for c in frame.columns if c not in categorical and pd.api.types.is_numeric_dtype(frame[c])
-        ]
+        given = set(categorical or ())
+        numeric = [c for c in frame.columns if c not in given and pd.api.types.is_numeric_dtype(frame[c])]
     categorical = list(categorical or [])
     profile = ReferenceProfile(rows=int(len(frame)))
     for col in numeric:

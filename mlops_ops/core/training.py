@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,7 @@ def load_estimator_class(import_path: str) -> type:
 def make_estimator(import_path: str, params: dict[str, Any], seed: int) -> Any:
     cls = load_estimator_class(import_path)
     params = dict(params)
+    accepted: Mapping[str, Any]
     try:
         accepted = inspect.signature(cls).parameters
     except (TypeError, ValueError):  # pragma: no cover - C-implemented constructors

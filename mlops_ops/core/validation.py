@@ -242,6 +242,8 @@ def run_checks(frame: pd.DataFrame, checks: list[Check], *, reference: str | Non
     results = []
     for r in outcome.results:
         cfg = r.expectation_config
+        if cfg is None:  # pragma: no cover - GX always echoes the configuration
+            continue
         meta = cfg.meta or {}
         column = cfg.kwargs.get("column")
         results.append(
@@ -273,7 +275,7 @@ def _result(
     result: dict[str, Any],
     exc: dict[str, Any],
 ) -> CheckResult:
-    details = {
+    details: dict[str, Any] = {
         k: _plain(result[k])
         for k in (
             "observed_value",

@@ -279,14 +279,14 @@ class MlflowHook(BaseHook):
         run id, experiment id, version and model URI.
         """
         import mlflow
-        import mlflow.data
         import mlflow.sklearn
+        from mlflow.data.pandas_dataset import from_pandas
         from mlflow.models import infer_signature
 
         experiment_id = self.ensure_experiment(experiment)
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
             mlflow.log_params({k: _param(v) for k, v in params.items()})
-            ds = mlflow.data.from_pandas(dataset, source=dataset_source, targets=target, name=dataset_name)
+            ds = from_pandas(dataset, source=dataset_source, targets=target, name=dataset_name)
             mlflow.log_input(ds, context="training")
             mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items()})
             for name, doc in artifacts.items():
@@ -304,8 +304,8 @@ class MlflowHook(BaseHook):
         version = str(info.registered_model_version)
         for key, value in tags.items():
             self.client.set_model_version_tag(model_name, version, key, value)
-        for key, value in metrics.items():
-            self.client.set_model_version_tag(model_name, version, f"mlops.metric.{key}", f"{value:.6g}")
+        for metric, number in metrics.items():
+            self.client.set_model_version_tag(model_name, version, f"mlops.metric.{metric}", f"{number:.6g}")
         self.client.set_model_version_tag(model_name, version, "mlops.run_id", run_id)
         return {
             "run_id": run_id,

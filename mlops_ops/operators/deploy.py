@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
@@ -27,7 +27,7 @@ class DeployModelOperator(MlopsBaseOperator):
     """
 
     template_fields: Sequence[str] = ("decision",)
-    operator_extra_links: ClassVar = (MlflowModelVersionLink(),)
+    operator_extra_links = (MlflowModelVersionLink(),)
 
     def __init__(self, *, decision: Any, **kwargs: Any) -> None:
         if "outlets" not in kwargs and "pipeline" in kwargs:

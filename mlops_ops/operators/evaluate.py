@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -35,7 +35,7 @@ class EvaluateModelOperator(MlopsBaseOperator):
     """
 
     template_fields: Sequence[str] = ("model", "snapshot")
-    operator_extra_links: ClassVar = (ReportLink(), MlflowRunLink(), MlflowModelVersionLink())
+    operator_extra_links = (ReportLink(), MlflowRunLink(), MlflowModelVersionLink())
 
     def __init__(
         self,
@@ -65,7 +65,10 @@ class EvaluateModelOperator(MlopsBaseOperator):
         hook = self.mlflow_hook
         name, version = self.pipeline, str(self.model["version"])
         challenger = hook.client.get_model_version(name, version)
-        training = hook.load_dict(challenger.run_id, TRAINING_SPEC_ARTIFACT)
+        if not challenger.run_id:
+            raise AirflowFailException(f"{name} v{version} has no MLflow run; was it trained by mlops-ops?")
+        run_id: str = challenger.run_id
+        training = hook.load_dict(run_id, TRAINING_SPEC_ARTIFACT)
         if training is None:
             raise AirflowFailException(
                 f"{name} v{version} has no {TRAINING_SPEC_ARTIFACT}; was it trained by mlops-ops?"
@@ -77,13 +80,13 @@ class EvaluateModelOperator(MlopsBaseOperator):
         baseline = str(champion.version) if champion is not None else None
         error, challenger_metrics, champion_metrics = None, None, None
         try:
-            challenger_metrics = self._score(hook, name, version, challenger.run_id, holdout, training)
+            challenger_metrics = self._score(hook, name, version, run_id, holdout, training)
         except Exception as err:  # fail closed: record the reason, reject
             self.log.exception("scoring the challenger failed")
             error = f"challenger v{version} could not be scored: {type(err).__name__}: {err}"
-        if champion is not None and baseline != version and error is None:
+        if champion is not None and baseline is not None and baseline != version and error is None:
             try:
-                champion_metrics = self._score(hook, name, baseline, champion.run_id, holdout, training)
+                champion_metrics = self._score(hook, name, baseline, champion.run_id or "", holdout, training)
             except Exception as err:
                 self.log.exception("scoring the champion failed")
                 error = (
@@ -117,7 +120,7 @@ class EvaluateModelOperator(MlopsBaseOperator):
             **self.lineage(context),
         }
         uri = self.write_report(context, doc, decision_html(doc, f"Gate decision: {name} v{version}"))
-        hook.client.log_dict(challenger.run_id, doc, DECISION_ARTIFACT)
+        hook.client.log_dict(run_id, doc, DECISION_ARTIFACT)
         hook.client.set_model_version_tag(name, version, "mlops.gate", decision.status)
         hook.client.set_model_version_tag(
             name, version, "mlops.gate_reasons", "; ".join(decision.reasons)[:4000]

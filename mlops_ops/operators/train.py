@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
@@ -45,7 +45,7 @@ class TrainModelOperator(MlopsBaseOperator):
     """
 
     template_fields: Sequence[str] = ("snapshot", "force", "reason")
-    operator_extra_links: ClassVar = (MlflowRunLink(), MlflowModelVersionLink())
+    operator_extra_links = (MlflowRunLink(), MlflowModelVersionLink())
 
     def __init__(
         self,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -38,7 +38,7 @@ class ValidateDataOperator(MlopsBaseOperator):
     """
 
     template_fields: Sequence[str] = ("snapshot", "reference")
-    operator_extra_links: ClassVar = (ReportLink(),)
+    operator_extra_links = (ReportLink(),)
 
     def __init__(
         self,
@@ -139,7 +139,7 @@ class ValidateDataOperator(MlopsBaseOperator):
             if champion is None:
                 self.log.info("no champion yet: validating against the spec only")
                 return None, None
-            doc = hook.load_dict(champion.run_id, PROFILE_ARTIFACT)
+            doc = hook.load_dict(champion.run_id, PROFILE_ARTIFACT) if champion.run_id else None
             if doc is None:
                 self.log.warning(
                     "champion v%s has no %s: no inferred suite", champion.version, PROFILE_ARTIFACT

@@ -141,3 +141,11 @@ def test_ruff_is_clean_including_airflow3_rules():
         text=True,
     )
     assert out.returncode == 0, out.stdout[-3000:]
+
+
+def test_mypy_is_clean():
+    mypy = ROOT / ".venv" / "bin" / "mypy"
+    if not mypy.exists():
+        pytest.skip("mypy is installed by `make install` (dev extra)")
+    out = subprocess.run([str(mypy), "mlops_ops"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:]
