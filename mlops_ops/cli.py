@@ -2,7 +2,7 @@
 
 mlops-ops demo     run the whole model lifecycle on the embedded defaults and print a summary
 mlops-ops up       start Airflow's UI (standalone) and MLflow's UI on the same defaults
-mlops-ops check    validate pipeline specs (exit 1 on the first broken one, naming the field)
+mlops-ops check    validate pipeline specs (names each broken field; exit 1 if any is broken)
 mlops-ops schema   print the JSON schema of a pipeline spec (for editors)
 """
 
@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     check.set_defaults(func=cmd_check)
     schema = sub.add_parser("schema", help="print the pipeline spec's JSON schema")
     schema.set_defaults(func=cmd_schema)
-    run = sub.add_parser("_run-dag", help=argparse.SUPPRESS)
+    run = sub.add_parser("_run-dag")  # internal: used by `demo` to run one DAG in a subprocess
     run.add_argument("dag_id")
     run.add_argument("--conf", default="{}")
     run.add_argument("--result", required=True)

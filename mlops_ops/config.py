@@ -16,7 +16,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Severity = Literal["error", "warn"]
+InferredSeverity = Literal["error", "warn", "off"]
 
+_PRESETS = {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _IMPORT_PATH_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")
 
@@ -49,6 +51,14 @@ REGRESSION_METRICS = ("r2", "rmse", "mae")
 
 class SpecError(ValueError):
     """A pipeline spec is invalid. The message names the file, the field and the fix."""
+
+
+class FieldError(ValueError):
+    """A check across fields, reported at the field it is about."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class _Model(BaseModel):
@@ -187,11 +197,11 @@ class ExpectationSpec(_Model):
 class InferredSeverities(_Model):
     """Severities of the suite inferred from the reference snapshot; ``off`` disables a check."""
 
-    columns: Severity | Literal["off"] = "error"
-    types: Severity | Literal["off"] = "error"
-    nullability: Severity | Literal["off"] = "warn"
-    ranges: Severity | Literal["off"] = "warn"
-    categories: Severity | Literal["off"] = "warn"
+    columns: InferredSeverity = "error"
+    types: InferredSeverity = "error"
+    nullability: InferredSeverity = "warn"
+    ranges: InferredSeverity = "warn"
+    categories: InferredSeverity = "warn"
 
 
 class ValidationSpec(_Model):
@@ -205,6 +215,23 @@ class SchedulesSpec(_Model):
 
     training: str | None = None
     monitoring: str | None = None
+
+    @field_validator("training", "monitoring")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if value.startswith("@"):
+            if value not in _PRESETS:
+                raise ValueError(
+                    f"unknown preset {value!r}; use one of {sorted(_PRESETS)} or a cron expression"
+                )
+            return value
+        from croniter import croniter  # light; Airflow depends on it
+
+        if not croniter.is_valid(value):
+            raise ValueError(f"{value!r} is not a valid cron expression (e.g. '0 3 * * 1')")
+        return value
 
 
 Name = Annotated[str, Field(description="Pipeline name: lowercase letters, digits, underscores.")]
@@ -238,7 +265,10 @@ class PipelineSpec(_Model):
     def _consistent(self) -> PipelineSpec:
         listed = [*(self.features.numeric or ()), *(self.features.categorical or ())]
         if self.target in listed:
-            raise ValueError(f"the target column {self.target!r} is also listed as a feature")
+            kind = "numeric" if self.target in (self.features.numeric or ()) else "categorical"
+            raise FieldError(
+                f"features.{kind}", f"the target column {self.target!r} is also listed as a feature"
+            )
         task = self.model.task
         allowed = {"classification": CLASSIFICATION_METRICS, "regression": REGRESSION_METRICS}.get(task)
         if allowed is not None:
@@ -249,7 +279,9 @@ class PipelineSpec(_Model):
             }
             wrong = sorted(used - set(allowed))
             if wrong:
-                raise ValueError(f"metric(s) {wrong} do not apply to a {task} model; use {list(allowed)}")
+                raise FieldError(
+                    "evaluation", f"metric(s) {wrong} do not apply to a {task} model; use {list(allowed)}"
+                )
         return self
 
     # -- derived names (the contracts of DESIGN.md) --------------------------------------------
@@ -263,12 +295,41 @@ class PipelineSpec(_Model):
 
     def training_config_sha256(self) -> str:
         """Hash of everything that changes what training produces from a given snapshot."""
-        payload = {
-            "target": self.target,
-            "features": self.features.model_dump(),
-            "model": self.model.model_dump(),
-        }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+        return training_fingerprint(
+            target=self.target,
+            numeric=self.features.numeric,
+            categorical=self.features.categorical,
+            estimator=self.model.estimator,
+            params=self.model.params,
+            task=self.model.task,
+            holdout_fraction=self.model.holdout_fraction,
+            seed=self.model.seed,
+        )
+
+
+def training_fingerprint(
+    *,
+    target: str,
+    numeric: list[str] | None,
+    categorical: list[str] | None,
+    estimator: str,
+    params: dict[str, Any] | None,
+    task: str,
+    holdout_fraction: float,
+    seed: int,
+) -> str:
+    """SHA-256 of a training configuration: the same snapshot and fingerprint give the same model."""
+    payload = {
+        "target": target,
+        "numeric": numeric,
+        "categorical": categorical,
+        "estimator": estimator,
+        "params": params or {},
+        "task": task,
+        "holdout_fraction": float(holdout_fraction),
+        "seed": int(seed),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _format_errors(err: ValidationError) -> str:
@@ -277,7 +338,11 @@ def _format_errors(err: ValidationError) -> str:
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
         got = e.get("input")
-        shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+        shown = "" if isinstance(got, dict | list) or got is None or repr(got) in msg else f" (got {got!r})"
+        error = (e.get("ctx") or {}).get("error")
+        if isinstance(error, FieldError):
+            loc = ".".join(filter(None, [".".join(str(p) for p in e["loc"]), error.field]))
+            msg = str(error)
         lines.append(f"  - {loc}: {msg}{shown}")
     return "\n".join(lines)
 

@@ -124,7 +124,6 @@ def build_training_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | Non
             seed=spec.model.seed,
             force="{{ params.force }}",
             reason="{{ params.reason or dag_run.run_type }}",
-            config_sha256=spec.training_config_sha256(),
             **features,
             **common,
         )

@@ -24,6 +24,13 @@ def _returned(ti_key: TaskInstanceKey, field: str) -> str:
     return ""
 
 
+def _pushed(ti_key: TaskInstanceKey, key: str) -> str:
+    from airflow.sdk.execution_time.xcom import XCom
+
+    value: Any = XCom.get_value(ti_key=ti_key, key=key)
+    return value if isinstance(value, str) else ""
+
+
 class MlflowRunLink(BaseOperatorLink):
     """The MLflow run the task logged (training) or evaluated (gate)."""
 
@@ -43,10 +50,10 @@ class MlflowModelVersionLink(BaseOperatorLink):
 
 
 class ReportLink(BaseOperatorLink):
-    """The task's stored report (validation result, gate decision)."""
+    """The task's stored report (validation result, gate decision), also when the task failed."""
 
     name = "Report"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        uri = _returned(ti_key, "report_uri")
+        uri = _pushed(ti_key, "report_uri")
         return uri[: -len(".json")] + ".html" if uri.endswith(".json") else uri

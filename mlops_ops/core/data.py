@@ -48,7 +48,7 @@ def read_frame(name: str, fh: IO[bytes], fmt: str) -> pd.DataFrame:
             frame = pd.read_parquet(io.BytesIO(raw))
         else:
             sep = "\t" if name.lower().endswith(".tsv") else ","
-            frame = pd.read_csv(io.BytesIO(raw), sep=sep, compression="infer")
+            frame = pd.read_csv(io.BytesIO(raw), sep=sep, compression=_compression(name))
     except pd.errors.EmptyDataError:
         raise DataError(f"{name} has no columns or rows; write the data before this task runs") from None
     except Exception as err:  # parser errors differ by engine; name the file and the cause
@@ -56,6 +56,19 @@ def read_frame(name: str, fh: IO[bytes], fmt: str) -> pd.DataFrame:
     if frame.shape[1] == 0:
         raise DataError(f"{name} has no columns")
     return frame
+
+
+def _compression(name: str) -> str | None:
+    for suffix, method in (
+        (".gz", "gzip"),
+        (".bz2", "bz2"),
+        (".zst", "zstd"),
+        (".xz", "xz"),
+        (".zip", "zip"),
+    ):
+        if name.lower().endswith(suffix):
+            return method
+    return None
 
 
 def combine(frames: Sequence[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
@@ -96,11 +109,23 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
             frame[col] = s.astype("int64")
         elif pd.api.types.is_numeric_dtype(s):
             frame[col] = s.astype("float64") if pd.api.types.is_float_dtype(s) else s.astype("int64")
+        elif s.dtype == object and _all_numbers(s):
+            frame[col] = pd.to_numeric(s).astype("float64")  # e.g. Decimal from a SQL NUMERIC column
         elif isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == object or pd.api.types.is_string_dtype(s):
             frame[col] = s.astype("string")
         elif pd.api.types.is_datetime64_any_dtype(s):
             frame[col] = s.astype("datetime64[ns]") if getattr(s.dt, "tz", None) is None else s
     return frame.reset_index(drop=True)
+
+
+def _all_numbers(s: pd.Series) -> bool:
+    import decimal
+    import numbers
+
+    values = s.dropna()
+    return len(values) > 0 and all(
+        isinstance(v, numbers.Number | decimal.Decimal) and not isinstance(v, bool) for v in values
+    )
 
 
 def schema_of(frame: pd.DataFrame) -> dict[str, str]:
@@ -187,7 +212,9 @@ def check_numeric(frame: pd.DataFrame, columns: Iterable[str]) -> None:
             continue
         as_num = pd.to_numeric(s, errors="coerce")
         bad = s[as_num.isna() & s.notna()]
-        sample = [str(v) for v in bad.head(3).tolist()]
+        if bad.empty:  # numbers stored as text (e.g. SQL NUMERIC read as Decimal): usable as they are
+            continue
+        sample = [str(v) for v in bad.drop_duplicates().head(3).tolist()]
         raise DataError(
             f"column {col!r} should be numeric but holds text in {len(bad)} row(s), e.g. {sample}; "
             "fix the source, or list the column under features.categorical"
@@ -206,7 +233,16 @@ def holdout_mask(frame: pd.DataFrame, fraction: float, seed: int) -> np.ndarray:
     """
     if len(frame) == 0:
         return np.zeros(0, dtype=bool)
-    keyed = pd.util.hash_pandas_object(frame, index=False, hash_key=_hash_key(seed)).to_numpy()
+    # hash a canonical form: every numeric column as float64 (one missing value in a new batch
+    # turns an int column into float and must not move the other rows), everything else as text
+    canonical = pd.DataFrame(index=frame.index)
+    for col in frame.columns:
+        s = frame[col]
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            canonical[col] = s.astype("float64")
+        else:
+            canonical[col] = s.astype("string")
+    keyed = pd.util.hash_pandas_object(canonical, index=False, hash_key=_hash_key(seed)).to_numpy()
     bucket = (keyed % np.uint64(10_000)).astype("int64")
     return bucket < int(round(fraction * 10_000))
 

@@ -22,10 +22,10 @@ PROFILE_VERSION = 1
 class NumericProfile:
     edges: list[float]
     counts: list[int]
-    mean: float
-    std: float
-    min: float
-    max: float
+    mean: float | None
+    std: float | None
+    min: float | None
+    max: float | None
     n: int
     missing: int
 
@@ -84,7 +84,7 @@ def _numeric_profile(values: pd.Series, bins: int) -> NumericProfile:
     finite = x[np.isfinite(x)]
     missing = int(len(x) - len(finite))
     if len(finite) == 0:
-        return NumericProfile([], [], float("nan"), float("nan"), float("nan"), float("nan"), 0, missing)
+        return NumericProfile([], [], None, None, None, None, 0, missing)
     qs = np.quantile(finite, np.linspace(0.0, 1.0, bins + 1))
     edges = np.unique(qs)
     if len(edges) == 1:

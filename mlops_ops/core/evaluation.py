@@ -16,6 +16,9 @@ from mlops_ops.config import METRIC_DIRECTIONS
 
 Verdict = Literal["pass", "fail"]
 
+#: Metrics are floats: a value exactly at a threshold must not fail on rounding (0.70 - 0.65 < 0.05).
+_TOL = 1e-9
+
 
 # -- metrics ---------------------------------------------------------------------------------
 
@@ -100,10 +103,21 @@ class GateDecision:
         return self.baseline_version is None
 
     def to_dict(self) -> dict[str, Any]:
-        doc = asdict(self)
+        """Strict JSON: non-finite numbers become null."""
+        doc = _json_safe(asdict(self))
         doc["status"] = self.status
         doc["no_baseline"] = self.no_baseline
         return doc
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _finite(value: Any) -> TypeGuard[float]:
@@ -143,7 +157,7 @@ def value_rules(
                 )
             )
             continue
-        ok = (lower is None or value >= lower) and (upper is None or value <= upper)
+        ok = (lower is None or value >= lower - _TOL) and (upper is None or value <= upper + _TOL)
         msg = f"{metric} = {value:.4f} {'within' if ok else 'outside'} {bounds}"
         results.append(
             RuleResult("value", metric, slice_name, float(value), bounds, "pass" if ok else "fail", msg)
@@ -186,7 +200,7 @@ def change_rules(
                 observed = 0.0 if gain == 0 else math.copysign(math.inf, gain)
             else:
                 observed = gain / abs(old)
-            ok = observed >= limit
+            ok = observed >= limit - _TOL
             word = "improvement" if observed >= 0 else "regression"
             unit = "" if kind == "absolute" else " (relative)"
             msg = (
@@ -272,7 +286,7 @@ def decide(
         base = (
             "no baseline: first model, value thresholds only"
             if champion_metrics is None
-            else f"beats champion v{baseline_version} on every rule"
+            else f"no worse than champion v{baseline_version} by any configured rule"
         )
         decision.reasons = [f"all {len(rules)} rule(s) passed; {base}"]
     return decision

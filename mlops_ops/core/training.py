@@ -18,6 +18,9 @@ from mlops_ops.core.evaluation import compute_metrics, score_model
 log = logging.getLogger(__name__)
 
 
+MISSING = "__missing__"
+
+
 class TrainingError(ValueError):
     """Training cannot start or did not produce a usable model."""
 
@@ -95,7 +98,16 @@ def build_pipeline(estimator: Any, features: FeatureSet) -> Any:
                 "categorical",
                 Pipeline(
                     [
-                        ("impute", SimpleImputer(strategy="constant", fill_value="__missing__")),
+                        # NaN, None and pandas' NA all mean "missing": one imputer for each spelling
+                        (
+                            "impute_na",
+                            SimpleImputer(missing_values=pd.NA, strategy="constant", fill_value=MISSING),
+                        ),
+                        (
+                            "impute_none",
+                            SimpleImputer(missing_values=None, strategy="constant", fill_value=MISSING),
+                        ),
+                        ("impute", SimpleImputer(strategy="constant", fill_value=MISSING)),
                         (
                             "onehot",
                             OneHotEncoder(
@@ -190,7 +202,10 @@ def train_model(
     x_hold, y_hold = prepare_features(holdout, features), prepare_target(holdout, target, task)
     pipeline = build_pipeline(est, features)
     np.random.seed(seed)  # noqa: NPY002 - estimators that ignore random_state still draw from here
-    pipeline.fit(x_train, y_train)
+    try:
+        pipeline.fit(x_train, y_train)
+    except (ValueError, TypeError) as err:  # invalid parameter values surface only here
+        raise TrainingError(f"{estimator} could not be fitted: {type(err).__name__}: {err}") from err
     scores = score_model(pipeline, x_hold, task)
     metrics = compute_metrics(task, y_hold.to_numpy(), scores)
     log.info("trained %s on %d rows, holdout %d rows: %s", estimator, len(train), len(holdout), metrics)

@@ -11,6 +11,7 @@ Three groups of expectations, each with a severity (``error`` fails, ``warn`` is
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -152,7 +153,7 @@ def infer_checks(profile: ReferenceProfile, severities: Any) -> list[Check]:
             )
         )
         checks.append(_null_check(col, p.missing_rate, sev("nullability")))
-        if p.n and math.isfinite(p.min) and math.isfinite(p.max):
+        if p.n and p.min is not None and p.max is not None:
             pad = 0.1 * (p.max - p.min) or 0.1 * abs(p.max) or 1.0
             checks.append(
                 Check(
@@ -191,6 +192,21 @@ def _null_check(col: str, rate: float, severity: str) -> Check:
 # -- running them --------------------------------------------------------------------------------
 
 
+def merge_checks(checks: list[Check]) -> list[Check]:
+    """One check per (type, kwargs), keeping the most severe.
+
+    GX runs an expectation once per suite even when two differ only in their meta, so an
+    ``error`` check must not hide behind an identical ``warn`` one.
+    """
+    merged: dict[str, Check] = {}
+    for check in checks:
+        key = json.dumps([check.type, check.kwargs], sort_keys=True, default=str)
+        kept = merged.get(key)
+        if kept is None or (kept.severity != "error" and check.severity == "error"):
+            merged[key] = check
+    return list(merged.values())
+
+
 def _expectation_class(snake: str) -> type:
     import great_expectations.expectations as gxe
 
@@ -220,6 +236,7 @@ def run_checks(frame: pd.DataFrame, checks: list[Check], *, reference: str | Non
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
 
+    checks = merge_checks(checks)
     expectations = [_build(c) for c in checks]  # fail on a bad spec before touching data
     context = gx.get_context(mode="ephemeral")
     try:
@@ -299,8 +316,9 @@ def _result(
     elif etype == "expect_column_values_to_be_in_type_list" and column in frame.columns:
         s = frame[column]
         bad = s[pd.to_numeric(s, errors="coerce").isna() & s.notna()].astype(str).head(3).tolist()
+        found = details.get("observed_value") or str(s.dtype)
         msg = (
-            f"{where} should be numeric but has type {details.get('observed_value')}"
+            f"{where} should be numeric but has type {found}"
             + (f", e.g. {bad}" if bad else "")
             + "; fix the source or list it as categorical"
         )

@@ -51,8 +51,12 @@ class MlflowHook(BaseHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         return {
-            "hidden_fields": ["schema", "port"],
-            "relabeling": {"host": "Tracking URI", "login": "Username"},
+            "hidden_fields": [],
+            "relabeling": {
+                "host": "Tracking URI or host",
+                "schema": "Scheme (if host has none)",
+                "login": "Username",
+            },
             "placeholders": {
                 "host": "http://mlflow:5000",
                 "extra": '{"ui_url": "http://localhost:5000", "registry_uri": null}',

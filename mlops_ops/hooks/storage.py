@@ -139,9 +139,12 @@ def expand_source(uri: str, conn_id: str | None = None) -> list[ObjectStoragePat
         base = to_path(text.replace(raw, base_raw.rstrip("/") or "/", 1), conn_id)
         if not base.exists():
             return []
-        return sorted((p for p in base.glob(pattern) if p.is_file()), key=str)
+        return sorted((p for p in base.glob(pattern) if p.is_file() and not p.name.startswith(".")), key=str)
     if path.is_dir():
-        return sorted((p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")), key=str)
+        # skip hidden files and markers such as Spark's _SUCCESS
+        return sorted(
+            (p for p in path.iterdir() if p.is_file() and not p.name.startswith((".", "_"))), key=str
+        )
     return [path] if path.exists() else []
 
 

@@ -52,6 +52,17 @@ class MlopsBaseOperator(BaseOperator):
     def storage(self) -> PipelineStorage:
         return PipelineStorage(self.pipeline, conn_id=self.storage_conn_id)
 
+    def read_snapshot(self, snapshot: Any) -> tuple[Any, dict[str, Any]]:
+        """A snapshot's frame and manifest, read with the storage connection; missing -> fail."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from mlops_ops.hooks.storage import read_snapshot
+
+        try:
+            return read_snapshot(snapshot, self.storage.conn_id)
+        except (FileNotFoundError, ValueError) as err:
+            raise AirflowFailException(str(err)) from None
+
     @staticmethod
     def lineage(context: Context) -> dict[str, str]:
         ti = context["ti"]
@@ -66,4 +77,6 @@ class MlopsBaseOperator(BaseOperator):
         if html is not None:
             write_atomic(self.storage.report_path(ti.dag_id, ti.run_id, ti.task_id, "html"), html.encode())
         write_atomic(path, json_bytes(document))
+        # for the Report link, which Airflow also resolves when the task then fails
+        context["ti"].xcom_push(key="report_uri", value=str(path))
         return str(path)

@@ -53,11 +53,21 @@ class DeployModelOperator(MlopsBaseOperator):
             )
         hook = self.mlflow_hook
         expected = decision.get("baseline_version")
-        try:
-            previous = hook.set_champion(self.pipeline, version, expected=expected)
-        except ChampionChangedError as err:
-            raise AirflowFailException(f"promotion of {self.pipeline} v{version} refused: {err}") from None
+        current = hook.get_alias_version(self.pipeline)
+        if current is not None and str(current.version) == version:
+            # A retry of this task after the alias moved but before the record was written:
+            # finish that attempt instead of failing the compare-and-set against ourselves.
+            self.log.info("%s v%s is already champion: completing an earlier attempt", self.pipeline, version)
+            previous = expected
+        else:
+            try:
+                previous = hook.set_champion(self.pipeline, version, expected=expected)
+            except ChampionChangedError as err:
+                raise AirflowFailException(
+                    f"promotion of {self.pipeline} v{version} refused: {err}"
+                ) from None
 
+        path = self._existing_record(version, context)
         now = datetime.now(UTC)
         record = {
             "pipeline": self.pipeline,
@@ -70,9 +80,12 @@ class DeployModelOperator(MlopsBaseOperator):
             "deployed_at": now.isoformat(),
             **self.lineage(context),
         }
-        path = self.storage.deployments_dir() / f"{now.strftime('%Y%m%dT%H%M%S.%fZ')}-v{version}.json"
-        if not write_once(path, json_bytes(record)):
-            raise AirflowFailException(f"ledger record {path} already exists; refusing to overwrite history")
+        if path is None:
+            path = self.storage.deployments_dir() / f"{now.strftime('%Y%m%dT%H%M%S.%fZ')}-v{version}.json"
+            if not write_once(path, json_bytes(record)):
+                raise AirflowFailException(
+                    f"ledger record {path} already exists; refusing to overwrite history"
+                )
         client = hook.client
         client.set_model_version_tag(self.pipeline, version, "mlops.promoted_at", now.isoformat())
         client.set_model_version_tag(self.pipeline, version, "mlops.previous_champion", str(previous or ""))
@@ -92,3 +105,16 @@ class DeployModelOperator(MlopsBaseOperator):
             "ledger_uri": str(path),
             "model_url": hook.model_version_url(self.pipeline, version),
         }
+
+    def _existing_record(self, version: str, context: Context) -> Any:
+        """The ledger record this DAG run already wrote for ``version`` (on a retry), if any."""
+        from mlops_ops.hooks.storage import read_json
+
+        directory = self.storage.deployments_dir()
+        if not directory.exists():
+            return None
+        run_id = context["ti"].run_id
+        for path in sorted(directory.glob(f"*-v{version}.json"), key=str):
+            if read_json(path).get("airflow.run_id") == run_id:
+                return path
+        return None

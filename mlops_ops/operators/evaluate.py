@@ -51,17 +51,21 @@ class EvaluateModelOperator(MlopsBaseOperator):
         self.snapshot = snapshot
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from pydantic import ValidationError
+
         from mlops_ops.config import EvaluationSpec
         from mlops_ops.core.evaluation import decide
         from mlops_ops.core.reports import decision_html
         from mlops_ops.core.training import split
-        from mlops_ops.hooks.storage import read_snapshot
 
         if not isinstance(self.model, dict) or "version" not in self.model:
             raise AirflowFailException(
                 f"model must be the training task's result with a 'version', got {self.model!r}"
             )
-        spec = EvaluationSpec.model_validate(self.evaluation or {})
+        try:
+            spec = EvaluationSpec.model_validate(self.evaluation or {})
+        except ValidationError as err:
+            raise AirflowFailException(f"the evaluation settings are invalid: {err}") from None
         hook = self.mlflow_hook
         name, version = self.pipeline, str(self.model["version"])
         challenger = hook.client.get_model_version(name, version)
@@ -73,7 +77,8 @@ class EvaluateModelOperator(MlopsBaseOperator):
             raise AirflowFailException(
                 f"{name} v{version} has no {TRAINING_SPEC_ARTIFACT}; was it trained by mlops-ops?"
             )
-        frame, manifest = read_snapshot(self.snapshot or training["snapshot_uri"], self.storage_conn_id)
+        self._check_metrics_apply(spec, training["task"])
+        frame, manifest = self.read_snapshot(self.snapshot or training["snapshot_uri"])
         _, holdout = split(frame, float(training["holdout_fraction"]), int(training["seed"]))
 
         champion = hook.get_alias_version(name)
@@ -101,6 +106,10 @@ class EvaluateModelOperator(MlopsBaseOperator):
             baseline_version=baseline if baseline != version else None,
             error=error,
         )
+        if baseline == version:  # re-evaluating the serving version: nothing to promote
+            decision.baseline_version = baseline
+            decision.promote = False
+            decision.reasons = [f"v{version} is already the champion: nothing to deploy"]
         for rule in decision.rules:
             (self.log.info if rule.verdict == "pass" else self.log.warning)(
                 "gate %s %s [%s]: observed %s, threshold %s -> %s",
@@ -145,6 +154,19 @@ class EvaluateModelOperator(MlopsBaseOperator):
             "run_url": self.model.get("run_url", ""),
             "model_url": self.model.get("model_url", ""),
         }
+
+    @staticmethod
+    def _check_metrics_apply(spec: Any, task: str) -> None:
+        from mlops_ops.config import CLASSIFICATION_METRICS, REGRESSION_METRICS
+
+        allowed = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+        used = {spec.primary_metric, *spec.thresholds, *spec.change_thresholds}
+        wrong = sorted(used - set(allowed))
+        if wrong:
+            raise AirflowFailException(
+                f"metric(s) {wrong} do not apply to a {task} model; set evaluation.primary_metric and the "
+                f"thresholds to metrics among {list(allowed)}"
+            )
 
     def _score(
         self,

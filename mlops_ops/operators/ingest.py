@@ -153,7 +153,11 @@ class IngestDatasetOperator(MlopsBaseOperator):
             )
         for asset in self.outlets:
             if getattr(asset, "uri", "").endswith("/dataset"):
-                context["outlet_events"][asset].extra = {"sha256": sha, "rows": int(manifest["rows"])}
+                context["outlet_events"][asset].extra = {
+                    "sha256": sha,
+                    "rows": int(manifest["rows"]),
+                    "created": created,
+                }
         return {
             "uri": str(directory),
             "sha256": sha,

@@ -41,7 +41,6 @@ class TrainModelOperator(MlopsBaseOperator):
     :param seed: seed of the split and of the estimator's ``random_state``.
     :param force: train even when a version already learnt from this snapshot (templated).
     :param reason: why this training runs, recorded as a tag (templated).
-    :param config_sha256: hash of the training configuration (default: computed from the arguments).
     """
 
     template_fields: Sequence[str] = ("snapshot", "force", "reason")
@@ -61,7 +60,6 @@ class TrainModelOperator(MlopsBaseOperator):
         seed: int = 42,
         force: bool | str = False,
         reason: str | None = None,
-        config_sha256: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -76,34 +74,28 @@ class TrainModelOperator(MlopsBaseOperator):
         self.seed = seed
         self.force = force
         self.reason = reason
-        self.config_sha256 = config_sha256
 
     def _config_sha256(self) -> str:
-        import hashlib
-        import json
+        from mlops_ops.config import training_fingerprint
 
-        if self.config_sha256:
-            return self.config_sha256
-        payload = {
-            "target": self.target,
-            "estimator": self.estimator,
-            "params": self.estimator_params or {},
-            "numeric": self.numeric_features,
-            "categorical": self.categorical_features,
-            "task": self.task,
-            "holdout_fraction": self.holdout_fraction,
-            "seed": self.seed,
-        }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+        return training_fingerprint(
+            target=self.target,
+            numeric=self.numeric_features,
+            categorical=self.categorical_features,
+            estimator=self.estimator,
+            params=self.estimator_params,
+            task=self.task,
+            holdout_fraction=self.holdout_fraction,
+            seed=self.seed,
+        )
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops import __version__
         from mlops_ops.core.data import DataError, resolve_features
         from mlops_ops.core.drift import build_reference_profile
         from mlops_ops.core.training import TrainingError, train_model
-        from mlops_ops.hooks.storage import read_snapshot
 
-        frame, manifest = read_snapshot(self.snapshot, self.storage_conn_id)
+        frame, manifest = self.read_snapshot(self.snapshot)
         config_sha = self._config_sha256()
         hook = self.mlflow_hook
         self._skip_if_already_trained(hook, manifest["sha256"], config_sha)

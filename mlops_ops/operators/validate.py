@@ -68,9 +68,8 @@ class ValidateDataOperator(MlopsBaseOperator):
         from mlops_ops.core import validation
         from mlops_ops.core.data import infer_feature_kinds
         from mlops_ops.core.reports import validation_html
-        from mlops_ops.hooks.storage import read_snapshot
 
-        frame, manifest = read_snapshot(self.snapshot, self.storage_conn_id)
+        frame, manifest = self.read_snapshot(self.snapshot)
         numeric, categorical = self.numeric_features, self.categorical_features
         if numeric is None and categorical is None:
             numeric, categorical = infer_feature_kinds(frame, self.target)
@@ -128,7 +127,6 @@ class ValidateDataOperator(MlopsBaseOperator):
 
     def _reference_profile(self) -> tuple[Any, str | None]:
         from mlops_ops.core.drift import ReferenceProfile, build_reference_profile
-        from mlops_ops.hooks.storage import read_snapshot
 
         ref = self.reference
         if ref in (None, "", "none"):
@@ -146,5 +144,5 @@ class ValidateDataOperator(MlopsBaseOperator):
                 )
                 return None, None
             return ReferenceProfile.from_dict(doc), f"champion v{champion.version} training data"
-        frame, manifest = read_snapshot(ref, self.storage_conn_id)
+        frame, manifest = self.read_snapshot(ref)
         return build_reference_profile(frame), f"snapshot {manifest['sha256'][:12]}"

@@ -15,7 +15,9 @@ def test_check_accepts_the_example_spec(capsys):
 
 def test_check_rejects_a_bad_spec_naming_the_field(tmp_path, capsys):
     bad = tmp_path / "churn.yaml"
-    bad.write_text((ROOT / "pipelines" / "churn.yaml").read_text().replace("target: churned", "targett: churned"))
+    bad.write_text(
+        (ROOT / "pipelines" / "churn.yaml").read_text().replace("target: churned", "targett: churned")
+    )
     assert main(["check", str(bad)]) == 1
     out = capsys.readouterr().out
     assert "FAIL" in out
@@ -26,4 +28,6 @@ def test_check_rejects_a_bad_spec_naming_the_field(tmp_path, capsys):
 def test_schema_is_json_with_the_spec_fields(capsys):
     assert main(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
-    assert {"name", "source", "target", "model", "evaluation", "validation", "schedules"} <= set(schema["properties"])
+    assert {"name", "source", "target", "model", "evaluation", "validation", "schedules"} <= set(
+        schema["properties"]
+    )

@@ -1,0 +1,160 @@
+"""A real Airflow: scheduler, DAG processor and API server on a PostgreSQL metadata DB.
+
+dag.test() runs tasks in the test's own process; here each task runs as Airflow runs it in
+production: the LocalExecutor starts a task-SDK supervisor per task, which talks to the API
+server's Execution API for XCom, connections, asset events and state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from mlops_ops.example.churn import write_training_data
+from tests.conftest import ROOT
+from tests.integration.conftest import _free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+DAG_FILE = (
+    "# airflow DAG file: the DAG factory over $MLOPS_PIPELINES, retries off\n"
+    "import os\n"
+    "from mlops_ops.dag_factory import build_dags\n"
+    "globals().update(build_dags(os.environ['MLOPS_PIPELINES'], default_args={'retries': 0}))\n"
+)
+
+
+def _airflow(env, *args, timeout=180):
+    out = subprocess.run(
+        [sys.executable, "-m", "airflow", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert out.returncode == 0, (
+        f"airflow {' '.join(args)} failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}"
+    )
+    return out.stdout
+
+
+def _query(dsn, sql):
+    import psycopg2
+
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        try:
+            cur.execute(sql)
+        except psycopg2.Error:  # tables not there yet
+            return []
+        return cur.fetchall()
+
+
+def _wait(what, predicate, timeout, procs, logs):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        dead = [name for name, p in procs.items() if p.poll() is not None]
+        if dead:
+            break
+        time.sleep(2)
+    tails = "\n".join(f"--- {p.name} ---\n{p.read_text()[-3000:]}" for p in logs)
+    pytest.fail(f"timed out waiting for {what} (exited: {dead if 'dead' in locals() else []})\n{tails}")
+
+
+def test_training_dag_runs_under_a_real_scheduler(postgres_db, tmp_path):
+    port = _free_port()
+    home, pipelines, dags = tmp_path / "home", tmp_path / "pipelines", tmp_path / "dags"
+    for d in (pipelines, dags):
+        d.mkdir()
+    spec = (ROOT / "pipelines" / "churn.yaml").read_text().replace('training: "@weekly"', "training: null")
+    (pipelines / "churn.yaml").write_text(spec)
+    (dags / "pipelines_dag.py").write_text(DAG_FILE)
+    write_training_data(home / "data" / "churn" / "train", rows=2000, seed=0)
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS_", "MLFLOW_"))}
+    env.update(
+        {
+            "AIRFLOW_HOME": str(tmp_path / "airflow"),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres_db.replace(
+                "postgresql://", "postgresql+psycopg2://"
+            ),
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "2",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API_AUTH__JWT_SECRET": "integration-test-secret-0123456789abcdef",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            "MLOPS_HOME": str(home),
+            "MLOPS_PIPELINES": str(pipelines),
+            "GX_ANALYTICS_ENABLED": "False",
+        }
+    )
+    _airflow(env, "db", "migrate", timeout=300)
+
+    procs, logs = {}, []
+    try:
+        for name, args in (
+            ("api-server", ["api-server", "--port", str(port), "--workers", "1"]),
+            ("dag-processor", ["dag-processor"]),
+            ("scheduler", ["scheduler"]),
+        ):
+            log = tmp_path / f"{name}.log"
+            logs.append(log)
+            procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "airflow", *args],
+                env=env,
+                stdout=log.open("w"),
+                stderr=subprocess.STDOUT,
+            )
+
+        def parsed():
+            return _query(postgres_db, "SELECT dag_id FROM dag WHERE dag_id = 'churn_training'")
+
+        _wait("the DAG processor to parse churn_training", parsed, 180, procs, logs)
+        _airflow(env, "dags", "unpause", "churn_training")
+        _airflow(env, "dags", "trigger", "churn_training", "--conf", json.dumps({"reason": "real scheduler"}))
+
+        def finished():
+            rows = _query(
+                postgres_db,
+                "SELECT run_id, state FROM dag_run WHERE dag_id = 'churn_training' "
+                "AND state IN ('success', 'failed')",
+            )
+            return {"run_id": rows[0][0], "state": rows[0][1]} if rows else None
+
+        run = _wait("the DAG run to finish", finished, 420, procs, logs)
+        task_states = dict(
+            _query(
+                postgres_db,
+                "SELECT task_id, state FROM task_instance "
+                f"WHERE dag_id = 'churn_training' AND run_id = '{run['run_id']}'",
+            )
+        )
+        assert run["state"] == "success", task_states
+        assert task_states == {t: "success" for t in ("ingest", "validate", "train", "evaluate", "deploy")}
+    finally:
+        for p in procs.values():
+            p.terminate()
+        for p in procs.values():
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+    assert client.get_model_version_by_alias("churn", "champion").version == "1"
+    run_tags = client.get_run(client.get_model_version("churn", "1").run_id).data.tags
+    assert run_tags["mlops.trigger_reason"] == "real scheduler"
+    assert run_tags["airflow.dag_id"] == "churn_training"
+    assert len(list((home / "storage" / "churn" / "deployments").glob("*.json"))) == 1
+    shutil.rmtree(tmp_path / "airflow", ignore_errors=True)
