@@ -217,7 +217,7 @@ class MlflowHook(BaseHook):
         alias moved since the evaluation that justified this promotion.
         """
         current = self.get_alias_version(name, alias)
-        current_v = current.version if current is not None else None
+        current_v = str(current.version) if current is not None else None  # int on SQLite, str over REST
         if str(current_v) != str(expected):
             raise ChampionChangedError(
                 f"champion changed since evaluation: expected {_v(expected)}, found {_v(current_v)}; "

@@ -39,7 +39,7 @@ def test_training_loop_against_an_mlflow_server_on_postgres(
     assert second.returned["validate"]["reference"] == "champion v1 training data"
 
     client = MlflowClient(tracking_uri=mlflow_server)
-    assert client.get_model_version_by_alias("churn", "champion").version == "1"
+    assert str(client.get_model_version_by_alias("churn", "champion").version) == "1"
     assert client.get_model_version("churn", "2").tags["mlops.gate"] == "reject"
     # nothing went to the embedded store
     assert not (mlops_home / "mlflow.db").exists()

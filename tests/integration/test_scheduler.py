@@ -152,7 +152,7 @@ def test_training_dag_runs_under_a_real_scheduler(postgres_db, tmp_path):
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
-    assert client.get_model_version_by_alias("churn", "champion").version == "1"
+    assert str(client.get_model_version_by_alias("churn", "champion").version) == "1"
     run_tags = client.get_run(client.get_model_version("churn", "1").run_id).data.tags
     assert run_tags["mlops.trigger_reason"] == "real scheduler"
     assert run_tags["airflow.dag_id"] == "churn_training"
