@@ -206,6 +206,8 @@ def cmd_run_dag(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     home = _home(args)
     env = {**os.environ, **embedded.embedded_env(home)}
+    # `airflow standalone` starts its components as `airflow ...` from PATH: use this environment's
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     home.mkdir(parents=True, exist_ok=True)
     embedded.install_example(home, overwrite=False)
     log_file = home / "logs" / "up.log"

@@ -27,8 +27,7 @@ def detect_format(name: str, declared: str = "auto") -> str:
     if declared != "auto":
         return declared
     lower = name.lower()
-    for suffix in (".gz", ".bz2", ".zst", ".xz"):
-        lower = lower.removesuffix(suffix)
+    lower = _strip_compression(lower)
     if lower.endswith((".parquet", ".pq")):
         return "parquet"
     if lower.endswith((".csv", ".txt", ".tsv")):
@@ -47,7 +46,7 @@ def read_frame(name: str, fh: IO[bytes], fmt: str) -> pd.DataFrame:
         if fmt == "parquet":
             frame = pd.read_parquet(io.BytesIO(raw))
         else:
-            sep = "\t" if name.lower().endswith(".tsv") else ","
+            sep = "\t" if _strip_compression(name.lower()).endswith(".tsv") else ","
             frame = pd.read_csv(io.BytesIO(raw), sep=sep, compression=_compression(name))
     except pd.errors.EmptyDataError:
         raise DataError(f"{name} has no columns or rows; write the data before this task runs") from None
@@ -58,14 +57,17 @@ def read_frame(name: str, fh: IO[bytes], fmt: str) -> pd.DataFrame:
     return frame
 
 
+_COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip"}  # standard library codecs
+
+
+def _strip_compression(name: str) -> str:
+    for suffix in _COMPRESSIONS:
+        name = name.removesuffix(suffix)
+    return name
+
+
 def _compression(name: str) -> str | None:
-    for suffix, method in (
-        (".gz", "gzip"),
-        (".bz2", "bz2"),
-        (".zst", "zstd"),
-        (".xz", "xz"),
-        (".zip", "zip"),
-    ):
+    for suffix, method in _COMPRESSIONS.items():
         if name.lower().endswith(suffix):
             return method
     return None

@@ -73,7 +73,10 @@ class ValidateDataOperator(MlopsBaseOperator):
         numeric, categorical = self.numeric_features, self.categorical_features
         if numeric is None and categorical is None:
             numeric, categorical = infer_feature_kinds(frame, self.target)
-        severities = InferredSeverities.model_validate(self.inferred_severities or {})
+        try:
+            severities = InferredSeverities.model_validate(self.inferred_severities or {})
+        except ValueError as err:  # pydantic's ValidationError: a bad setting, not a passing fault
+            raise AirflowFailException(f"inferred_severities is invalid: {err}") from None
         profile, reference_desc = self._reference_profile()
         checks = validation.schema_checks(
             self.target, list(numeric or []), list(categorical or []), self.min_rows

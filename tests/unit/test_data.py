@@ -168,7 +168,7 @@ def test_a_gzipped_csv_is_read(churn):
         ("data.parquet", "parquet"),
         ("data.pq", "parquet"),
         ("data.csv.gz", "csv"),
-        ("data.parquet.zst", "parquet"),
+        ("data.csv.zip", "csv"),
         ("s3://bucket/2024-01-01/part-0.csv", "csv"),
     ],
 )
@@ -331,3 +331,16 @@ def test_check_numeric_accepts_numbers_that_normalise_made_text():
 
 def test_check_numeric_accepts_missing_values():
     check_numeric(pd.DataFrame({"x": [1.0, np.nan], "n": pd.array([1, None], dtype="Int64")}), ["x", "n"])
+
+
+def test_compressed_tsv_is_split_on_tabs_and_zip_is_recognised():
+    import gzip
+    import zipfile
+
+    tsv = read_frame("x.tsv.gz", io.BytesIO(gzip.compress(b"a\tb\n1\t2\n")), detect_format("x.tsv.gz"))
+    assert list(tsv.columns) == ["a", "b"]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("x.csv", "a,b\n1,2\n")
+    assert detect_format("x.csv.zip") == "csv"
+    assert read_frame("x.csv.zip", io.BytesIO(buf.getvalue()), "csv").shape == (1, 2)
