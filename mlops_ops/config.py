@@ -170,6 +170,12 @@ class EvaluationSpec(_Model):
     thresholds: dict[str, ValueThreshold] = Field(default_factory=dict)
     change_thresholds: dict[str, ChangeThreshold] = Field(default_factory=dict)
 
+    def misapplied_metrics(self, task: str) -> tuple[list[str], tuple[str, ...]]:
+        """Metrics this evaluation uses that a ``task`` model does not have, and those it has."""
+        allowed = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+        used = {self.primary_metric, *self.thresholds, *self.change_thresholds}
+        return sorted(used - set(allowed)), allowed
+
     @model_validator(mode="after")
     def _known_metrics(self) -> EvaluationSpec:
         names = {self.primary_metric, *self.thresholds, *self.change_thresholds}
@@ -270,14 +276,8 @@ class PipelineSpec(_Model):
                 f"features.{kind}", f"the target column {self.target!r} is also listed as a feature"
             )
         task = self.model.task
-        allowed = {"classification": CLASSIFICATION_METRICS, "regression": REGRESSION_METRICS}.get(task)
-        if allowed is not None:
-            used = {
-                self.evaluation.primary_metric,
-                *self.evaluation.thresholds,
-                *self.evaluation.change_thresholds,
-            }
-            wrong = sorted(used - set(allowed))
+        if task != "auto":
+            wrong, allowed = self.evaluation.misapplied_metrics(task)
             if wrong:
                 raise FieldError(
                     "evaluation", f"metric(s) {wrong} do not apply to a {task} model; use {list(allowed)}"

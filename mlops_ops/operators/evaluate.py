@@ -157,11 +157,7 @@ class EvaluateModelOperator(MlopsBaseOperator):
 
     @staticmethod
     def _check_metrics_apply(spec: Any, task: str) -> None:
-        from mlops_ops.config import CLASSIFICATION_METRICS, REGRESSION_METRICS
-
-        allowed = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
-        used = {spec.primary_metric, *spec.thresholds, *spec.change_thresholds}
-        wrong = sorted(used - set(allowed))
+        wrong, allowed = spec.misapplied_metrics(task)
         if wrong:
             raise AirflowFailException(
                 f"metric(s) {wrong} do not apply to a {task} model; set evaluation.primary_metric and the "
