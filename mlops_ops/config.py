@@ -65,6 +65,32 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class WindowSpec(_Model):
+    """Read only the most recent dated partitions of a file source (a rolling training window).
+
+    A partition's date is read from its path (file or folder name), e.g. ``2026-01-31.parquet`` or
+    ``dt=2026-01-31/part-0.parquet``. The window ends at the run's logical date (or, for a run
+    started by an asset event, the day it was queued) and spans ``days`` days back, that day
+    included.
+    """
+
+    days: int = Field(ge=1, le=3660, description="Number of days of partitions to read.")
+    date_format: str = Field(
+        default="%Y-%m-%d", description="strftime format of the date in partition paths."
+    )
+
+    @field_validator("date_format")
+    @classmethod
+    def _fmt(cls, value: str) -> str:
+        if not {"%Y", "%m", "%d"} <= set(re.findall(r"%[A-Za-z]", value)) or set(
+            re.findall(r"%[A-Za-z]", value)
+        ) - {"%Y", "%m", "%d"}:
+            raise ValueError(
+                f"expected a date format using exactly %Y, %m and %d (e.g. '%Y-%m-%d'), got {value!r}"
+            )
+        return value
+
+
 class SourceSpec(_Model):
     """Where the pipeline's data comes from: files (CSV/Parquet, a glob) or a SQL query."""
 
@@ -82,6 +108,9 @@ class SourceSpec(_Model):
     conn_id_storage: str | None = Field(
         default=None, description="Airflow connection with credentials for the file URI's object store."
     )
+    window: WindowSpec | None = Field(
+        default=None, description="Read only the last N days of dated partitions (file sources)."
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> SourceSpec:
@@ -91,6 +120,8 @@ class SourceSpec(_Model):
             raise ValueError("'sql' needs 'conn_id', the Airflow connection to run the query on")
         if self.parameters and not self.sql:
             raise ValueError("'parameters' only apply to a 'sql' source")
+        if self.window and not self.uri:
+            raise ValueError("'window' only applies to a file source ('uri'); filter a query in its SQL")
         return self
 
 
@@ -165,20 +196,58 @@ class ChangeThreshold(_Model):
         return self
 
 
+class BootstrapSpec(_Model):
+    """Evidence that the challenger is not worse (or is better) than the champion.
+
+    A paired bootstrap over the holdout rows gives a confidence interval of
+    ``challenger - champion`` for ``metric`` (sign-adjusted so that positive is better).
+    ``non_inferiority`` passes when the interval's lower bound is above ``-margin``;
+    ``superiority`` when it is above ``margin`` (default 0: strictly better).
+    """
+
+    enabled: bool = True
+    metric: str | None = Field(default=None, description="Default: the primary metric.")
+    resamples: int = Field(default=1000, ge=100, le=100_000)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    require: Literal["non_inferiority", "superiority"] = "non_inferiority"
+    margin: float = Field(default=0.01, ge=0.0, description="In the metric's units.")
+    seed: int = 0
+
+
+class SliceSpec(_Model):
+    """Apply the gate's rules within each value of a categorical column, too."""
+
+    column: str
+    min_rows: int = Field(
+        default=50, ge=1, description="Smaller slices are reported but not gated (too few rows)."
+    )
+    values: list[str] | None = Field(default=None, description="Only these values (default: all).")
+
+
 class EvaluationSpec(_Model):
     primary_metric: str = "roc_auc"
     thresholds: dict[str, ValueThreshold] = Field(default_factory=dict)
     change_thresholds: dict[str, ChangeThreshold] = Field(default_factory=dict)
+    bootstrap: BootstrapSpec = Field(default_factory=BootstrapSpec)
+    slices: list[SliceSpec] = Field(default_factory=list)
+    permutation_importance: bool = Field(
+        default=True, description="Compute permutation importance on the holdout and log it."
+    )
+
+    def used_metrics(self) -> set[str]:
+        used = {self.primary_metric, *self.thresholds, *self.change_thresholds}
+        if self.bootstrap.enabled and self.bootstrap.metric:
+            used.add(self.bootstrap.metric)
+        return used
 
     def misapplied_metrics(self, task: str) -> tuple[list[str], tuple[str, ...]]:
         """Metrics this evaluation uses that a ``task`` model does not have, and those it has."""
         allowed = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
-        used = {self.primary_metric, *self.thresholds, *self.change_thresholds}
-        return sorted(used - set(allowed)), allowed
+        return sorted(self.used_metrics() - set(allowed)), allowed
 
     @model_validator(mode="after")
     def _known_metrics(self) -> EvaluationSpec:
-        names = {self.primary_metric, *self.thresholds, *self.change_thresholds}
+        names = self.used_metrics()
         unknown = sorted(n for n in names if n not in METRIC_DIRECTIONS)
         if unknown:
             raise ValueError(f"unknown metric(s) {unknown}; known: {sorted(METRIC_DIRECTIONS)}")
@@ -216,13 +285,76 @@ class ValidationSpec(_Model):
     min_rows: int = Field(default=1, ge=1)
 
 
+class DriftSpec(_Model):
+    """Drift of the batch against the champion's training data (see DESIGN.md, "Drift")."""
+
+    enabled: bool = True
+    alpha: float = Field(default=0.01, gt=0.0, lt=0.5, description="After Holm/BH correction.")
+    delta: float = Field(default=0.1, ge=0.0, description="Numeric effect: Wasserstein / reference std.")
+    categorical_delta: float = Field(default=0.05, ge=0.0, description="Jensen-Shannon distance.")
+    missing_delta: float = Field(default=0.05, ge=0.0, description="Absolute change of the missing rate.")
+    correction: Literal["holm", "bh"] = "holm"
+    drift_share: float = Field(default=0.3, gt=0.0, le=1.0)
+    critical_columns: list[str] = Field(default_factory=list)
+    min_rows: int = Field(default=100, ge=1)
+    prediction: bool = Field(
+        default=True,
+        description="Also test the champion's predictions on the batch against its training data.",
+    )
+
+
+class PerformanceSpec(_Model):
+    """The champion's metric on labelled batches vs the value recorded when it was promoted."""
+
+    enabled: bool = True
+    metric: str | None = Field(default=None, description="Default: the primary metric.")
+    tolerance: float = Field(
+        default=0.05, ge=0.0, description="Largest allowed drop from the promotion-time value."
+    )
+    floor: float | None = Field(default=None, description="The metric must not fall past this value.")
+    min_rows: int = Field(default=200, ge=1)
+
+
+class RetrainSpec(_Model):
+    """When monitoring asks for a retrain (the mlops://<pipeline>/retrain asset event)."""
+
+    on_drift: bool = True
+    on_performance: bool = True
+    cooldown_hours: float = Field(
+        default=72.0,
+        ge=0.0,
+        description="After a request, no new request for this long: one incident, one retrain.",
+    )
+
+
+class MonitoringSpec(_Model):
+    """The <name>_monitoring DAG: one batch per run, checked against the champion."""
+
+    source: SourceSpec | None = Field(
+        default=None, description="The batch of a run (templated, e.g. .../{{ ds }}.parquet)."
+    )
+    drift: DriftSpec = Field(default_factory=DriftSpec)
+    performance: PerformanceSpec = Field(default_factory=PerformanceSpec)
+    retrain: RetrainSpec = Field(default_factory=RetrainSpec)
+
+
+class ScoringSpec(_Model):
+    """The <name>_batch_scoring DAG: score a partition with the champion."""
+
+    source: SourceSpec = Field(description="The partition of a run (templated, e.g. .../{{ ds }}.parquet).")
+    id_columns: list[str] = Field(
+        default_factory=list, description="Columns copied into the predictions (default: none)."
+    )
+
+
 class SchedulesSpec(_Model):
     """Cron expressions or presets (``@daily``); ``null`` means triggered by hand only."""
 
     training: str | None = None
     monitoring: str | None = None
+    scoring: str | None = None
 
-    @field_validator("training", "monitoring")
+    @field_validator("training", "monitoring", "scoring")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
         if value is None:
@@ -255,6 +387,8 @@ class PipelineSpec(_Model):
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     validation: ValidationSpec = Field(default_factory=ValidationSpec)
     schedules: SchedulesSpec = Field(default_factory=SchedulesSpec)
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
+    scoring: ScoringSpec | None = None
     tags: list[str] = Field(default_factory=list)
     owner: str = "mlops"
 
@@ -282,7 +416,39 @@ class PipelineSpec(_Model):
                 raise FieldError(
                     "evaluation", f"metric(s) {wrong} do not apply to a {task} model; use {list(allowed)}"
                 )
+        perf = self.monitoring.performance.metric
+        if perf is not None:
+            if perf not in METRIC_DIRECTIONS:
+                raise FieldError(
+                    "monitoring.performance.metric",
+                    f"unknown metric {perf!r}; known: {sorted(METRIC_DIRECTIONS)}",
+                )
+            if task != "auto":
+                allowed = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+                if perf not in allowed:
+                    raise FieldError(
+                        "monitoring.performance.metric",
+                        f"{perf!r} does not apply to a {task} model; use one of {list(allowed)}",
+                    )
+        if listed:
+            for where, columns in (
+                ("monitoring.drift.critical_columns", self.monitoring.drift.critical_columns),
+                ("evaluation.slices", [s.column for s in self.evaluation.slices]),
+            ):
+                unknown = [c for c in columns if c not in listed]
+                if unknown:
+                    raise FieldError(where, f"column(s) {unknown} are not features; features are {listed}")
+        if self.schedules.monitoring and self.monitoring.source is None:
+            raise FieldError(
+                "monitoring.source", "schedules.monitoring is set but there is no monitoring.source to read"
+            )
+        if self.schedules.scoring and self.scoring is None:
+            raise FieldError("scoring", "schedules.scoring is set but there is no scoring section")
         return self
+
+    @property
+    def performance_metric(self) -> str:
+        return self.monitoring.performance.metric or self.evaluation.primary_metric
 
     # -- derived names (the contracts of DESIGN.md) --------------------------------------------
     @property

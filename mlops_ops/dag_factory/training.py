@@ -1,21 +1,11 @@
-"""PipelineSpec -> DAGs. Runs at DAG parse time: builds operators, imports nothing heavy."""
+"""The ``<name>_training`` DAG."""
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
-from mlops_ops.config import PipelineSpec, SpecError, load_pipeline_spec
-
-START_DATE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-
-DEFAULT_ARGS: dict[str, Any] = {
-    "retries": 2,
-    "retry_delay": dt.timedelta(minutes=2),
-    "retry_exponential_backoff": True,
-}
+from mlops_ops.config import PipelineSpec
+from mlops_ops.dag_factory.common import DEFAULT_ARGS, START_DATE
 
 TRAINING_DOC = """\
 ### {name}: training
@@ -137,27 +127,3 @@ def build_training_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | Non
         validate >> train
         evaluate >> deploy
     return dag
-
-
-def iter_spec_files(folder: Path) -> Iterable[Path]:
-    return sorted(p for p in folder.glob("*.y*ml") if p.suffix in (".yaml", ".yml"))
-
-
-def build_dags(folder: str | Path, *, default_args: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Every DAG of every spec in ``folder``, by dag_id. Raises SpecError listing every bad spec."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise SpecError(f"pipelines folder {folder} does not exist; set MLOPS_PIPELINES or create it")
-    dags: dict[str, Any] = {}
-    errors: list[str] = []
-    for path in iter_spec_files(folder):
-        try:
-            spec = load_pipeline_spec(path)
-        except SpecError as err:
-            errors.append(str(err))
-            continue
-        dag = build_training_dag(spec, default_args=default_args)
-        dags[dag.dag_id] = dag
-    if errors:
-        raise SpecError("\n".join(errors))
-    return dags
