@@ -34,7 +34,7 @@ with DAG(
     ingest = IngestDatasetOperator(
         task_id="ingest",
         pipeline=PIPELINE,
-        source_uri="${MLOPS_HOME}/data/churn/train/*.parquet",
+        source_uri="${MLOPS_HOME}/data/churn/daily/*.parquet",
         min_rows=200,
     )
     validate = ValidateDataOperator(

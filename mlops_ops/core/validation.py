@@ -100,11 +100,16 @@ class ValidationReport:
 # -- building the checks -----------------------------------------------------------------------
 
 
-def schema_checks(target: str, numeric: list[str], categorical: list[str], min_rows: int = 1) -> list[Check]:
+def schema_checks(
+    target: str | None, numeric: list[str], categorical: list[str], min_rows: int = 1
+) -> list[Check]:
+    """Row count, columns present, target complete, numeric features finite. ``target=None``:
+    an unlabelled batch (monitoring), whose target is not checked."""
     checks = [Check("expect_table_row_count_to_be_between", {"min_value": min_rows}, "error", "schema")]
-    for col in [target, *numeric, *categorical]:
+    for col in [*([target] if target else []), *numeric, *categorical]:
         checks.append(Check("expect_column_to_exist", {"column": col}, "error", "schema"))
-    checks.append(Check("expect_column_values_to_not_be_null", {"column": target}, "error", "schema"))
+    if target:
+        checks.append(Check("expect_column_values_to_not_be_null", {"column": target}, "error", "schema"))
     for col in numeric:
         checks.append(
             Check(

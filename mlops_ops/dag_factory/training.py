@@ -12,7 +12,10 @@ TRAINING_DOC = """\
 
 `ingest -> validate -> train -> evaluate -> deploy`
 
-* **ingest** reads `{source}` into a content-addressed snapshot (re-running on the same data is a
+Scheduled on `{schedule}` **or** on a retrain request from `{name}_monitoring` (the
+`mlops://{name}/retrain` asset), whichever comes first.
+
+* **ingest** reads `{source}`{window} into a content-addressed snapshot (re-running on the same data is a
   no-op).
 * **validate** runs Great Expectations: the spec's checks plus a suite inferred from the
   champion's training data. An `error` fails the run before anything is trained.
@@ -47,6 +50,22 @@ def _params() -> dict[str, Any]:
     }
 
 
+def training_schedule(spec: PipelineSpec) -> Any:
+    """The training cron OR the pipeline's retrain asset (asset only, when there is no cron)."""
+    from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
+
+    from mlops_ops.assets import retrain_asset
+
+    cron = spec.schedules.training
+    if cron in ("@once", "@continuous"):
+        return cron  # not a cron: these cannot be combined with an asset
+    if cron is None:
+        return [retrain_asset(spec.name)]
+    return AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=[retrain_asset(spec.name)]
+    )
+
+
 def build_training_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | None = None) -> Any:
     """The ``<name>_training`` DAG of a pipeline."""
     from airflow.sdk import DAG
@@ -64,7 +83,7 @@ def build_training_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | Non
     with DAG(
         dag_id=f"{spec.name}_training",
         description=spec.description or f"Train, gate and deploy the {spec.name} model",
-        schedule=spec.schedules.training,
+        schedule=training_schedule(spec),
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
@@ -74,6 +93,8 @@ def build_training_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | Non
         doc_md=TRAINING_DOC.format(
             name=spec.name,
             source=src.uri or f"SQL on {src.conn_id}",
+            window=f" (the last {src.window.days} day(s) of partitions)" if src.window else "",
+            schedule=spec.schedules.training or "no cron",
             estimator=spec.model.estimator,
             metric=spec.evaluation.primary_metric,
         ),
@@ -87,6 +108,8 @@ def build_training_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | Non
             conn_id=src.conn_id,
             parameters=dict(src.parameters) or None,
             min_rows=spec.validation.min_rows,
+            window_days=src.window.days if src.window else None,
+            window_date_format=src.window.date_format if src.window else "%Y-%m-%d",
             **common,
         )
         features: dict[str, Any] = {

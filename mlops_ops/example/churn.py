@@ -8,6 +8,7 @@ makes any model trained on the data worse (for the gate).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +18,17 @@ NUMERIC = ["tenure_months", "monthly_charges", "support_calls", "data_usage_gb"]
 CATEGORICAL = ["contract", "region", "payment_method"]
 TARGET = "churned"
 
+_DATED = re.compile(r"^\d{4}-\d{2}-\d{2}\.")
 _CONTRACTS = ["month_to_month", "one_year", "two_year"]
 _REGIONS = ["north", "south", "east", "west"]
 _PAYMENTS = ["card", "bank_transfer", "electronic_check", "mailed_check"]
 
 
-def generate(n_rows: int, *, seed: int = 0, drift: float = 0.0, label_noise: float = 0.0) -> pd.DataFrame:
-    """``n_rows`` customers. ``drift`` in [0, 1+] shifts charges, support calls and the contract mix."""
+def generate(
+    n_rows: int, *, seed: int = 0, drift: float = 0.0, label_noise: float = 0.0, concept: float = 0.0
+) -> pd.DataFrame:
+    """``n_rows`` customers. ``drift`` in [0, 1+] shifts charges, support calls and the contract mix;
+    ``concept`` in [0, 1+] changes how churn depends on them (a model trained before goes stale)."""
     rng = np.random.default_rng(seed)
     m2m = min(0.9, 0.55 + 0.15 * drift)
     contract = rng.choice(_CONTRACTS, size=n_rows, p=[m2m, (1 - m2m) * 0.55, (1 - m2m) * 0.45])
@@ -44,6 +49,13 @@ def generate(n_rows: int, *, seed: int = 0, drift: float = 0.0, label_noise: flo
         + 0.5 * (payment == "electronic_check")
         - 0.15 * np.log1p(usage)
     )
+    if concept:
+        # a competitor targets heavy data users on long contracts; support calls matter less
+        logit = (
+            logit
+            + concept * (1.2 * (np.log1p(usage) - 2.3) + 1.0 * (contract == "two_year"))
+            - concept * 0.35 * calls
+        )
     churned = (rng.random(n_rows) < 1 / (1 + np.exp(-logit))).astype("int64")
     if label_noise > 0:
         flip = rng.random(n_rows) < label_noise
@@ -67,20 +79,38 @@ def generate(n_rows: int, *, seed: int = 0, drift: float = 0.0, label_noise: flo
 
 
 def write_training_data(
-    directory: str | Path, *, rows: int = 4000, seed: int = 0, label_noise: float = 0.0, fmt: str = "parquet"
-) -> Path:
-    """Write one training file (``part-0.<fmt>``) into ``directory``, replacing what was there."""
+    directory: str | Path,
+    *,
+    rows: int = 4000,
+    seed: int = 0,
+    label_noise: float = 0.0,
+    fmt: str = "parquet",
+    days: int = 14,
+    end: dt.date | None = None,
+) -> list[Path]:
+    """Write ``rows`` rows as ``days`` daily partitions ``<YYYY-MM-DD>.<fmt>`` ending at ``end``.
+
+    ``end`` defaults to today (UTC), so a run with today's logical date finds them all in its
+    training window. Earlier partitions in ``directory`` are removed first.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    for old in directory.glob("part-*"):
-        old.unlink()
+    for old in directory.iterdir():
+        if old.is_file() and (old.name.startswith("part-") or _DATED.match(old.name)):
+            old.unlink()
+    end = end or dt.datetime.now(dt.UTC).date()
     frame = generate(rows, seed=seed, label_noise=label_noise)
-    path = directory / f"part-0.{fmt}"
-    if fmt == "csv":
-        frame.to_csv(path, index=False)
-    else:
-        frame.to_parquet(path, index=False)
-    return path
+    paths = []
+    for i, chunk in enumerate(np.array_split(np.arange(rows), days)):
+        day = end - dt.timedelta(days=days - 1 - i)
+        path = directory / f"{day.isoformat()}.{fmt}"
+        part = frame.iloc[chunk]
+        if fmt == "csv":
+            part.to_csv(path, index=False)
+        else:
+            part.to_parquet(path, index=False)
+        paths.append(path)
+    return paths
 
 
 def write_partitions(
@@ -92,6 +122,7 @@ def write_partitions(
     seed: int = 0,
     drift_from: dt.date | None = None,
     drift: float = 1.0,
+    concept: float = 0.0,
 ) -> list[Path]:
     """Daily batches ``<directory>/<YYYY-MM-DD>.parquet``; from ``drift_from`` on they drift."""
     directory = Path(directory)
@@ -99,8 +130,13 @@ def write_partitions(
     paths = []
     for i in range(days):
         day = start + dt.timedelta(days=i)
-        shift = drift if drift_from is not None and day >= drift_from else 0.0
-        frame = generate(rows_per_day, seed=seed * 100_003 + i + 1, drift=shift)
+        shifted = drift_from is not None and day >= drift_from
+        frame = generate(
+            rows_per_day,
+            seed=seed * 100_003 + (day - dt.date(2000, 1, 1)).days,
+            drift=drift if shifted else 0.0,
+            concept=concept if shifted else 0.0,
+        )
         path = directory / f"{day.isoformat()}.parquet"
         frame.to_parquet(path, index=False)
         paths.append(path)

@@ -32,9 +32,14 @@ class IngestDatasetOperator(MlopsBaseOperator):
     :param conn_id: Airflow connection the query runs on (any DbApiHook: Postgres, SQLite, ...).
     :param parameters: bound query parameters (templated).
     :param min_rows: fewer rows than this fails the task.
+    :param window_days: read only the files whose path carries a date in the last ``window_days``
+        days up to ``window_end`` (a rolling training window over dated partitions).
+    :param window_date_format: strftime format of the date in the partition paths.
+    :param window_end: last day of the window, ``YYYY-MM-DD`` (templated); default: the run's
+        logical date, or the day the run was queued when it has none (asset-triggered runs).
     """
 
-    template_fields: Sequence[str] = ("source_uri", "sql", "parameters")
+    template_fields: Sequence[str] = ("source_uri", "sql", "parameters", "window_end")
     template_fields_renderers = {"sql": "sql", "parameters": "json"}
 
     def __init__(
@@ -47,11 +52,17 @@ class IngestDatasetOperator(MlopsBaseOperator):
         conn_id: str | None = None,
         parameters: dict[str, Any] | None = None,
         min_rows: int = 1,
+        window_days: int | None = None,
+        window_date_format: str = "%Y-%m-%d",
+        window_end: str | None = None,
         **kwargs: Any,
     ) -> None:
         if "outlets" not in kwargs and "pipeline" in kwargs:
             kwargs["outlets"] = [dataset_asset(kwargs["pipeline"])]
         super().__init__(**kwargs)
+        self.window_days = window_days
+        self.window_date_format = window_date_format
+        self.window_end = window_end
         self.source_uri = source_uri
         self.source_format = source_format
         self.source_conn_id = source_conn_id
@@ -64,12 +75,12 @@ class IngestDatasetOperator(MlopsBaseOperator):
         from mlops_ops.core.data import DataError
 
         try:
-            frame, source = self._read_source()
+            frame, source = self._read_source(context)
             return self._store(context, frame, source)
         except DataError as err:
             raise AirflowFailException(f"ingest of pipeline {self.pipeline!r} failed: {err}") from None
 
-    def _read_source(self) -> tuple[Any, dict[str, Any]]:
+    def _read_source(self, context: Context) -> tuple[Any, dict[str, Any]]:
         from mlops_ops.core import data
 
         if bool(self.source_uri) == bool(self.sql):
@@ -102,6 +113,27 @@ class IngestDatasetOperator(MlopsBaseOperator):
             raise data.DataError(
                 f"no file matches {uri}; check the path and that the upstream export for this date has run"
             )
+        window = None
+        if self.window_days:
+            end = self._window_end(context)
+            by_name = {str(f): f for f in files}
+            chosen = data.select_window(
+                list(by_name), end=end, days=int(self.window_days), date_format=self.window_date_format
+            )
+            window = {"days": int(self.window_days), "end": end.isoformat(), "files": len(chosen)}
+            self.log.info(
+                "window: %d of %d partition(s) in the %d day(s) up to %s",
+                len(chosen),
+                len(files),
+                self.window_days,
+                end,
+            )
+            if not chosen:
+                raise data.DataError(
+                    f"no partition of {uri} is dated within the {self.window_days} day(s) up to {end}; "
+                    "check that the daily exports have run or widen source.window.days"
+                )
+            files = [by_name[p] for p in chosen]
         frames = []
         for f in files:
             fmt = data.detect_format(f.name, self.source_format)
@@ -114,7 +146,21 @@ class IngestDatasetOperator(MlopsBaseOperator):
             "uri": uri,
             "files": [str(f) for f in files][:100],
             "n_files": len(files),
+            **({"window": window} if window else {}),
         }
+
+    def _window_end(self, context: Context) -> Any:
+        import datetime as dt
+
+        if self.window_end:
+            try:
+                return dt.date.fromisoformat(str(self.window_end)[:10])
+            except ValueError:
+                raise AirflowFailException(
+                    f"window_end must be a date like 2026-01-31, got {self.window_end!r}"
+                ) from None
+        when = context.get("logical_date") or context["dag_run"].run_after
+        return when.date()
 
     def _store(self, context: Context, frame: Any, source: dict[str, Any]) -> dict[str, Any]:
         from mlops_ops.core import data

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 TRAINING_SPEC_ARTIFACT = "training_spec.json"
+PREDICTION_PROFILE_ARTIFACT = "prediction_profile.json"
 
 
 class TrainModelOperator(MlopsBaseOperator):
@@ -93,6 +94,7 @@ class TrainModelOperator(MlopsBaseOperator):
         from mlops_ops import __version__
         from mlops_ops.core.data import DataError, resolve_features
         from mlops_ops.core.drift import build_reference_profile
+        from mlops_ops.core.monitoring import build_prediction_profile
         from mlops_ops.core.training import TrainingError, train_model
 
         frame, manifest = self.read_snapshot(self.snapshot)
@@ -119,6 +121,8 @@ class TrainModelOperator(MlopsBaseOperator):
         profile = build_reference_profile(
             frame, numeric=list(features.numeric), categorical=list(features.categorical)
         )
+        # the model's own outputs on its training snapshot: the reference of prediction drift
+        prediction_profile = build_prediction_profile(result.model, frame[features.all], result.task)
         tags = {
             **self.lineage(context),
             "mlops.pipeline": self.pipeline,
@@ -127,7 +131,7 @@ class TrainModelOperator(MlopsBaseOperator):
             "mlops.training_config_sha256": config_sha,
             "mlops.code_version": f"mlops-ops {__version__}",
             "mlops.task": result.task,
-            "mlops.trigger_reason": str(self.reason or "scheduled"),
+            "mlops.trigger_reason": self._reason(context),
             "mlops.forced": str(parse_bool(self.force)).lower(),
         }
         training_spec = {
@@ -162,7 +166,11 @@ class TrainModelOperator(MlopsBaseOperator):
             target=self.target,
             input_example=result.input_example,
             signature_output=result.predictions_example,
-            artifacts={PROFILE_ARTIFACT: profile.to_dict(), TRAINING_SPEC_ARTIFACT: training_spec},
+            artifacts={
+                PROFILE_ARTIFACT: profile.to_dict(),
+                PREDICTION_PROFILE_ARTIFACT: prediction_profile.to_dict(),
+                TRAINING_SPEC_ARTIFACT: training_spec,
+            },
             run_name=f"train-{manifest['sha256'][:8]}",
         )
         self.log.info(
@@ -180,6 +188,20 @@ class TrainModelOperator(MlopsBaseOperator):
             "run_url": hook.run_url(logged["experiment_id"], logged["run_id"]),
             "model_url": hook.model_version_url(self.pipeline, logged["version"]),
         }
+
+    def _reason(self, context: Context) -> str:
+        """The form's reason, else the retrain request's reason (asset-triggered runs), else the run type."""
+        reason = str(self.reason or "")
+        events = context.get("triggering_asset_events") or {}
+        try:
+            for asset, asset_events in events.items():
+                if str(getattr(asset, "uri", "")).endswith("/retrain") and asset_events:
+                    extra = asset_events[-1].extra or {}
+                    if extra.get("reason") and reason in ("", "asset_triggered"):
+                        return f"retrain requested by monitoring: {extra['reason']}"[:5000]
+        except (AttributeError, TypeError, KeyError):  # no events in this run
+            pass
+        return reason or "scheduled"
 
     def _skip_if_already_trained(self, hook: Any, snapshot_sha: str, config_sha: str) -> None:
         """Training is deterministic: the same snapshot and configuration give the same model."""

@@ -26,6 +26,8 @@ class ValidateDataOperator(MlopsBaseOperator):
 
     :param snapshot: the ingest task's result or a snapshot URI (templated).
     :param target: target column.
+    :param require_target: ``False`` accepts unlabelled data (monitoring batches): when the target
+        column is absent it is not checked, and the spec's expectations about it are left out.
     :param numeric_features: numeric feature columns (None with ``categorical_features`` None:
         inferred from the data).
     :param categorical_features: categorical feature columns.
@@ -51,11 +53,13 @@ class ValidateDataOperator(MlopsBaseOperator):
         inferred_severities: dict[str, str] | None = None,
         reference: str | None = "champion",
         min_rows: int = 1,
+        require_target: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.snapshot = snapshot
         self.target = target
+        self.require_target = require_target
         self.numeric_features = numeric_features
         self.categorical_features = categorical_features
         self.expectations = expectations
@@ -70,6 +74,9 @@ class ValidateDataOperator(MlopsBaseOperator):
         from mlops_ops.core.reports import validation_html
 
         frame, manifest = self.read_snapshot(self.snapshot)
+        labelled = self.require_target or self.target in frame.columns
+        if not labelled:
+            self.log.info("no %r column: unlabelled data, the target is not checked", self.target)
         numeric, categorical = self.numeric_features, self.categorical_features
         if numeric is None and categorical is None:
             numeric, categorical = infer_feature_kinds(frame, self.target)
@@ -79,9 +86,9 @@ class ValidateDataOperator(MlopsBaseOperator):
             raise AirflowFailException(f"inferred_severities is invalid: {err}") from None
         profile, reference_desc = self._reference_profile()
         checks = validation.schema_checks(
-            self.target, list(numeric or []), list(categorical or []), self.min_rows
+            self.target if labelled else None, list(numeric or []), list(categorical or []), self.min_rows
         )
-        checks += validation.spec_checks(self.expectations or [])
+        checks += validation.spec_checks(self._expectations(labelled))
         if profile is not None:
             checks += validation.infer_checks(profile, severities)
         try:
@@ -127,6 +134,13 @@ class ValidateDataOperator(MlopsBaseOperator):
             "snapshot_sha256": manifest["sha256"],
             "reference": reference_desc,
         }
+
+    def _expectations(self, labelled: bool) -> list[dict[str, Any]]:
+        """The spec's expectations; for unlabelled data, those about the target are left out."""
+        expectations = list(self.expectations or [])
+        if labelled:
+            return expectations
+        return [e for e in expectations if (e.get("kwargs") or {}).get("column") != self.target]
 
     def _reference_profile(self) -> tuple[Any, str | None]:
         from mlops_ops.core.drift import ReferenceProfile, build_reference_profile

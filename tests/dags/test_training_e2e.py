@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 
 def _data(home: Path, **kwargs) -> Path:
-    return write_training_data(home / "data" / "churn" / "train", rows=kwargs.pop("rows", 3000), **kwargs)
+    return write_training_data(home / "data" / "churn" / "daily", rows=kwargs.pop("rows", 3000), **kwargs)
 
 
 def test_first_run_promotes_worse_run_is_rejected_and_rerun_reuses_snapshot(

@@ -26,7 +26,7 @@ def test_training_loop_against_an_mlflow_server_on_postgres(
             {"conn_type": "mlflow", "host": mlflow_server, "extra": {"ui_url": "http://mlflow.example"}}
         ),
     )
-    data = mlops_home / "data" / "churn" / "train"
+    data = mlops_home / "data" / "churn" / "daily"
     write_training_data(data, rows=2500, seed=0)
     first = run_dag(load_dag("churn_training"), conf={"reason": "integration"})
     assert first.state == "success", first.tasks
@@ -58,7 +58,7 @@ def test_sql_source_with_bound_templated_parameters(airflow_db, mlops_home, post
 
     spec = (ROOT / "pipelines" / "churn.yaml").read_text().replace("name: churn\n", "name: churn_sql\n")
     spec = spec.replace(
-        '  uri: "${MLOPS_HOME}/data/churn/train/*.parquet"\n  format: auto\n',
+        '  uri: "${MLOPS_HOME}/data/churn/daily/*.parquet"\n  format: auto\n',
         "  sql: SELECT * FROM customers WHERE signup_day = %(day)s\n"
         "  conn_id: warehouse\n"
         "  parameters: {day: '{{ ds }}'}\n",

@@ -73,7 +73,7 @@ def test_training_dag_runs_under_a_real_scheduler(postgres_db, tmp_path):
     spec = (ROOT / "pipelines" / "churn.yaml").read_text().replace('training: "@weekly"', "training: null")
     (pipelines / "churn.yaml").write_text(spec)
     (dags / "pipelines_dag.py").write_text(DAG_FILE)
-    write_training_data(home / "data" / "churn" / "train", rows=2000, seed=0)
+    write_training_data(home / "data" / "churn" / "daily", rows=2000, seed=0)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS_", "MLFLOW_"))}
     env.update(

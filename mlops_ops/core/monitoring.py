@@ -1,0 +1,206 @@
+"""Monitoring decisions: prediction drift, the champion's live performance, and the retrain policy.
+
+Pure logic, no Airflow: the operators in ``mlops_ops.operators.monitor`` read the batch and the
+champion through hooks, call these functions and act on what they return.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlops_ops.config import METRIC_DIRECTIONS
+
+PREDICTION_COLUMN = "prediction"
+
+
+# -- prediction drift --------------------------------------------------------------------------
+
+
+def prediction_values(model: Any, frame: pd.DataFrame, task: str) -> np.ndarray:
+    """What the model outputs for each row: the positive-class probability, or the predicted value.
+
+    Probabilities rather than labels: a classifier's labels can stay put while its confidence
+    moves, and the probability is what a threshold downstream acts on.
+    """
+    if task == "classification" and hasattr(model, "predict_proba"):
+        proba = np.asarray(model.predict_proba(frame))
+        return proba[:, -1] if proba.ndim == 2 else proba
+    return np.asarray(model.predict(frame), dtype="float64")
+
+
+def prediction_frame(model: Any, frame: pd.DataFrame, task: str) -> pd.DataFrame:
+    return pd.DataFrame({PREDICTION_COLUMN: prediction_values(model, frame, task).astype("float64")})
+
+
+def build_prediction_profile(model: Any, frame: pd.DataFrame, task: str) -> Any:
+    """Reference profile of the model's own outputs on its training snapshot."""
+    from mlops_ops.core.drift import build_reference_profile
+
+    return build_reference_profile(prediction_frame(model, frame, task), numeric=[PREDICTION_COLUMN])
+
+
+# -- performance -------------------------------------------------------------------------------
+
+
+@dataclass
+class PerformanceCheck:
+    """The champion's metric on a labelled batch against the value recorded at its promotion."""
+
+    status: str  # "ok" | "degraded" | "insufficient_data" | "unlabelled" | "no_baseline"
+    metric: str
+    value: float | None
+    baseline: float | None
+    tolerance: float
+    floor: float | None
+    rows: int
+    min_rows: int
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def degraded(self) -> bool:
+        return self.status == "degraded"
+
+    @property
+    def drop(self) -> float | None:
+        """How much worse than at promotion, in the metric's better direction (positive = worse)."""
+        if self.value is None or self.baseline is None:
+            return None
+        worse = self.baseline - self.value if METRIC_DIRECTIONS[self.metric] else self.value - self.baseline
+        return float(worse)
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["degraded"] = self.degraded
+        doc["drop"] = self.drop
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in doc.items()}
+
+
+def check_performance(
+    *,
+    metric: str,
+    value: float | None,
+    baseline: float | None,
+    rows: int,
+    tolerance: float,
+    floor: float | None,
+    min_rows: int,
+) -> PerformanceCheck:
+    """Degraded when the metric dropped by more than ``tolerance`` or fell past ``floor``."""
+    check = PerformanceCheck("ok", metric, value, baseline, tolerance, floor, rows, min_rows)
+    higher = METRIC_DIRECTIONS[metric]
+    if rows < min_rows:
+        check.status = "insufficient_data"
+        check.reasons.append(f"{rows} labelled row(s) < min_rows={min_rows}: performance not judged")
+        return check
+    if value is None or not math.isfinite(value):
+        check.status = "insufficient_data"
+        check.reasons.append(f"{metric} could not be computed on this batch (e.g. one class only)")
+        return check
+    if floor is not None and (value < floor if higher else value > floor):
+        check.status = "degraded"
+        check.reasons.append(
+            f"{metric} = {value:.4f} is past the floor {floor:.4f} ({'higher' if higher else 'lower'} is better)"
+        )
+    if baseline is None or not math.isfinite(baseline):
+        if check.status == "ok":
+            check.status = "no_baseline"
+            check.reasons.append(f"no {metric} recorded at the champion's promotion: only the floor applies")
+        return check
+    drop = check.drop
+    assert drop is not None
+    if drop > tolerance + 1e-12:
+        check.status = "degraded"
+        check.reasons.append(
+            f"{metric} = {value:.4f} vs {baseline:.4f} at promotion: {drop:.4f} worse, tolerance {tolerance:.4f}"
+        )
+    elif check.status == "ok":
+        check.reasons.append(
+            f"{metric} = {value:.4f} vs {baseline:.4f} at promotion ({drop:+.4f} worse), within tolerance {tolerance:.4f}"
+        )
+    return check
+
+
+# -- retrain policy ----------------------------------------------------------------------------
+
+
+@dataclass
+class RetrainDecision:
+    """Whether monitoring asks for a retrain now, and why (or why not)."""
+
+    retrain: bool
+    reason: str
+    triggers: list[str]
+    suppressed_by_cooldown: bool = False
+    last_request_at: str | None = None
+    next_allowed_at: str | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def decide_retrain(
+    *,
+    drift: dict[str, Any] | None,
+    performance: dict[str, Any] | None,
+    on_drift: bool,
+    on_performance: bool,
+    cooldown_hours: float,
+    now: dt.datetime,
+    last_request_at: dt.datetime | None,
+) -> RetrainDecision:
+    """Apply the policy: a trigger (drift or a performance drop), then the cooldown.
+
+    ``drift`` and ``performance`` are the monitoring tasks' results (``status`` plus details);
+    ``now`` is the batch's time (the run's logical date), so backfills and replays behave as the
+    live schedule would. One incident, one retrain: while a request is younger than the cooldown,
+    further triggers are recorded but no new request is made.
+    """
+    triggers: list[str] = []
+    summary: dict[str, Any] = {}
+    if drift:
+        summary["drift"] = {
+            k: drift.get(k)
+            for k in ("status", "drifted_columns", "drifted_share", "prediction_drift", "rows")
+        }
+        if on_drift and drift.get("status") == "drift":
+            cols = drift.get("drifted_columns") or []
+            triggers.append(f"data drift in {len(cols)} column(s): {', '.join(cols[:8])}")
+        if on_drift and drift.get("prediction_drift"):
+            triggers.append("the champion's predictions drifted")
+    if performance:
+        summary["performance"] = {
+            k: performance.get(k) for k in ("status", "metric", "value", "baseline", "drop", "rows")
+        }
+        if on_performance and performance.get("status") == "degraded":
+            triggers.append("performance drop: " + "; ".join(performance.get("reasons") or []))
+    if not triggers:
+        statuses = ", ".join(f"{k} {v.get('status')}" for k, v in summary.items()) or "nothing checked"
+        return RetrainDecision(False, f"no trigger ({statuses})", [], summary=summary)
+    reason = "; ".join(triggers)
+    if last_request_at is not None and cooldown_hours > 0:
+        next_allowed = last_request_at + dt.timedelta(hours=cooldown_hours)
+        if now < next_allowed:
+            return RetrainDecision(
+                False,
+                f"cooldown: a retrain was requested at {last_request_at.isoformat()}, next request allowed "
+                f"from {next_allowed.isoformat()} ({reason})",
+                triggers,
+                suppressed_by_cooldown=True,
+                last_request_at=last_request_at.isoformat(),
+                next_allowed_at=next_allowed.isoformat(),
+                summary=summary,
+            )
+    return RetrainDecision(
+        True,
+        reason,
+        triggers,
+        last_request_at=last_request_at.isoformat() if last_request_at else None,
+        summary=summary,
+    )
