@@ -9,6 +9,7 @@ mlops-ops schema   print the JSON schema of a pipeline spec (for editors)
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import subprocess
@@ -30,57 +31,52 @@ def _home(args: argparse.Namespace) -> Path:
 # -- demo ------------------------------------------------------------------------------------------
 
 
-def _run_dag_subprocess(
-    dag_id: str, conf: dict[str, Any], env: dict[str, str], log_file: Path
-) -> dict[str, Any]:
-    """One ``dag.test()`` in a fresh interpreter (its log goes to ``log_file``)."""
+DEMO_START = dt.date(2026, 3, 1)  # first monitored day; the history is the two weeks before
+
+
+def _at(day: dt.date) -> str:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).isoformat()
+
+
+def _run_plan_subprocess(
+    plan: list[dict[str, Any]], env: dict[str, str], log_file: Path
+) -> list[dict[str, Any]]:
+    """Several ``dag.test()`` runs, in order, in one fresh interpreter (log to ``log_file``)."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         result_path = Path(fh.name)
-    cmd = [
-        sys.executable,
-        "-m",
-        "mlops_ops.cli",
-        "_run-dag",
-        dag_id,
-        "--conf",
-        json.dumps(conf),
-        "--result",
-        str(result_path),
-    ]
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump(plan, fh)
+        plan_path = Path(fh.name)
+    cmd = [sys.executable, "-m", "mlops_ops.cli", "_run-dags", str(plan_path), "--result", str(result_path)]
     with log_file.open("a") as log:
-        log.write(f"\n===== {dag_id} {json.dumps(conf)} =====\n")
+        log.write(f"\n===== {json.dumps(plan)} =====\n")
         log.flush()
         proc = subprocess.run(cmd, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
     try:
-        result = json.loads(result_path.read_text()) if result_path.stat().st_size else None
+        results = json.loads(result_path.read_text()) if result_path.stat().st_size else None
     finally:
         result_path.unlink(missing_ok=True)
-    if proc.returncode != 0 or result is None:
+        plan_path.unlink(missing_ok=True)
+    if proc.returncode != 0 or results is None:
         tail = log_file.read_text().splitlines()[-40:]
         raise SystemExit(
-            f"running {dag_id} failed (exit {proc.returncode}); last lines of {log_file}:\n" + "\n".join(tail)
+            f"running {[p['dag_id'] for p in plan]} failed (exit {proc.returncode}); last lines of "
+            f"{log_file}:\n" + "\n".join(tail)
         )
-    return result
+    return list(results)
 
 
-def _describe_run(title: str, result: dict[str, Any]) -> list[str]:
+def _describe_training(title: str, result: dict[str, Any]) -> list[str]:
     tasks, ret = result["tasks"], result["returned"]
     order = ["ingest", "validate", "train", "evaluate", "deploy"]
     lines = [
         f"{title}",
-        f"  DAG run {result['run_id']}: {result['state']}",
-        "  tasks: " + ", ".join(f"{t}={tasks.get(t, '-')}" for t in order),
+        f"  {result['dag_id']} {result['state']}: " + ", ".join(f"{t}={tasks.get(t, '-')}" for t in order),
     ]
     ing = ret.get("ingest") or {}
     if ing:
         lines.append(
             f"  snapshot {ing['sha256'][:12]} ({ing['rows']} rows, {'new' if ing['created'] else 'reused'})"
-        )
-    val = ret.get("validate") or {}
-    if val:
-        lines.append(
-            f"  validation: {val['status']} ({val['warnings']} warning(s)), reference: "
-            f"{val.get('reference') or 'none (no champion yet)'}"
         )
     tr = ret.get("train") or {}
     if tr:
@@ -97,10 +93,40 @@ def _describe_run(title: str, result: dict[str, Any]) -> list[str]:
     dep = ret.get("deploy") or {}
     if dep:
         prev = f"v{dep['previous_version']}" if dep.get("previous_version") else "none"
-        lines.append(f"  deploy: v{dep['version']} is champion (was {prev}); ledger {dep['ledger_uri']}")
+        lines.append(f"  deploy: v{dep['version']} is champion (was {prev})")
     elif tasks.get("deploy") == "skipped":
         lines.append("  deploy: skipped, the champion is unchanged")
     return lines
+
+
+def _describe_monitoring(day: dt.date, result: dict[str, Any]) -> list[str]:
+    tasks, ret = result["tasks"], result["returned"]
+    drift = ret.get("detect_drift") or {}
+    perf = ret.get("check_performance") or {}
+    parts = []
+    if drift:
+        cols = drift.get("drifted_columns") or []
+        text = f"drift {drift['status']}"
+        if cols:
+            text += f" ({len(cols)} col: {', '.join(cols)})"
+        if drift.get("prediction_drift"):
+            text += ", predictions drifted"
+        parts.append(text)
+    if perf:
+        value = perf.get("value")
+        parts.append(
+            f"{perf['metric']} {value:.3f} vs {perf['baseline']:.3f} at promotion: {perf['status']}"
+            if isinstance(value, float) and isinstance(perf.get("baseline"), float)
+            else f"performance {perf.get('status')}"
+        )
+    if tasks.get("request_retrain") == "success":
+        decision = "RETRAIN REQUESTED (asset event mlops://churn/retrain)"
+    elif drift.get("status") == "drift" or perf.get("status") == "degraded":
+        decision = "no new request: cooldown (same incident)"
+    else:
+        decision = "nothing to do"
+    champion = drift.get("champion_version") or perf.get("champion_version")
+    return [f"  {day} vs v{champion}: {'; '.join(parts)} -> {decision}"]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -119,36 +145,137 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("  preparing Airflow's SQLite metadata DB (airflow db migrate) ...", flush=True)
     embedded.migrate_airflow_db(env, log_file)
 
-    from mlops_ops.example.churn import write_training_data
+    from mlops_ops.example.churn import write_partitions
 
-    data_dir = home / "data" / PIPELINE / "train"
-    print("  run 1: 4,000 generated customers; training, gating, deploying ...", flush=True)
-    write_training_data(data_dir, rows=4000, seed=0)
-    first = _run_dag_subprocess(f"{PIPELINE}_training", {"reason": "demo: first model"}, env, log_file)
+    d0 = DEMO_START
+    day = [d0 + dt.timedelta(days=i) for i in range(6)]
+    daily = home / "data" / PIPELINE / "daily"
+    # two clean weeks of history and two clean days, then three days where the world moved
+    write_partitions(daily, start=d0 - dt.timedelta(days=14), days=16, rows_per_day=300, seed=7)
+    write_partitions(
+        daily, start=day[2], days=3, rows_per_day=300, seed=7, drift_from=d0, drift=1.5, concept=1.0
+    )
+    train = f"{PIPELINE}_training"
+    monitor = f"{PIPELINE}_monitoring"
+
     print(
-        "  run 2: new data where 35% of the labels are wrong (any model trained on it is worse) ...",
+        f"  1/3 train v1 on {d0 - dt.timedelta(days=14)}..{d0 - dt.timedelta(days=1)}; monitor {day[0]}..{day[2]} ...",
         flush=True,
     )
-    write_training_data(data_dir, rows=4000, seed=1, label_noise=0.35)
-    second = _run_dag_subprocess(f"{PIPELINE}_training", {"reason": "demo: noisy labels"}, env, log_file)
+    first = _run_plan_subprocess(
+        [
+            {
+                "dag_id": train,
+                "conf": {"reason": "demo: first model"},
+                "logical_date": _at(day[0] - dt.timedelta(days=1)),
+            }
+        ]
+        + [{"dag_id": monitor, "logical_date": _at(d)} for d in day[:3]],
+        env,
+        log_file,
+    )
+    requests = sorted((home / "storage" / PIPELINE / "retrain_requests").glob("*.json"))
+    reason = json.loads(requests[-1].read_text())["reason"] if requests else "demo"
+    print(
+        f"  2/3 the retrain request starts {train}; monitor {day[3]}..{day[4]}; score {day[4]} ...",
+        flush=True,
+    )
+    second = _run_plan_subprocess(
+        [
+            {
+                "dag_id": train,
+                "conf": {"reason": f"retrain requested by monitoring: {reason}"},
+                "logical_date": _at(day[2]),
+            }
+        ]
+        + [{"dag_id": monitor, "logical_date": _at(d)} for d in day[3:5]]
+        + [{"dag_id": f"{PIPELINE}_batch_scoring", "logical_date": _at(day[4])}],
+        env,
+        log_file,
+    )
+    # a broken export re-delivers the window with 35% of its labels flipped
+    _flip_labels(daily, day[4], days=14, share=0.35, seed=11)
+    print("  3/3 a retrain on a broken export (35% wrong labels); then a rollback ...", flush=True)
+    third = _run_plan_subprocess(
+        [
+            {
+                "dag_id": train,
+                "conf": {"reason": "demo: labels from a broken export"},
+                "logical_date": _at(day[4]),
+            },
+            {"dag_id": f"{PIPELINE}_rollback", "conf": {"version": "previous", "reason": "demo: roll back"}},
+            {"dag_id": f"{PIPELINE}_rollback", "conf": {"version": "previous", "reason": "demo: roll back"}},
+        ],
+        env,
+        log_file,
+    )
 
-    lines = ["", "=" * 78, "Summary", "=" * 78]
-    lines += _describe_run("Run 1: first model", first) + [""]
-    lines += _describe_run("Run 2: data that yields a worse model", second) + [""]
+    lines = ["", "=" * 78, "Timeline", "=" * 78]
+    lines += _describe_training(f"{day[0] - dt.timedelta(days=1)}: first model", first[0]) + [""]
+    lines.append("Monitoring (each day's batch vs the champion's training data)")
+    for d, result in zip(day[:3], first[1:], strict=True):
+        lines += _describe_monitoring(d, result)
+    lines.append("")
+    lines += _describe_training(f"{day[2]}: retrain requested by monitoring", second[0]) + [""]
+    for d, result in zip(day[3:5], second[1:3], strict=True):
+        lines += _describe_monitoring(d, result)
+    lines += [""] + _describe_scoring(day[4], second[3]) + [""]
+    lines += _describe_training(f"{day[4]}: retrain on a broken export", third[0]) + [""]
+    lines += _describe_rollback(third[1:]) + [""]
     lines += _registry_summary(home)
     lines += [
         "",
         "Where to look",
         f"  reports (JSON + HTML): {home / 'storage' / PIPELINE / 'reports'}",
         f"  deployment ledger:     {home / 'storage' / PIPELINE / 'deployments'}",
-        f"  snapshots:             {home / 'storage' / PIPELINE / 'snapshots'}",
+        f"  retrain requests:      {home / 'storage' / PIPELINE / 'retrain_requests'}",
+        f"  predictions:           {home / 'storage' / PIPELINE / 'predictions'}",
         f"  MLflow store:          {env['MLFLOW_TRACKING_URI']} (artifacts in {home / 'mlartifacts'})",
         "  open the UIs:          make up   (Airflow http://localhost:8080, MLflow http://localhost:5000)",
         f"demo finished in {time.monotonic() - started:.0f} s",
     ]
     print("\n".join(lines))
-    champion_ok = first["tasks"].get("deploy") == "success" and second["tasks"].get("deploy") == "skipped"
-    return 0 if champion_ok and first["state"] == "success" and second["state"] == "success" else 1
+    runs = [*first, *second, *third]
+    ok = all(r["state"] == "success" for r in runs)
+    ok = ok and first[0]["tasks"].get("deploy") == "success" and third[0]["tasks"].get("deploy") == "skipped"
+    ok = ok and any(r["tasks"].get("request_retrain") == "success" for r in runs)
+    return 0 if ok else 1
+
+
+def _flip_labels(directory: Path, end: dt.date, *, days: int, share: float, seed: int) -> None:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    for i in range(days):
+        path = directory / f"{(end - dt.timedelta(days=i)).isoformat()}.parquet"
+        if path.exists():
+            frame = pd.read_parquet(path)
+            flip = rng.random(len(frame)) < share
+            frame["churned"] = np.where(flip, 1 - frame["churned"], frame["churned"])
+            frame.to_parquet(path, index=False)
+
+
+def _describe_scoring(day: dt.date, result: dict[str, Any]) -> list[str]:
+    score = result["returned"].get("score") or {}
+    if not score:
+        return [f"{day}: batch scoring {result['state']}"]
+    return [
+        f"{day}: batch scoring with champion v{score.get('version')}: {score.get('rows')} predictions "
+        f"-> {score.get('uri')}"
+    ]
+
+
+def _describe_rollback(results: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for i, result in enumerate(results):
+        ret = next(iter(result["returned"].values()), None) or {}
+        label = "rollback to the previous champion" if i == 0 else "the same rollback again (idempotent)"
+        lines.append(
+            f"{label}: {result['state']}, outcome {ret.get('outcome', '-')}, champion v{ret.get('version', '?')}"
+            + (f" (was v{ret['previous_version']})" if ret.get("previous_version") else "")
+        )
+    return lines
 
 
 def _registry_summary(home: Path) -> list[str]:
@@ -173,30 +300,34 @@ def _registry_summary(home: Path) -> list[str]:
     for path in ledger:
         rec = json.loads(path.read_text())
         lines.append(
-            f"  {rec['deployed_at']}: v{rec['version']} promoted (previous: "
+            f"  {rec['deployed_at']}: v{rec['version']} {rec.get('action', 'promote')} (previous: "
             f"{'v' + str(rec['previous_version']) if rec.get('previous_version') else 'none'})"
+            + (f", reason: {rec['reason']}" if rec.get("reason") else "")
         )
     return lines
 
 
-def cmd_run_dag(args: argparse.Namespace) -> int:
-    """Internal: ``dag.test()`` one DAG from the DAGs folder and write its result as JSON."""
+def cmd_run_dags(args: argparse.Namespace) -> int:
+    """Internal: ``dag.test()`` each run of a plan (DAGs from the DAGs folder); results as JSON."""
     import runpy
 
     from mlops_ops.runner import run_dag
 
     folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
-    dag = None
-    for path in sorted(folder.glob("*.py")):
-        namespace = runpy.run_path(str(path))
-        dag = next((v for v in namespace.values() if getattr(v, "dag_id", None) == args.dag_id), None)
-        if dag is not None:
-            break
-    if dag is None:
-        print(f"no DAG {args.dag_id!r} in {folder}", file=sys.stderr)
-        return 2
-    result = run_dag(dag, conf=json.loads(args.conf))
-    Path(args.result).write_text(json.dumps(result.to_dict(), default=str))
+    results = []
+    for step in json.loads(Path(args.plan).read_text()):
+        dag = None
+        for path in sorted(folder.glob("*.py")):
+            namespace = runpy.run_path(str(path))
+            dag = next((v for v in namespace.values() if getattr(v, "dag_id", None) == step["dag_id"]), None)
+            if dag is not None:
+                break
+        if dag is None:
+            print(f"no DAG {step['dag_id']!r} in {folder}", file=sys.stderr)
+            return 2
+        when = dt.datetime.fromisoformat(step["logical_date"]) if step.get("logical_date") else None
+        results.append(run_dag(dag, conf=step.get("conf") or {}, logical_date=when).to_dict())
+    Path(args.result).write_text(json.dumps(results, default=str))
     return 0
 
 
@@ -306,11 +437,10 @@ def main(argv: list[str] | None = None) -> int:
     check.set_defaults(func=cmd_check)
     schema = sub.add_parser("schema", help="print the pipeline spec's JSON schema")
     schema.set_defaults(func=cmd_schema)
-    run = sub.add_parser("_run-dag")  # internal: used by `demo` to run one DAG in a subprocess
-    run.add_argument("dag_id")
-    run.add_argument("--conf", default="{}")
+    run = sub.add_parser("_run-dags")  # internal: used by `demo` to run DAGs in a subprocess
+    run.add_argument("plan")
     run.add_argument("--result", required=True)
-    run.set_defaults(func=cmd_run_dag)
+    run.set_defaults(func=cmd_run_dags)
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -5,13 +5,21 @@ from __future__ import annotations
 from mlops_ops.operators.deploy import DeployModelOperator
 from mlops_ops.operators.evaluate import EvaluateModelOperator
 from mlops_ops.operators.ingest import IngestDatasetOperator
+from mlops_ops.operators.monitor import (
+    CheckModelPerformanceOperator,
+    DetectDriftOperator,
+    RequestRetrainOperator,
+)
 from mlops_ops.operators.train import TrainModelOperator
 from mlops_ops.operators.validate import ValidateDataOperator
 
 __all__ = [
+    "CheckModelPerformanceOperator",
     "DeployModelOperator",
+    "DetectDriftOperator",
     "EvaluateModelOperator",
     "IngestDatasetOperator",
+    "RequestRetrainOperator",
     "TrainModelOperator",
     "ValidateDataOperator",
 ]

@@ -18,15 +18,29 @@ def test_demo_runs_the_lifecycle_and_prints_the_summary(tmp_path):
         capture_output=True,
         text=True,
         env=env,
-        timeout=600,
+        timeout=900,
     )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     text = out.stdout
+    # the first model, then quiet days
     assert "gate: PROMOTE v1 against no baseline" in text
-    assert "gate: REJECT v2 against champion v1" in text
+    assert "2026-03-01 vs v1: drift no_drift" in text
+    # the shift: one retrain request, then the cooldown holds
+    assert text.count("RETRAIN REQUESTED") == 1
+    assert "no new request: cooldown (same incident)" in text
+    assert "retrain requested by monitoring" in text
+    # the retrain is gated against the champion, a broken export is rejected with its reasons
+    assert "against champion v1" in text
+    assert "gate: REJECT v3 against champion v2" in text
+    assert "non-inferiority" in text
     assert "deploy: skipped, the champion is unchanged" in text
+    # batch scoring, the rollback and its idempotent repeat, the ledger
+    assert "batch scoring with champion v2" in text
+    assert "outcome already_champion" in text
     assert "Registered model 'churn' (champion: v1)" in text
-    assert "Deployment ledger: 1 record(s)" in text
+    assert "Deployment ledger: 3 record(s)" in text
     assert (tmp_path / "demo" / "airflow" / "airflow.db").exists()
     assert (tmp_path / "demo" / "mlflow.db").exists()
-    assert list((tmp_path / "demo" / "storage" / "churn" / "reports").rglob("evaluate.html"))
+    reports = tmp_path / "demo" / "storage" / "churn" / "reports"
+    assert list(reports.rglob("evaluate.html"))
+    assert list(reports.rglob("detect_drift.html"))

@@ -22,6 +22,9 @@ REQUIRED = {
     "TrainModelOperator": {"target": "y", "estimator": "sklearn.linear_model.LogisticRegression"},
     "EvaluateModelOperator": {},
     "DeployModelOperator": {},
+    "DetectDriftOperator": {},
+    "CheckModelPerformanceOperator": {"target": "y", "metric": "roc_auc"},
+    "RequestRetrainOperator": {},
 }
 
 
