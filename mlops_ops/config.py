@@ -82,9 +82,7 @@ class WindowSpec(_Model):
     @field_validator("date_format")
     @classmethod
     def _fmt(cls, value: str) -> str:
-        if not {"%Y", "%m", "%d"} <= set(re.findall(r"%[A-Za-z]", value)) or set(
-            re.findall(r"%[A-Za-z]", value)
-        ) - {"%Y", "%m", "%d"}:
+        if sorted(re.findall(r"%[A-Za-z]", value)) != ["%Y", "%d", "%m"]:
             raise ValueError(
                 f"expected a date format using exactly %Y, %m and %d (e.g. '%Y-%m-%d'), got {value!r}"
             )
