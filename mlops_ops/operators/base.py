@@ -44,6 +44,21 @@ class MlopsBaseOperator(BaseOperator):
         self.mlflow_conn_id = mlflow_conn_id
         self.storage_conn_id = storage_conn_id
 
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        """Render as Airflow does, with ``ds``/``ds_nodash`` also on runs without a logical date.
+
+        Airflow 3 runs started by an asset event, or triggered without a logical date, have no
+        ``ds``: a source such as ``.../{{ ds }}.parquet`` would fail to render. For those runs the
+        day the run was queued for (``dag_run.run_after``) stands in.
+        """
+        if "ds" not in context:
+            when = getattr(context.get("dag_run"), "run_after", None)
+            if when is not None:
+                ds = when.strftime("%Y-%m-%d")
+                context["ds"] = ds
+                context["ds_nodash"] = ds.replace("-", "")
+        super().render_template_fields(context, jinja_env)
+
     @cached_property
     def mlflow_hook(self) -> MlflowHook:
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)

@@ -192,15 +192,21 @@ class TrainModelOperator(MlopsBaseOperator):
     def _reason(self, context: Context) -> str:
         """The form's reason, else the retrain request's reason (asset-triggered runs), else the run type."""
         reason = str(self.reason or "")
+        if reason.startswith("DagRunType."):  # the task SDK's enum renders with its class name
+            reason = reason.removeprefix("DagRunType.").lower()
+        if reason not in ("", "asset_triggered"):
+            return reason
         events = context.get("triggering_asset_events") or {}
         try:
-            for asset, asset_events in events.items():
-                if str(getattr(asset, "uri", "")).endswith("/retrain") and asset_events:
-                    extra = asset_events[-1].extra or {}
-                    if extra.get("reason") and reason in ("", "asset_triggered"):
+            for asset in events:
+                if not str(getattr(asset, "uri", "")).endswith("/retrain"):
+                    continue
+                for event in reversed(list(events[asset])):
+                    extra = getattr(event, "extra", None) or {}
+                    if extra.get("reason"):
                         return f"retrain requested by monitoring: {extra['reason']}"[:5000]
-        except (AttributeError, TypeError, KeyError):  # no events in this run
-            pass
+        except (AttributeError, TypeError, KeyError) as err:  # no events to read: keep the run type
+            self.log.info("could not read the triggering asset events: %s", err)
         return reason or "scheduled"
 
     def _skip_if_already_trained(self, hook: Any, snapshot_sha: str, config_sha: str) -> None:
