@@ -18,3 +18,8 @@ def model_asset(pipeline: str) -> Asset:
 def retrain_asset(pipeline: str) -> Asset:
     """Updated by monitoring when a retrain is requested; extra: reason, summary."""
     return Asset(f"mlops://{pipeline}/retrain", group="mlops")
+
+
+def predictions_asset(pipeline: str) -> Asset:
+    """Updated by batch scoring; extra: version, rows, interval, uri."""
+    return Asset(f"mlops://{pipeline}/predictions", group="mlops")

@@ -11,13 +11,28 @@ from typing import Any
 
 from mlops_ops.config import PipelineSpec, SpecError, load_pipeline_spec
 from mlops_ops.dag_factory.common import DEFAULT_ARGS, START_DATE
+from mlops_ops.dag_factory.monitoring import build_monitoring_dag
+from mlops_ops.dag_factory.rollback import build_rollback_dag
+from mlops_ops.dag_factory.scoring import build_batch_scoring_dag
 from mlops_ops.dag_factory.training import build_training_dag
 
-__all__ = ["DEFAULT_ARGS", "START_DATE", "build_dags", "build_pipeline_dags", "build_training_dag"]
+__all__ = [
+    "DEFAULT_ARGS",
+    "START_DATE",
+    "build_dags",
+    "build_monitoring_dag",
+    "build_pipeline_dags",
+    "build_training_dag",
+]
 
 
 def _builders() -> list[Callable[..., Any]]:
-    return [build_training_dag]
+    return [
+        build_training_dag,
+        build_monitoring_dag,
+        build_batch_scoring_dag,
+        build_rollback_dag,
+    ]
 
 
 def build_pipeline_dags(spec: PipelineSpec, *, default_args: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -9,16 +9,23 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
 from mlops_ops import settings
+from mlops_ops.core.registry import DEFAULT_CLAIM_LEASE_SECONDS, ChampionChangedError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
+
+    from mlops_ops.core.registry import Claim, Claimant
+    from mlops_ops.hooks.storage import DeploymentLedger
+
+__all__ = ["ChampionChangedError", "MlflowHook", "MlflowUnavailableError", "Promotion"]
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +34,26 @@ class MlflowUnavailableError(RuntimeError):
     """The tracking server did not answer. Not a verdict: Airflow's retries apply."""
 
 
-class ChampionChangedError(RuntimeError):
-    """Compare-and-set of the champion alias found another version than the one evaluated against."""
+@dataclass(frozen=True)
+class Promotion:
+    """What :meth:`MlflowHook.promote` did.
+
+    ``outcome`` is ``promoted`` (this call moved the alias), ``resumed`` (it completed this task's
+    earlier, interrupted attempt), ``already_recorded`` (an earlier attempt of this task had
+    finished) or ``already_champion`` (nothing to do: written nothing).
+    """
+
+    version: str
+    previous_version: str | None
+    seq: int | None
+    ledger_uri: str | None
+    outcome: str
+    rolled_forward: tuple[int, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        """This call moved the alias or wrote the record (False: an earlier attempt or nothing to do)."""
+        return self.outcome in ("promoted", "resumed")
 
 
 class MlflowHook(BaseHook):
@@ -214,7 +239,8 @@ class MlflowHook(BaseHook):
         """Move ``alias`` to ``version`` if it still points at ``expected`` (None: no champion).
 
         Returns the version it pointed at before. Raises :class:`ChampionChangedError` when the
-        alias moved since the evaluation that justified this promotion.
+        alias moved since the evaluation that justified this promotion. This is a re-read and a
+        set, with a window between them: the operators use the strict :meth:`promote` instead.
         """
         current = self.get_alias_version(name, alias)
         current_v = str(current.version) if current is not None else None  # int on SQLite, str over REST
@@ -231,6 +257,202 @@ class MlflowHook(BaseHook):
                 f"{_v(after.version if after else None)}"
             )
         return current_v
+
+    def promote(
+        self,
+        name: str,
+        version: str,
+        *,
+        expected: str | None,
+        ledger: DeploymentLedger,
+        claimant: Claimant,
+        action: str = "promote",
+        force: bool = False,
+        decision: dict[str, Any] | None = None,
+        evidence_uri: str | None = None,
+        reason: str | None = None,
+        extra: dict[str, Any] | None = None,
+        lease_seconds: float = DEFAULT_CLAIM_LEASE_SECONDS,
+        alias: str = settings.CHAMPION_ALIAS,
+    ) -> Promotion:
+        """Strict compare-and-set of ``alias``, serialised by the deployment ledger.
+
+        Moves ``alias`` to ``version`` only if the ledger's head (and the alias) is ``expected``:
+        claims the next ledger sequence number exclusively, moves the alias, reads it back, writes
+        the ledger record, tags the version. A retry of the same task instance (``claimant``)
+        completes its own claim. ``force`` (rollback only) accepts an alias that was moved outside
+        mlops-ops and records it. Raises :class:`ChampionChangedError` or
+        :class:`~mlops_ops.core.registry.AliasDivergedError` (both ``PromotionRefusedError``) when
+        the alias must not move; nothing is changed then.
+        """
+        from datetime import UTC, datetime
+
+        from mlops_ops.core import registry
+
+        rolled: list[int] = []
+        for _ in range(10):
+            state = ledger.read()
+            champion = self.get_alias_version(name, alias)
+            plan = registry.plan_promotion(
+                state,
+                alias_version=champion.version if champion is not None else None,
+                version=version,
+                expected=expected,
+                claimant=claimant,
+                action=action,
+                force=force,
+                now=datetime.now(UTC),
+                lease_seconds=lease_seconds,
+                pipeline=name,
+            )
+            if plan.kind in ("done", "noop"):
+                assert plan.record is not None
+                if plan.kind == "done":
+                    self._tag_promoted(name, plan.record.doc)
+                return Promotion(
+                    version=plan.record.version,
+                    previous_version=plan.record.previous_version,
+                    seq=plan.record.seq or None,
+                    ledger_uri=str(ledger.record_path(plan.record.name)),
+                    outcome="already_recorded" if plan.kind == "done" else "already_champion",
+                    rolled_forward=tuple(rolled),
+                )
+            if plan.kind == "roll_forward":
+                assert plan.claim is not None
+                log.warning(
+                    "%s moved the alias and stopped before writing its ledger record: writing it now",
+                    plan.claim,
+                )
+                self._finish(name, plan.claim, ledger)
+                rolled.append(plan.claim.seq)
+                continue
+            if plan.kind == "resume":
+                assert plan.claim is not None
+                claim, outcome = plan.claim, "resumed"
+                log.info("completing this task's earlier attempt: %s", claim)
+            else:
+                assert plan.seq is not None
+                now = datetime.now(UTC)
+                record = registry.build_record(
+                    pipeline=name,
+                    version=registry.normalise_version(version) or str(version),
+                    previous_version=plan.previous_version,
+                    action=action,
+                    seq=plan.seq,
+                    deployed_at=now,
+                    claimant=claimant,
+                    decision=decision,
+                    evidence_uri=evidence_uri,
+                    reason=reason,
+                    extra={
+                        **(extra or {}),
+                        **({"reconciled": plan.reconciled} if plan.reconciled else {}),
+                        **({"superseded_claims": list(plan.superseded)} if plan.superseded else {}),
+                    },
+                )
+                document = registry.build_claim(record=record, alias_before=plan.alias_before, claimed_at=now)
+                if not ledger.claim(document):
+                    log.info(
+                        "ledger sequence %s was claimed by another promotion first; re-reading", plan.seq
+                    )
+                    continue  # the next plan sees the winner's claim and refuses
+                claim = registry.parse_claim(registry.claim_file_name(plan.seq), document)
+                outcome = "promoted"
+                if plan.superseded:
+                    log.warning(
+                        "claims %s were abandoned (older than the lease, alias never moved): superseded",
+                        list(plan.superseded),
+                    )
+            path = self._move_alias(name, claim, ledger, alias)
+            return Promotion(
+                version=claim.version,
+                previous_version=claim.previous_version,
+                seq=claim.seq,
+                ledger_uri=str(path),
+                outcome=outcome,
+                rolled_forward=tuple(rolled),
+            )
+        raise ChampionChangedError(
+            f"champion changed since evaluation: the deployment ledger of {name} kept changing while "
+            f"promoting v{version}; re-run the evaluation"
+        )
+
+    def _move_alias(self, name: str, claim: Claim, ledger: DeploymentLedger, alias: str) -> Any:
+        """Move the alias for a claim this task holds, then record it. Returns the record's path."""
+        from mlops_ops.core.registry import describe
+
+        if not ledger.read().is_live(claim):
+            raise ChampionChangedError(
+                f"champion changed since evaluation: {claim} is no longer the live claim (another "
+                "promotion superseded it after its lease ran out); nothing was changed"
+            )
+        current = self.get_alias_version(name, alias)
+        found = str(current.version) if current is not None else None
+        if found != claim.version:
+            if found != claim.alias_before:
+                ledger.release(claim, f"alias found at {describe(found)} before moving it")
+                raise ChampionChangedError(
+                    f"champion changed since evaluation: expected {describe(claim.alias_before)}, found "
+                    f"{describe(found)} (moved outside mlops-ops while promoting v{claim.version}); "
+                    "nothing was changed"
+                )
+            self.client.set_registered_model_alias(name, alias, claim.version)
+            after = self.get_alias_version(name, alias)
+            now_at = str(after.version) if after is not None else None
+            if now_at != claim.version:
+                ledger.release(claim, f"alias read back as {describe(now_at)}")
+                raise ChampionChangedError(
+                    f"champion changed while promoting v{claim.version}: the alias was moved to "
+                    f"{describe(now_at)} by someone else at the same moment; no ledger record was written"
+                )
+        state = ledger.read()
+        if not state.is_live(claim) and state.record_with_seq(claim.seq) is None:
+            raise ChampionChangedError(
+                f"{claim} was superseded while this task was paused past its lease, after it had moved "
+                f"the alias to v{claim.version}. The alias and the ledger now disagree: run the "
+                f"{name}_rollback DAG with force=true to record which version should serve"
+            )
+        return self._finish(name, claim, ledger)
+
+    def _finish(self, name: str, claim: Claim, ledger: DeploymentLedger) -> Any:
+        path = ledger.write_record(claim)
+        self._tag_promoted(name, claim.record)
+        return path
+
+    def complete_pending(
+        self, name: str, ledger: DeploymentLedger, alias: str = settings.CHAMPION_ALIAS
+    ) -> list[int]:
+        """Write the record of a claim whose alias move happened but whose task stopped before
+        recording it (the same record its claimant would write). Returns the seqs completed."""
+        done = []
+        for _ in range(10):
+            live = ledger.read().live_claim
+            champion = self.get_alias_version(name, alias)
+            if live is None or champion is None or str(champion.version) != live.version:
+                break
+            log.warning("%s moved the alias without a ledger record yet: writing it", live)
+            self._finish(name, live, ledger)
+            done.append(live.seq)
+        return done
+
+    def _tag_promoted(self, name: str, record: Any) -> None:
+        from mlflow.exceptions import MlflowException
+
+        version = str(record["version"])
+        tags = {
+            "mlops.promoted_at": str(record.get("deployed_at") or ""),
+            "mlops.previous_champion": str(record.get("previous_version") or ""),
+            "mlops.ledger_seq": str(record.get("seq") or ""),
+            "mlops.deploy_action": str(record.get("action") or "promote"),
+        }
+        for key, value in tags.items():
+            try:
+                self.client.set_model_version_tag(name, version, key, value)
+            except MlflowException:
+                # Completing a claim may race its own claimant writing the same tags; MLflow's
+                # tag upsert is not atomic (a unique-key violation on PostgreSQL). Same value: done.
+                if (self.client.get_model_version(name, version).tags or {}).get(key) != value:
+                    self.client.set_model_version_tag(name, version, key, value)
 
     def find_versions(self, name: str, tags: dict[str, str]) -> list[ModelVersion]:
         """Versions of ``name`` carrying all of ``tags``, oldest first ([] if the model does not exist)."""

@@ -59,6 +59,10 @@ class PipelineStorage:
     def deployments_dir(self) -> ObjectStoragePath:
         return self.base / "deployments"
 
+    def predictions_dir(self, key: str) -> ObjectStoragePath:
+        """``predictions/<key>/``: one folder per data interval (``key`` from ``core.scoring``)."""
+        return self.base / "predictions" / _safe(key)
+
 
 def _safe(part: str) -> str:
     """A run id like ``manual__2024-01-01T00:00:00+00:00`` as one safe path segment."""
@@ -171,3 +175,136 @@ def read_snapshot(snapshot: Any, conn_id: str | None = None) -> tuple[Any, dict[
     with (base / "data.parquet").open("rb") as fh:
         frame = from_parquet_bytes(fh.read())
     return frame, manifest
+
+
+def remove_temporaries(directory: ObjectStoragePath) -> int:
+    """Delete temporary files that a killed writer left in ``directory``; returns how many.
+
+    Only for folders with a single writer at a time (e.g. one DAG with ``max_active_runs=1``):
+    a concurrent writer's temporary file would be removed before its move.
+    """
+    if not directory.exists():
+        return 0
+    removed = 0
+    for path in directory.iterdir():
+        if _TMP_MARK in path.name and path.is_file():
+            _unlink_quietly(path)
+            removed += 1
+    return removed
+
+
+def create_exclusive(path: ObjectStoragePath, data: bytes) -> bool:
+    """Create ``path`` holding ``data`` only if no file has that name. Returns False if one has.
+
+    Unlike :func:`write_once`, two writers racing for the same name on an object store cannot both
+    win: this is the primitive the deployment ledger's claims rely on. On local disk the name is
+    taken with an exclusive hard link of a fully written temporary file (so a reader never sees a
+    partial file); elsewhere with fsspec's exclusive mode ``"xb"``, which is a conditional put on
+    S3 (``If-None-Match: *``, s3fs >= 2025.7), GCS and Azure.
+    """
+    if path.protocol in ("file", "local", ""):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f"{path.name}{_TMP_MARK}{uuid.uuid4().hex}"
+        try:
+            with tmp.open("wb") as fh:
+                fh.write(data)
+            try:
+                os.link(tmp.path, path.path)  # atomic; fails if the name exists
+            except FileExistsError:
+                return False
+        finally:
+            _unlink_quietly(tmp)
+        return True
+    try:
+        with path.open("xb") as fh:
+            fh.write(data)
+    except FileExistsError:
+        return False
+    except (ValueError, NotImplementedError) as err:
+        raise NotImplementedError(
+            f"{path.protocol}:// storage cannot create {path} exclusively ({err}); the deployment "
+            "ledger needs conditional writes: use local disk, S3 with s3fs >= 2025.7, GCS or Azure"
+        ) from err
+    return True
+
+
+class DeploymentLedger:
+    """The write-once deployment ledger of one pipeline (``<root>/<pipeline>/deployments/``).
+
+    Records are ``<utc-timestamp>-v<version>.json``; promotion claims are
+    ``claims/<seq:08d>.json`` (created exclusively) and released claims
+    ``claims/<seq:08d>.released.json``. The rules over them are in :mod:`mlops_ops.core.registry`.
+
+    :param storage: the pipeline's storage layout.
+    """
+
+    def __init__(self, storage: PipelineStorage) -> None:
+        self.storage = storage
+
+    @property
+    def directory(self) -> ObjectStoragePath:
+        return self.storage.deployments_dir()
+
+    @property
+    def claims_dir(self) -> ObjectStoragePath:
+        from mlops_ops.core.registry import CLAIMS_DIR
+
+        return self.directory / CLAIMS_DIR
+
+    def record_path(self, name: str) -> ObjectStoragePath:
+        return self.directory / name
+
+    def read(self) -> Any:
+        """The ledger as a :class:`~mlops_ops.core.registry.LedgerState`."""
+        from mlops_ops.core import registry
+
+        records, claims, released = [], [], []
+        if self.directory.exists():
+            for path in self.directory.iterdir():
+                if path.name.endswith(".json") and _TMP_MARK not in path.name and path.is_file():
+                    records.append(registry.parse_record(path.name, self._read(path)))
+        if self.claims_dir.exists():
+            for path in self.claims_dir.iterdir():
+                if registry.claim_seq(path.name) is not None:
+                    claims.append(registry.parse_claim(path.name, self._read(path)))
+                elif (seq := registry.release_seq(path.name)) is not None:
+                    released.append(seq)
+        return registry.LedgerState.build(records, claims, released)
+
+    @staticmethod
+    def _read(path: ObjectStoragePath) -> Any:
+        from mlops_ops.core.registry import LedgerError
+
+        try:
+            return read_json(path)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise LedgerError(f"{path} is not valid JSON ({err}); the deployment ledger is damaged") from None
+
+    def claim(self, document: dict[str, Any]) -> bool:
+        """Take sequence ``document["seq"]``; False if another promotion already took it."""
+        from mlops_ops.core.registry import claim_file_name
+
+        return create_exclusive(self.claims_dir / claim_file_name(int(document["seq"])), json_bytes(document))
+
+    def release(self, claim: Any, why: str) -> bool:
+        """Give up a claim whose alias move did not happen, so the next promotion need not wait."""
+        from datetime import UTC, datetime
+
+        from mlops_ops.core.registry import release_file_name
+
+        doc = {"seq": claim.seq, "released_at": datetime.now(UTC).isoformat(), "why": why}
+        return create_exclusive(self.claims_dir / release_file_name(claim.seq), json_bytes(doc))
+
+    def write_record(self, claim: Any) -> ObjectStoragePath:
+        """Write the record a claim holds (write-once; writing it again is a no-op)."""
+        from mlops_ops.core.registry import LedgerError, parse_record
+
+        path = self.record_path(claim.record_name)
+        if not write_once(path, json_bytes(dict(claim.record))):
+            existing = parse_record(path.name, self._read(path))
+            if existing.seq != claim.seq or existing.version != claim.version:
+                raise LedgerError(
+                    f"ledger record {path} already exists for seq {existing.seq} v{existing.version}, "
+                    f"not for {claim}; refusing to overwrite history"
+                )
+        return path

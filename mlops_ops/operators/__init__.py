@@ -10,16 +10,21 @@ from mlops_ops.operators.monitor import (
     DetectDriftOperator,
     RequestRetrainOperator,
 )
+from mlops_ops.operators.rollback import RollbackModelOperator
+from mlops_ops.operators.score import BatchScoreOperator, ResolveChampionOperator
 from mlops_ops.operators.train import TrainModelOperator
 from mlops_ops.operators.validate import ValidateDataOperator
 
 __all__ = [
+    "BatchScoreOperator",
     "CheckModelPerformanceOperator",
     "DeployModelOperator",
     "DetectDriftOperator",
     "EvaluateModelOperator",
     "IngestDatasetOperator",
     "RequestRetrainOperator",
+    "ResolveChampionOperator",
+    "RollbackModelOperator",
     "TrainModelOperator",
     "ValidateDataOperator",
 ]

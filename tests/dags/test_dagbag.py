@@ -21,7 +21,13 @@ def _dagbag(pipelines, monkeypatch):
 def test_every_dag_in_dags_loads_without_import_errors(monkeypatch):
     bag = _dagbag(ROOT / "pipelines", monkeypatch)
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {"churn_training", "example_existing_deployment"}
+    assert set(bag.dag_ids) == {
+        "churn_training",
+        "churn_monitoring",
+        "churn_batch_scoring",
+        "churn_rollback",
+        "example_existing_deployment",
+    }
 
 
 def test_training_dag_shape_schedule_and_trigger_form(monkeypatch):
@@ -29,7 +35,11 @@ def test_training_dag_shape_schedule_and_trigger_form(monkeypatch):
     assert sorted(dag.task_ids) == sorted(TRAINING_TASKS)
     for upstream, downstream in zip(TRAINING_TASKS, TRAINING_TASKS[1:], strict=False):
         assert upstream in dag.get_task(downstream).upstream_task_ids, (upstream, downstream)
-    assert dag.schedule == "@weekly" or str(dag.timetable.summary) == "@weekly"
+    # its cron OR a retrain request from monitoring
+    timetable = dag.timetable
+    assert type(timetable).__name__ == "AssetOrTimeSchedule"
+    assert timetable.timetable.expression == "0 0 * * 0"  # @weekly
+    assert "mlops://churn/retrain" in str(timetable.asset_condition)
     assert dag.catchup is False
     assert dag.max_active_runs == 1
     assert {"reason", "force"} <= set(dag.params)
@@ -62,3 +72,21 @@ def test_dag_files_mention_airflow_and_dag_for_the_safe_mode_heuristic(dag_file)
     text = (ROOT / "dags" / dag_file).read_text().lower()
     assert "airflow" in text
     assert "dag" in text
+
+
+def test_monitoring_dag_shape_and_schedule(monkeypatch):
+    dag = _dagbag(ROOT / "pipelines", monkeypatch).dags["churn_monitoring"]
+    assert set(dag.task_ids) == {
+        "ingest_batch",
+        "validate_batch",
+        "detect_drift",
+        "check_performance",
+        "request_retrain",
+    }
+    assert dag.get_task("detect_drift").upstream_task_ids == {"validate_batch", "ingest_batch"}
+    assert dag.get_task("request_retrain").upstream_task_ids == {"detect_drift", "check_performance"}
+    assert {str(a.uri) for a in dag.get_task("request_retrain").outlets} == {"mlops://churn/retrain"}
+    assert dag.get_task("ingest_batch").outlets == []  # a batch is not the training dataset
+    assert dag.max_active_runs == 1
+    assert dag.catchup is False
+    assert dag.doc_md

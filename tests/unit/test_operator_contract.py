@@ -25,6 +25,9 @@ REQUIRED = {
     "DetectDriftOperator": {},
     "CheckModelPerformanceOperator": {"target": "y", "metric": "roc_auc"},
     "RequestRetrainOperator": {},
+    "BatchScoreOperator": {},
+    "ResolveChampionOperator": {},
+    "RollbackModelOperator": {},
 }
 
 

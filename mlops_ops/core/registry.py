@@ -1,0 +1,531 @@
+"""The champion's history: deployment ledger records, promotion claims, and the rules over them.
+
+MLflow cannot change an alias conditionally, so the write-once deployment ledger is where
+promotions are serialised. Every record carries a sequence number ``seq``; the record with the
+highest ``seq`` is the **head**, and the head's version is the champion as far as mlops-ops knows.
+Before it moves the alias, a promotion **claims** sequence ``head.seq + 1`` by creating
+``deployments/claims/<seq:08d>.json`` exclusively. Only one writer can create that name, so only
+one of two concurrent promotions gets past this point; the other re-reads the ledger and is
+refused with "champion changed since evaluation".
+
+A claim holds the full ledger record it will become, so whoever completes it (the claimant, its
+retry, or a later promotion finding that the alias already moved) writes identical bytes under the
+same name.
+
+This module is pure: it reads documents and returns decisions. Storage and MLflow calls live in
+``mlops_ops.hooks``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+#: Version of the ledger record layout (records written before ``seq`` existed have none).
+RECORD_SCHEMA = 1
+
+ACTIONS = ("promote", "rollback")
+
+#: A claim older than this whose alias move never happened is treated as abandoned.
+DEFAULT_CLAIM_LEASE_SECONDS = 600.0
+
+PREVIOUS = "previous"
+
+CLAIMS_DIR = "claims"
+_CLAIM_NAME = re.compile(r"^(\d{8})\.json$")
+_RELEASE_NAME = re.compile(r"^(\d{8})\.released\.json$")
+_VERSION = re.compile(r"^[vV]?([0-9]+)$")
+_LINEAGE_KEYS = ("airflow.dag_id", "airflow.run_id", "airflow.task_id")
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+
+class LedgerError(ValueError):
+    """A ledger record or claim that cannot be read as one."""
+
+
+class PromotionRefusedError(ValueError):
+    """The alias must not move: the evidence behind the promotion no longer holds."""
+
+
+class ChampionChangedError(PromotionRefusedError):
+    """The champion is not (or is no longer) the version the promotion was evaluated against."""
+
+
+class AliasDivergedError(PromotionRefusedError):
+    """The alias points elsewhere than the ledger's head: it was moved outside mlops-ops."""
+
+
+class RollbackRefusedError(ValueError):
+    """A rollback target that must not serve (unknown, never gated, or no ledger to go by)."""
+
+
+# -- small value types ------------------------------------------------------------------------------
+
+
+def normalise_version(value: Any) -> str | None:
+    """A registry version as a string (``3``, ``"3"`` and ``"v3"`` -> ``"3"``); None stays None."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    match = _VERSION.match(text)
+    if not match:
+        return text
+    return match.group(1).lstrip("0") or "0"
+
+
+def describe(version: str | None) -> str:
+    return "no champion" if version is None else f"v{version}"
+
+
+@dataclass(frozen=True)
+class Claimant:
+    """The Airflow task instance behind a claim or record: a retry of it is the same claimant."""
+
+    dag_id: str | None
+    run_id: str | None
+    task_id: str | None
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Claimant:
+        return cls(doc.get("airflow.dag_id"), doc.get("airflow.run_id"), doc.get("airflow.task_id"))
+
+    def fields(self) -> dict[str, str | None]:
+        return dict(zip(_LINEAGE_KEYS, (self.dag_id, self.run_id, self.task_id), strict=True))
+
+    def __str__(self) -> str:
+        return f"{self.dag_id}/{self.run_id}/{self.task_id}"
+
+
+def record_name(version: str, at: dt.datetime) -> str:
+    """``<utc-timestamp>-v<version>.json``, the ledger file name of DESIGN.md."""
+    return f"{at.astimezone(dt.UTC).strftime('%Y%m%dT%H%M%S.%fZ')}-v{version}.json"
+
+
+def build_record(
+    *,
+    pipeline: str,
+    version: str,
+    previous_version: str | None,
+    action: str,
+    seq: int,
+    deployed_at: dt.datetime,
+    claimant: Claimant,
+    decision: Mapping[str, Any] | None = None,
+    evidence_uri: str | None = None,
+    reason: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One ledger record. ``decision`` is the gate decision that justified it (status, reasons, metrics)."""
+    if action not in ACTIONS:
+        raise LedgerError(f"action must be one of {list(ACTIONS)}, got {action!r}")
+    if seq < 1:
+        raise LedgerError(f"seq must be >= 1, got {seq}")
+    if deployed_at.tzinfo is None:
+        raise LedgerError("deployed_at must be timezone-aware (UTC)")
+    return {
+        "schema": RECORD_SCHEMA,
+        "seq": int(seq),
+        "pipeline": pipeline,
+        "model_name": pipeline,
+        "version": str(version),
+        "previous_version": None if previous_version is None else str(previous_version),
+        "action": action,
+        "decision": dict(decision) if decision is not None else None,
+        "evidence_uri": evidence_uri,
+        "reason": reason,
+        "deployed_at": deployed_at.astimezone(dt.UTC).isoformat(),
+        **claimant.fields(),
+        **dict(extra or {}),
+    }
+
+
+@dataclass(frozen=True)
+class LedgerRecord:
+    """A record as read back. ``seq`` is 0 for records written before sequence numbers existed."""
+
+    name: str
+    seq: int
+    version: str
+    previous_version: str | None
+    action: str
+    claimant: Claimant
+    doc: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def sort_key(self) -> tuple[int, str]:
+        return (self.seq, self.name)
+
+    @property
+    def decision(self) -> Mapping[str, Any]:
+        value = self.doc.get("decision")
+        return value if isinstance(value, Mapping) else {}
+
+
+def parse_record(name: str, doc: Any) -> LedgerRecord:
+    """Read one ledger document; raises :class:`LedgerError` naming the file and the field."""
+    if not isinstance(doc, Mapping):
+        raise LedgerError(f"ledger record {name}: expected a JSON object, got {type(doc).__name__}")
+    version = normalise_version(doc.get("version"))
+    if not version:
+        raise LedgerError(f"ledger record {name}: no 'version'")
+    seq = doc.get("seq", 0)
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise LedgerError(f"ledger record {name}: 'seq' must be a non-negative integer, got {seq!r}")
+    action = doc.get("action", "promote")
+    if action not in ACTIONS:
+        raise LedgerError(f"ledger record {name}: 'action' must be one of {list(ACTIONS)}, got {action!r}")
+    return LedgerRecord(
+        name=name,
+        seq=seq,
+        version=version,
+        previous_version=normalise_version(doc.get("previous_version")),
+        action=action,
+        claimant=Claimant.from_doc(doc),
+        doc=doc,
+    )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A promotion in flight: sequence ``seq`` taken for ``version``, replacing ``alias_before``."""
+
+    seq: int
+    version: str
+    previous_version: str | None
+    alias_before: str | None
+    action: str
+    claimant: Claimant
+    claimed_at: dt.datetime
+    record_name: str
+    record: Mapping[str, Any] = field(repr=False, compare=False)
+
+    def is_for(self, claimant: Claimant, version: str, action: str) -> bool:
+        return self.claimant == claimant and self.version == version and self.action == action
+
+    def __str__(self) -> str:
+        return f"claim {self.seq} ({self.action} v{self.version} by {self.claimant}, at {self.claimed_at:%H:%M:%S}Z)"
+
+
+def claim_file_name(seq: int) -> str:
+    return f"{seq:08d}.json"
+
+
+def release_file_name(seq: int) -> str:
+    return f"{seq:08d}.released.json"
+
+
+def claim_seq(name: str) -> int | None:
+    """The seq of a claim file name, or None for any other name."""
+    match = _CLAIM_NAME.match(name)
+    return int(match.group(1)) if match else None
+
+
+def release_seq(name: str) -> int | None:
+    match = _RELEASE_NAME.match(name)
+    return int(match.group(1)) if match else None
+
+
+def build_claim(
+    *, record: Mapping[str, Any], alias_before: str | None, claimed_at: dt.datetime
+) -> dict[str, Any]:
+    """The claim document for ``record`` (built by :func:`build_record`)."""
+    return {
+        "seq": record["seq"],
+        "version": record["version"],
+        "previous_version": record["previous_version"],
+        "alias_before": alias_before,
+        "action": record["action"],
+        "claimed_at": claimed_at.astimezone(dt.UTC).isoformat(),
+        "record_name": record_name(record["version"], claimed_at),
+        "record": dict(record),
+        **{k: record.get(k) for k in _LINEAGE_KEYS},
+    }
+
+
+def parse_claim(name: str, doc: Any) -> Claim:
+    seq = claim_seq(name)
+    if seq is None or not isinstance(doc, Mapping) or doc.get("seq") != seq:
+        raise LedgerError(
+            f"claim {name} is not a claim document for its own sequence number; if no deploy or "
+            "rollback task is running, move it out of deployments/claims/"
+        )
+    try:
+        claimed_at = dt.datetime.fromisoformat(str(doc["claimed_at"]))
+        record = doc["record"]
+        version = normalise_version(doc["version"])
+        if not isinstance(record, Mapping) or not version:
+            raise ValueError("record or version missing")
+        return Claim(
+            seq=seq,
+            version=version,
+            previous_version=normalise_version(doc.get("previous_version")),
+            alias_before=normalise_version(doc.get("alias_before")),
+            action=str(doc.get("action", "promote")),
+            claimant=Claimant.from_doc(doc),
+            claimed_at=claimed_at,
+            record_name=str(doc["record_name"]),
+            record=record,
+        )
+    except (KeyError, ValueError, TypeError) as err:
+        raise LedgerError(f"claim {name} is malformed ({err}); move it out of deployments/claims/") from None
+
+
+# -- the ledger as a whole -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LedgerState:
+    """Records (oldest first), claims and released claims of one pipeline's ledger."""
+
+    records: tuple[LedgerRecord, ...] = ()
+    claims: tuple[Claim, ...] = ()
+    released: frozenset[int] = frozenset()
+
+    @classmethod
+    def build(
+        cls,
+        records: Iterable[LedgerRecord] = (),
+        claims: Iterable[Claim] = (),
+        released: Iterable[int] = (),
+    ) -> LedgerState:
+        ordered = tuple(sorted(records, key=lambda r: r.sort_key))
+        seqs = [r.seq for r in ordered if r.seq > 0]
+        if len(seqs) != len(set(seqs)):
+            dupes = sorted({s for s in seqs if seqs.count(s) > 1})
+            names = [r.name for r in ordered if r.seq in dupes]
+            raise LedgerError(f"ledger records share a sequence number {dupes}: {names}")
+        return cls(ordered, tuple(sorted(claims, key=lambda c: c.seq)), frozenset(released))
+
+    @property
+    def head(self) -> LedgerRecord | None:
+        """The latest record: the highest ``seq`` (records without one come first, by name)."""
+        return self.records[-1] if self.records else None
+
+    @property
+    def head_seq(self) -> int:
+        return self.head.seq if self.head is not None else 0
+
+    @property
+    def next_seq(self) -> int:
+        """The sequence number the next claim takes: above every record and every claim."""
+        return max([self.head_seq, *(c.seq for c in self.claims)]) + 1
+
+    @property
+    def pending(self) -> tuple[Claim, ...]:
+        """Claims above the head that are neither recorded nor released, oldest first."""
+        recorded = {r.seq for r in self.records}
+        return tuple(
+            c
+            for c in self.claims
+            if c.seq > self.head_seq and c.seq not in recorded and c.seq not in self.released
+        )
+
+    @property
+    def live_claim(self) -> Claim | None:
+        """The newest pending claim; older pending ones were abandoned and superseded."""
+        pending = self.pending
+        return pending[-1] if pending else None
+
+    def is_live(self, claim: Claim) -> bool:
+        """``claim`` is still the one promotion allowed to move the alias."""
+        live = self.live_claim
+        return live is not None and live.seq == claim.seq
+
+    def record_with_seq(self, seq: int) -> LedgerRecord | None:
+        return next((r for r in self.records if r.seq == seq), None)
+
+    def record_by(self, claimant: Claimant, version: str, action: str) -> LedgerRecord | None:
+        """The latest record this task instance wrote for ``version`` (a retry finds its own)."""
+        hits = [
+            r for r in self.records if r.claimant == claimant and r.version == version and r.action == action
+        ]
+        return hits[-1] if hits else None
+
+
+# -- promotion --------------------------------------------------------------------------------------
+
+PlanKind = Literal["done", "noop", "resume", "roll_forward", "claim"]
+
+
+@dataclass(frozen=True)
+class PromotionPlan:
+    """What a promotion does next.
+
+    * ``done``: this task instance already recorded this promotion (a retry after the record).
+    * ``noop``: the version is already champion and the ledger agrees: write nothing.
+    * ``resume``: this task instance holds the live claim (a retry): complete it.
+    * ``roll_forward``: another task's claim moved the alias but has no record yet (it died, or is
+      about to write it), and this promotion was evaluated against that version: write the
+      claim's record (the same bytes its claimant would write), then plan again.
+    * ``claim``: take sequence ``seq``; the alias is expected at ``alias_before``.
+    """
+
+    kind: PlanKind
+    seq: int | None = None
+    previous_version: str | None = None
+    alias_before: str | None = None
+    claim: Claim | None = None
+    record: LedgerRecord | None = None
+    superseded: tuple[int, ...] = ()
+    reconciled: dict[str, str | None] | None = None
+
+
+def plan_promotion(
+    state: LedgerState,
+    *,
+    alias_version: Any,
+    version: Any,
+    expected: Any,
+    claimant: Claimant,
+    action: str = "promote",
+    force: bool = False,
+    now: dt.datetime,
+    lease_seconds: float = DEFAULT_CLAIM_LEASE_SECONDS,
+    pipeline: str = "the pipeline",
+) -> PromotionPlan:
+    """Decide how to move the alias to ``version``, given it was justified against ``expected``.
+
+    Raises :class:`ChampionChangedError` when the champion is not ``expected`` (or another
+    promotion holds the live claim), and :class:`AliasDivergedError` when the alias and the
+    ledger's head disagree (unless ``force``, which records the alias as found).
+    """
+    version_s = normalise_version(version)
+    if not version_s:
+        raise ValueError(f"version must be a registry version number, got {version!r}")
+    alias = normalise_version(alias_version)
+    expected_s = normalise_version(expected)
+
+    own = state.record_by(claimant, version_s, action)
+    if own is not None and (action == "promote" or (own is state.head and alias == own.version)):
+        # a retry (or a re-run) of the task that already recorded this: a deployment happens once
+        # per task; a rollback again only if something was promoted since
+        return PromotionPlan("done", seq=own.seq, previous_version=own.previous_version, record=own)
+
+    superseded: tuple[int, ...] = ()
+    live = state.live_claim
+    if live is not None:
+        if live.is_for(claimant, version_s, action):
+            return PromotionPlan(
+                "resume",
+                seq=live.seq,
+                previous_version=live.previous_version,
+                alias_before=live.alias_before,
+                claim=live,
+            )
+        if alias == live.version:
+            if not force and expected_s != live.version:
+                # the champion changed whether or not that claimant lives to write its record
+                raise ChampionChangedError(
+                    f"champion changed since evaluation: expected {describe(expected_s)}, found "
+                    f"v{live.version} (promoted by {live}); re-run the evaluation against the new champion"
+                )
+            return PromotionPlan("roll_forward", seq=live.seq, claim=live)
+        age = (now - live.claimed_at).total_seconds()
+        if age < lease_seconds:
+            expires = live.claimed_at + dt.timedelta(seconds=lease_seconds)
+            raise ChampionChangedError(
+                f"champion changed since evaluation: expected {describe(expected_s)}, but another "
+                f"promotion holds the champion ({live}); re-run the evaluation against the new "
+                f"champion once it completes. A claim left by a crashed task counts as abandoned "
+                f"from {expires:%Y-%m-%dT%H:%M:%S}Z"
+            )
+        superseded = tuple(c.seq for c in state.pending)
+
+    head = state.head
+    reconciled = None
+    if head is not None and alias != head.version:
+        if not force:
+            raise AliasDivergedError(
+                f"the champion alias of {pipeline} {'is not set' if alias is None else 'points at v' + alias} "
+                "but the deployment ledger's "
+                f"latest record ({head.name}, seq {head.seq}) says v{head.version}: the alias was moved "
+                f"outside mlops-ops. Nothing was changed. To reconcile, run the {pipeline}_rollback DAG "
+                f"with force=true and version={alias or head.version} (keep what serves now) or "
+                f"version={head.version} (return to the ledger's champion); it records the change in the "
+                "ledger, after which promotions work again"
+            )
+        reconciled = {"ledger_head": head.version, "alias_found": alias}
+    current = alias
+    if head is not None and alias == head.version and version_s == alias:
+        return PromotionPlan("noop", seq=head.seq, previous_version=head.previous_version, record=head)
+    if not force and current != expected_s:
+        raise ChampionChangedError(
+            f"champion changed since evaluation: expected {describe(expected_s)}, found {describe(current)}; "
+            "re-run the evaluation against the new champion"
+        )
+    previous = current
+    if version_s == alias:  # the alias was already moved here by hand: record the ledger's view
+        previous = head.version if head is not None else None
+    return PromotionPlan(
+        "claim",
+        seq=state.next_seq,
+        previous_version=previous,
+        alias_before=alias,
+        superseded=superseded,
+        reconciled=reconciled,
+    )
+
+
+# -- rollback ---------------------------------------------------------------------------------------
+
+
+def parse_version_request(value: Any) -> str:
+    """``"previous"`` or a version number (``3``, ``"3"``, ``"v3"``); anything else is an error."""
+    text = "" if value is None else str(value).strip()
+    if text.lower() in (PREVIOUS, ""):
+        return PREVIOUS
+    match = _VERSION.match(text)
+    if not match:
+        raise RollbackRefusedError(
+            f"version must be 'previous' or a registered version number such as '3', got {value!r}"
+        )
+    return normalise_version(match.group(1)) or PREVIOUS
+
+
+def resolve_previous(state: LedgerState, pipeline: str = "the pipeline") -> str:
+    """The version the latest promotion replaced: "undo the last promotion".
+
+    After that rollback the champion *is* this version, so asking for ``previous`` again resolves
+    to the champion and changes nothing (rollbacks never walk further back on their own; name a
+    version to go further).
+    """
+    if not state.records:
+        raise RollbackRefusedError(
+            f"{pipeline} has no deployment ledger: nothing was deployed to roll back from"
+        )
+    promotions = [r for r in state.records if r.action == "promote"]
+    if not promotions:
+        raise RollbackRefusedError(
+            f"the ledger of {pipeline} records no promotion, so there is no 'previous' version; "
+            "name the version to roll back to"
+        )
+    last = promotions[-1]
+    if last.previous_version is None:
+        raise RollbackRefusedError(
+            f"v{last.version} was the first champion of {pipeline} ({last.name}): there is no previous "
+            "version to roll back to"
+        )
+    return last.previous_version
+
+
+def gate_evidence(version: str, tags: Mapping[str, str] | None, state: LedgerState) -> str | None:
+    """Why ``version`` counts as having passed a gate, or None if nothing on record says so.
+
+    Either the version's ``mlops.gate`` tag is ``promote``, or the ledger holds a promotion of it
+    whose decision passed. (The tag alone is not enough: re-evaluating the serving version
+    re-tags it ``reject``, "already the champion"; its ledger record still counts.)
+    """
+    version = normalise_version(version) or version
+    for record in reversed(state.records):
+        if record.version == version and record.action == "promote":
+            if record.decision.get("status") == "promote":
+                return f"ledger record {record.name} (seq {record.seq}): promoted by a passing gate decision"
+    tag = (tags or {}).get("mlops.gate")
+    if tag == "promote":
+        return "model version tag mlops.gate=promote"
+    return None

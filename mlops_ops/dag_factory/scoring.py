@@ -1,0 +1,83 @@
+"""The ``<name>_batch_scoring`` DAG."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlops_ops.config import PipelineSpec
+from mlops_ops.dag_factory.common import DEFAULT_ARGS, START_DATE
+
+SCORING_DOC = """\
+### {name}: batch scoring
+
+`champion -> ingest -> score`
+
+* **champion** reads which version the `champion` alias of the MLflow model `{name}` points at,
+  once. The rest of the run uses that concrete version, so a promotion during the run cannot mix
+  two versions. With no champion yet the run is skipped (run `{name}_training` first; then clear
+  a skipped run to score its interval).
+* **ingest** reads `{source}` into a content-addressed snapshot; its SHA-256 is recorded with
+  every prediction. A missing, empty or unreadable partition fails here and nothing is written.
+* **score** checks that the partition has the model's feature columns, predicts, and replaces
+  `predictions/<data interval start>/predictions.parquet` and `manifest.json` under the
+  pipeline's storage, each atomically. It emits the `mlops://{name}/predictions` asset event.
+
+Columns: {ids}`prediction`, {proba}`model_version`, `input_sha256`, `data_interval_start`,
+`data_interval_end`. Re-running an interval replaces its predictions; it never adds a copy.
+"""
+
+
+def build_batch_scoring_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | None = None) -> Any:
+    """The ``<name>_batch_scoring`` DAG of a pipeline, or None when the spec has no ``scoring``."""
+    if spec.scoring is None:
+        return None
+    from airflow.sdk import DAG
+
+    from mlops_ops.operators.ingest import IngestDatasetOperator
+    from mlops_ops.operators.score import BatchScoreOperator, ResolveChampionOperator
+
+    src = spec.scoring.source
+    ids = list(spec.scoring.id_columns)
+    common: dict[str, Any] = {"pipeline": spec.name}
+    with DAG(
+        dag_id=f"{spec.name}_batch_scoring",
+        description=f"Score each partition with the {spec.name} champion",
+        schedule=spec.schedules.scoring,
+        start_date=START_DATE,
+        catchup=False,
+        # one run at a time: runs of one interval must not write its folder concurrently
+        max_active_runs=1,
+        tags=["mlops-ops", spec.name, "scoring", *spec.tags],
+        default_args={"owner": spec.owner, **DEFAULT_ARGS, **(default_args or {})},
+        doc_md=SCORING_DOC.format(
+            name=spec.name,
+            source=src.uri or f"SQL on {src.conn_id}",
+            ids="".join(f"`{c}`, " for c in ids),
+            proba="`probability` (classifiers), ",
+        ),
+    ) as dag:
+        champion = ResolveChampionOperator(task_id="champion", **common)
+        ingest = IngestDatasetOperator(
+            task_id="ingest",
+            source_uri=src.uri,
+            source_format=src.format,
+            source_conn_id=src.conn_id_storage,
+            sql=src.sql,
+            conn_id=src.conn_id,
+            parameters=dict(src.parameters) or None,
+            min_rows=1,
+            window_days=src.window.days if src.window else None,
+            window_date_format=src.window.date_format if src.window else "%Y-%m-%d",
+            # a partition to score is not training data: no mlops://<name>/dataset event
+            outlets=[],
+            **common,
+        )
+        score = BatchScoreOperator(
+            task_id="score",
+            snapshot=ingest.output,
+            model=champion.output,
+            id_columns=ids,
+            **common,
+        )
+        champion >> ingest >> score
+    return dag
