@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test test-fast lint up constraints clean
+.PHONY: install demo test test-fast bench-drift lint up constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,12 +20,19 @@ install: $(STAMP)
 demo: install
 	$(BIN)/mlops-ops demo
 
+# two workers (the machines have 2 cores); a test file's tests stay on one worker (module fixtures)
+PYTEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 # everything except the slow end-to-end DAG runs
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not slow"
+
+# benchmarks: not tests; they print results tables (see benchmarks/README.md)
+bench-drift: install
+	bash benchmarks/drift/setup_peers.sh
+	$(BIN)/python benchmarks/drift/run.py
 
 lint: install
 	$(BIN)/ruff check mlops_ops dags plugins tests
