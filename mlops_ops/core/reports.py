@@ -104,33 +104,200 @@ def validation_html(doc: dict[str, Any], title: str) -> str:
 
 
 def decision_html(doc: dict[str, Any], title: str) -> str:
-    rows = [
-        [r["verdict"], r["rule"], r["metric"], r["slice"], r["observed"], r["threshold"], r["message"]]
-        for r in doc["rules"]
+    """The gate decision: summary, rules with verdict badges, the bootstrap interval (numbers and an
+    inline SVG plot against the margin), slices, metrics, permutation importance, the raw JSON."""
+    rules = doc.get("rules") or []
+    counts = {v: sum(r.get("verdict") == v for r in rules) for v in ("pass", "fail", "skip")}
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title><style>{_CSS}{_DECISION_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>{_badge(doc.get('status', ''), BADGES.get(str(doc.get('status')), 'info'))}</p><dl>",
     ]
-    classes = ["fail" if r["verdict"] == "fail" else "" for r in doc["rules"]]
-    metrics = sorted(set(doc.get("challenger_metrics") or {}) | set(doc.get("champion_metrics") or {}))
-    champ = doc.get("champion_metrics") or {}
-    mrows = [[m, (doc.get("challenger_metrics") or {}).get(m), champ.get(m)] for m in metrics]
     summary = {
         "challenger version": doc.get("challenger_version"),
         "champion at evaluation": doc.get("baseline_version") or "none (no baseline)",
         "primary metric": doc.get("primary_metric"),
-        "reasons": "; ".join(doc.get("reasons") or []),
         "holdout rows": doc.get("holdout_rows"),
+        "snapshot": doc.get("snapshot_sha256"),
+        "rules": f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped (not gated)",
     }
-    return render_html(
-        title,
-        doc["status"],
-        summary,
-        [
-            (
-                "Rules",
-                ["verdict", "rule", "metric", "slice", "observed", "threshold", "detail"],
-                rows,
-                classes,
-            ),
-            ("Metrics on the same holdout", ["metric", "challenger", "champion"], mrows, []),
-        ],
-        document=doc,
+    for key, value in summary.items():
+        parts.append(f"<dt>{html.escape(key)}</dt><dd>{_cell(value)}</dd>")
+    parts.append("</dl><h2>Reasons</h2><ul>")
+    parts.extend(f"<li>{html.escape(str(r))}</li>" for r in doc.get("reasons") or [])
+    parts.append("</ul>")
+
+    parts.append(
+        _table_open("Rules", ["verdict", "rule", "metric", "slice", "observed", "threshold", "detail"])
     )
+    for r in rules:
+        verdict = str(r.get("verdict"))
+        parts.append(
+            f"<tr class='{_ROW_CLASS.get(verdict, '')}'><td>{_badge(verdict, _VERDICT_BADGES.get(verdict, 'info'))}</td>"
+            + "".join(
+                f"<td>{_cell(r.get(k))}</td>"
+                for k in ("rule", "metric", "slice", "observed", "threshold", "message")
+            )
+            + "</tr>"
+        )
+    parts.append("</table>")
+
+    parts.append(_bootstrap_section(doc.get("bootstrap")))
+    parts.append(_slices_section(doc.get("slices") or [], doc.get("primary_metric") or ""))
+
+    new, old = doc.get("challenger_metrics") or {}, doc.get("champion_metrics") or {}
+    parts.append(_table_open("Metrics on the same holdout", ["metric", "challenger", "champion"]))
+    for m in sorted(set(new) | set(old)):
+        parts.append(f"<tr><td>{_cell(m)}</td><td>{_cell(new.get(m))}</td><td>{_cell(old.get(m))}</td></tr>")
+    parts.append("</table>")
+
+    parts.append(_importance_section(doc.get("importance")))
+    parts.append("<h2>Document</h2><pre>")
+    parts.append(html.escape(json.dumps(doc, indent=2, sort_keys=True, default=str)))
+    parts.append("</pre></body></html>")
+    return "".join(parts)
+
+
+_DECISION_CSS = """
+tr.skip td{background:#f6f8fa;color:#57606a} td.num{text-align:right;font-variant-numeric:tabular-nums}
+.bar{display:inline-block;height:.8em;background:#0969da;vertical-align:middle}
+.bar.neg{background:#cf222e} svg text{font:11px system-ui,sans-serif}
+"""
+_VERDICT_BADGES = {"pass": "ok", "fail": "bad", "skip": "info"}
+_ROW_CLASS = {"fail": "fail", "skip": "skip"}
+
+
+def _badge(text: Any, kind: str) -> str:
+    return f"<span class='badge {html.escape(kind)}'>{html.escape(str(text))}</span>"
+
+
+def _table_open(caption: str, header: Sequence[str]) -> str:
+    cells = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    return f"<h2>{html.escape(caption)}</h2><table><tr>{cells}</tr>"
+
+
+def _number(value: Any, fmt: str = "{:+.4f}") -> str:
+    return fmt.format(value) if isinstance(value, int | float) and not isinstance(value, bool) else "n/a"
+
+
+def _bootstrap_section(boot: dict[str, Any] | None) -> str:
+    if not boot:
+        return ""
+    status = str(boot.get("status"))
+    head = f"<h2>Evidence: paired bootstrap</h2><p>{_badge(status, _VERDICT_BADGES.get(status, 'info'))} "
+    if status not in ("pass", "fail") or boot.get("lower") is None or boot.get("upper") is None:
+        return head + html.escape(str(boot.get("message") or "")) + "</p>"
+    require = str(boot.get("require", "")).replace("_", "-")
+    level = boot.get("confidence")
+    rows = {
+        "metric": f"{boot.get('metric')} ({'higher' if boot.get('higher_is_better') else 'lower'} is better)",
+        "challenger / champion": f"{_number(boot.get('challenger'), '{:.4f}')} / "
+        f"{_number(boot.get('champion'), '{:.4f}')}",
+        "difference (positive = challenger better)": _number(boot.get("estimate")),
+        f"{_number(level, '{:.0%}')} confidence interval": f"[{_number(boot.get('lower'))}, "
+        f"{_number(boot.get('upper'))}]",
+        "requirement": f"{require}: lower bound > {_number(boot.get('threshold'), '{:+.4g}')} "
+        f"(margin {_number(boot.get('margin'), '{:.4g}')})",
+        "resamples": f"{boot.get('valid_resamples')} of {boot.get('resamples')} valid, "
+        f"{boot.get('rows')} rows, seed {boot.get('seed')}, {boot.get('method')} interval",
+    }
+    parts = [head, html.escape(str(boot.get("message") or "")), "</p><dl>"]
+    parts.extend(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in rows.items())
+    parts.append("</dl>")
+    parts.append(
+        _interval_svg(boot["lower"], boot["upper"], boot.get("estimate"), boot.get("threshold"), status)
+    )
+    return "".join(parts)
+
+
+def _interval_svg(
+    lower: float, upper: float, estimate: float | None, threshold: float | None, status: str
+) -> str:
+    """A number line with zero, the threshold (dashed) and the interval with its point estimate."""
+    marks = [v for v in (lower, upper, estimate, threshold, 0.0) if isinstance(v, int | float)]
+    lo, hi = min(marks), max(marks)
+    pad = (hi - lo) * 0.12 or 0.01
+    lo, hi = lo - pad, hi + pad
+    width, left, right = 480, 20, 460
+
+    def x(v: float) -> float:
+        return left + (v - lo) / (hi - lo) * (right - left)
+
+    color = "#1a7f37" if status == "pass" else "#cf222e"
+    out = [
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='78' role='img' "
+        f"aria-label='bootstrap interval [{lower:+.4f}, {upper:+.4f}] against threshold'>",
+        f"<line x1='{left}' y1='40' x2='{right}' y2='40' stroke='#8c959f'/>",
+        f"<line x1='{x(0.0):.1f}' y1='22' x2='{x(0.0):.1f}' y2='58' stroke='#57606a'/>",
+        f"<text x='{x(0.0):.1f}' y='72' text-anchor='middle'>0</text>",
+    ]
+    if isinstance(threshold, int | float):
+        out += [
+            f"<line x1='{x(threshold):.1f}' y1='14' x2='{x(threshold):.1f}' y2='62' stroke='#9a6700' "
+            "stroke-dasharray='4 3' stroke-width='2'/>",
+            f"<text x='{x(threshold):.1f}' y='11' text-anchor='middle' fill='#9a6700'>"
+            f"threshold {threshold:+.4g}</text>",
+        ]
+    out += [
+        f"<line x1='{x(lower):.1f}' y1='40' x2='{x(upper):.1f}' y2='40' stroke='{color}' stroke-width='6' "
+        "stroke-linecap='round'/>",
+        f"<text x='{x(lower):.1f}' y='30' text-anchor='end'>{lower:+.4f}</text>",
+        f"<text x='{x(upper):.1f}' y='30' text-anchor='start'>{upper:+.4f}</text>",
+    ]
+    if isinstance(estimate, int | float):
+        out.append(
+            f"<circle cx='{x(estimate):.1f}' cy='40' r='5' fill='#fff' stroke='{color}' stroke-width='2'/>"
+        )
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _slices_section(slices: list[dict[str, Any]], primary: str) -> str:
+    if not slices:
+        return ""
+    parts = [
+        _table_open(
+            "Slices",
+            ["slice", "rows", "status", f"challenger {primary}", f"champion {primary}", "note"],
+        )
+    ]
+    for s in slices:
+        status = str(s.get("status"))
+        new = (s.get("challenger_metrics") or {}).get(primary)
+        old = (s.get("champion_metrics") or {}).get(primary)
+        parts.append(
+            f"<tr class='{'skip' if status == 'skipped' else ''}'><td>{_cell(s.get('slice'))}</td>"
+            f"<td class='num'>{_cell(s.get('rows'))}</td><td>{_cell(status)}</td>"
+            f"<td class='num'>{_cell(new)}</td><td class='num'>{_cell(old)}</td><td>{_cell(s.get('note'))}</td></tr>"
+        )
+    parts.append("</table>")
+    return "".join(parts)
+
+
+def _importance_section(importance: dict[str, Any] | None) -> str:
+    if not importance:
+        return ""
+    metric = str(importance.get("metric"))
+    if importance.get("error"):
+        return f"<h2>Permutation importance</h2><p>not computed: {html.escape(str(importance['error']))}</p>"
+    features = importance.get("features") or []
+    top = max([abs(f.get("importance") or 0.0) for f in features] + [1e-12])
+    parts = [
+        "<h2>Permutation importance</h2>",
+        f"<p>Drop in {html.escape(metric)} when a column is shuffled (challenger, "
+        f"{_cell(importance.get('rows'))} holdout rows, {_cell(importance.get('n_repeats'))} repeats; "
+        f"baseline {_cell(importance.get('baseline'))}).</p>",
+        "<table><tr><th>feature</th><th>importance</th><th>std</th><th></th></tr>",
+    ]
+    for f in features:
+        value = f.get("importance")
+        share = abs(value or 0.0) / top * 100
+        neg = " neg" if (value or 0.0) < 0 else ""
+        parts.append(
+            f"<tr><td>{_cell(f.get('feature'))}</td><td class='num'>{_cell(value)}</td>"
+            f"<td class='num'>{_cell(f.get('std'))}</td>"
+            f"<td><span class='bar{neg}' style='width:{share * 2:.0f}px'></span></td></tr>"
+        )
+    parts.append("</table>")
+    return "".join(parts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,11 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 DECISION_ARTIFACT = "gate/decision.json"
+IMPORTANCE_ARTIFACT = "explain/permutation_importance.json"
+#: permutation importance runs on at most this many holdout rows (seeded subsample), to bound time
+IMPORTANCE_MAX_ROWS = 5000
+#: characters MLflow does not accept in a metric name
+_METRIC_NAME_UNSAFE = re.compile(r"[^0-9A-Za-z_\-. /]")
 
 
 class EvaluateModelOperator(MlopsBaseOperator):
@@ -22,14 +28,19 @@ class EvaluateModelOperator(MlopsBaseOperator):
 
     The holdout is the held-out side of the challenger's training snapshot (the same seeded row
     hash as training), so neither the challenger nor, for rows already held out before, the
-    champion has trained on it. The gate applies value thresholds, and change thresholds against
-    the champion; it fails closed (a missing metric or a scoring error rejects) and records
-    "no baseline" when no champion exists. The decision is stored as JSON and HTML, logged to the
-    challenger's MLflow run and tagged on its version. The registry is not changed.
+    champion has trained on it. Both models' predictions go to the gate, which applies value
+    thresholds, change thresholds against the champion, a paired bootstrap confidence interval of
+    the difference (non-inferiority or superiority) and the same thresholds within each configured
+    slice. It fails closed (a missing metric or a scoring error rejects) and records "no baseline"
+    when no champion exists. The challenger's permutation importance is logged to its MLflow run
+    (``explain/permutation_importance.json`` and metrics ``importance.<feature>``). The decision
+    is stored as JSON and HTML, logged to the challenger's MLflow run and tagged on its version.
+    The registry's aliases are not changed.
 
     :param model: the training task's result (``version``, ``run_id``) (templated).
     :param evaluation: the spec's ``evaluation`` section: ``primary_metric``, ``thresholds``
-        (``{metric: {lower, upper}}``), ``change_thresholds`` (``{metric: {absolute, relative}}``).
+        (``{metric: {lower, upper}}``), ``change_thresholds`` (``{metric: {absolute, relative}}``),
+        ``bootstrap``, ``slices`` and ``permutation_importance``.
     :param snapshot: data to draw the holdout from (templated); default: the challenger's
         training snapshot.
     """
@@ -54,7 +65,7 @@ class EvaluateModelOperator(MlopsBaseOperator):
         from pydantic import ValidationError
 
         from mlops_ops.config import EvaluationSpec
-        from mlops_ops.core.evaluation import decide
+        from mlops_ops.core.evaluation import HoldoutPredictions, decide
         from mlops_ops.core.reports import decision_html
         from mlops_ops.core.training import split
 
@@ -77,49 +88,57 @@ class EvaluateModelOperator(MlopsBaseOperator):
             raise AirflowFailException(
                 f"{name} v{version} has no {TRAINING_SPEC_ARTIFACT}; was it trained by mlops-ops?"
             )
-        self._check_metrics_apply(spec, training["task"])
+        task = training["task"]
+        self._check_metrics_apply(spec, task)
         frame, manifest = self.read_snapshot(self.snapshot or training["snapshot_uri"])
         _, holdout = split(frame, float(training["holdout_fraction"]), int(training["seed"]))
+        absent = [s.column for s in spec.slices if s.column not in holdout.columns]
+        if absent:
+            raise AirflowFailException(
+                f"evaluation.slices: column(s) {absent} are not in the holdout data, whose columns are "
+                f"{list(holdout.columns)}; fix evaluation.slices"
+            )
 
         champion = hook.get_alias_version(name)
         baseline = str(champion.version) if champion is not None else None
-        error, challenger_metrics, champion_metrics = None, None, None
+        error, new, old = None, None, None
         try:
-            challenger_metrics = self._score(hook, name, version, run_id, holdout, training)
+            new = self._predict(hook, name, version, run_id, holdout, training)
         except Exception as err:  # fail closed: record the reason, reject
             self.log.exception("scoring the challenger failed")
             error = f"challenger v{version} could not be scored: {type(err).__name__}: {err}"
         if champion is not None and baseline is not None and baseline != version and error is None:
             try:
-                champion_metrics = self._score(hook, name, baseline, champion.run_id or "", holdout, training)
+                old = self._predict(hook, name, baseline, champion.run_id or "", holdout, training)
             except Exception as err:
                 self.log.exception("scoring the champion failed")
                 error = (
                     f"champion v{baseline} could not be scored on this holdout ({type(err).__name__}: {err}); "
                     "rejecting, as the gate cannot compare. Promote by hand if intended"
                 )
+        importance = self._importance(spec, new, task, int(training["seed"])) if error is None else None
+        predictions = None
+        if new is not None and error is None:
+            predictions = HoldoutPredictions(
+                task=task,
+                y_true=new["y"],
+                challenger=new["scores"],
+                champion=old["scores"] if old is not None else None,
+                columns={s.column: holdout[s.column].to_numpy() for s in spec.slices},
+            )
         decision = decide(
-            challenger_metrics=challenger_metrics,
-            champion_metrics=champion_metrics,
             evaluation=spec,
             challenger_version=version,
             baseline_version=baseline if baseline != version else None,
             error=error,
+            holdout=predictions,
+            importance=importance,
         )
         if baseline == version:  # re-evaluating the serving version: nothing to promote
             decision.baseline_version = baseline
             decision.promote = False
             decision.reasons = [f"v{version} is already the champion: nothing to deploy"]
-        for rule in decision.rules:
-            (self.log.info if rule.verdict == "pass" else self.log.warning)(
-                "gate %s %s [%s]: observed %s, threshold %s -> %s",
-                rule.rule,
-                rule.metric,
-                rule.slice,
-                rule.observed,
-                rule.threshold,
-                rule.verdict,
-            )
+        self._log_rules(decision)
         doc = {
             **decision.to_dict(),
             "pipeline": name,
@@ -128,6 +147,8 @@ class EvaluateModelOperator(MlopsBaseOperator):
             "evaluation": spec.model_dump(),
             **self.lineage(context),
         }
+        if importance is not None and "features" in importance:
+            self._log_importance(hook, run_id, importance)
         uri = self.write_report(context, doc, decision_html(doc, f"Gate decision: {name} v{version}"))
         hook.client.log_dict(run_id, doc, DECISION_ARTIFACT)
         hook.client.set_model_version_tag(name, version, "mlops.gate", decision.status)
@@ -141,6 +162,7 @@ class EvaluateModelOperator(MlopsBaseOperator):
             decision.status.upper(),
             "; ".join(decision.reasons),
         )
+        boot = doc["bootstrap"] or {}
         return {
             "promote": decision.promote,
             "status": decision.status,
@@ -148,8 +170,10 @@ class EvaluateModelOperator(MlopsBaseOperator):
             "challenger_version": version,
             "baseline_version": decision.baseline_version,
             "reasons": decision.reasons,
-            "metrics": decision.challenger_metrics,
-            "champion_metrics": decision.champion_metrics,
+            "metrics": doc["challenger_metrics"],
+            "champion_metrics": doc["champion_metrics"],
+            "bootstrap": {k: boot.get(k) for k in ("status", "metric", "estimate", "lower", "upper")},
+            "rules_skipped": sum(r.verdict == "skip" for r in decision.rules),
             "report_uri": uri,
             "run_url": self.model.get("run_url", ""),
             "model_url": self.model.get("model_url", ""),
@@ -164,7 +188,7 @@ class EvaluateModelOperator(MlopsBaseOperator):
                 f"thresholds to metrics among {list(allowed)}"
             )
 
-    def _score(
+    def _predict(
         self,
         hook: Any,
         name: str,
@@ -172,9 +196,10 @@ class EvaluateModelOperator(MlopsBaseOperator):
         run_id: str,
         holdout: Any,
         challenger_training: dict[str, Any],
-    ) -> dict[str, float]:
+    ) -> dict[str, Any]:
+        """One model version's predictions on the holdout: its model, input frame, labels, scores."""
         from mlops_ops.core.data import FeatureSet
-        from mlops_ops.core.evaluation import compute_metrics, score_model
+        from mlops_ops.core.evaluation import score_model
         from mlops_ops.core.training import prepare_features, prepare_target
 
         training = hook.load_dict(run_id, TRAINING_SPEC_ARTIFACT)
@@ -184,5 +209,73 @@ class EvaluateModelOperator(MlopsBaseOperator):
         model = hook.load_sklearn_model(f"models:/{name}/{version}")
         task = challenger_training["task"]
         x = prepare_features(holdout, feats)
-        y = prepare_target(holdout, challenger_training["target"], task)
-        return compute_metrics(task, y.to_numpy(), score_model(model, x, task))
+        y = prepare_target(holdout, challenger_training["target"], task).to_numpy()
+        return {"model": model, "x": x, "y": y, "scores": score_model(model, x, task)}
+
+    def _importance(self, spec: Any, new: dict[str, Any] | None, task: str, seed: int) -> Any:
+        """The challenger's permutation importance; a failure is recorded, it does not gate."""
+        from mlops_ops.core.evaluation import permutation_importance_report
+
+        if not spec.permutation_importance or new is None:
+            return None
+        try:
+            report = permutation_importance_report(
+                new["model"],
+                new["x"],
+                new["y"],
+                task=task,
+                metric=spec.primary_metric,
+                seed=seed,
+                max_rows=IMPORTANCE_MAX_ROWS,
+            )
+        except Exception as err:  # explanatory only: record why, keep gating
+            self.log.warning("permutation importance failed: %s: %s", type(err).__name__, err)
+            return {"metric": spec.primary_metric, "error": f"{type(err).__name__}: {err}"}
+        for item in report["features"]:
+            self.log.info(
+                "permutation importance of %s: %.4g (+/- %.2g) %s",
+                item["feature"],
+                item["importance"],
+                item["std"],
+                report["metric"],
+            )
+        return report
+
+    @staticmethod
+    def _log_importance(hook: Any, run_id: str, importance: dict[str, Any]) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        hook.client.log_dict(run_id, importance, IMPORTANCE_ARTIFACT)
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric(f"importance.{_METRIC_NAME_UNSAFE.sub('_', f['feature'])}", f["importance"], now, 0)
+            for f in importance["features"]
+        ]
+        for start in range(0, len(metrics), 1000):  # MLflow's limit per batch
+            hook.client.log_batch(run_id, metrics=metrics[start : start + 1000])
+
+    def _log_rules(self, decision: Any) -> None:
+        for rule in decision.rules:
+            (self.log.warning if rule.verdict == "fail" else self.log.info)(
+                "gate %s %s [%s]: observed %s, threshold %s -> %s",
+                rule.rule,
+                rule.metric,
+                rule.slice,
+                rule.observed,
+                rule.threshold,
+                rule.verdict,
+            )
+        boot = decision.bootstrap or {}
+        if boot.get("status") in ("pass", "fail"):
+            self.log.info(
+                "bootstrap %s: estimate %+.4f, %.0f%% CI [%+.4f, %+.4f], threshold lower > %+.4g -> %s",
+                boot["metric"],
+                boot["estimate"],
+                100 * boot["confidence"],
+                boot["lower"],
+                boot["upper"],
+                boot["threshold"],
+                boot["status"],
+            )
