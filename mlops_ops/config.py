@@ -289,8 +289,10 @@ class DriftSpec(_Model):
     enabled: bool = True
     alpha: float = Field(default=0.01, gt=0.0, lt=0.5, description="After Holm/BH correction.")
     delta: float = Field(default=0.1, ge=0.0, description="Numeric effect: Wasserstein / reference std.")
-    categorical_delta: float = Field(default=0.05, ge=0.0, description="Jensen-Shannon distance.")
-    missing_delta: float = Field(default=0.05, ge=0.0, description="Absolute change of the missing rate.")
+    categorical_delta: float = Field(default=0.05, ge=0.0, le=1.0, description="Jensen-Shannon distance.")
+    missing_delta: float = Field(
+        default=0.05, ge=0.0, le=1.0, description="Absolute change of the missing rate."
+    )
     correction: Literal["holm", "bh"] = "holm"
     drift_share: float = Field(default=0.3, gt=0.0, le=1.0)
     critical_columns: list[str] = Field(default_factory=list)
@@ -346,7 +348,9 @@ class ScoringSpec(_Model):
 
 
 class SchedulesSpec(_Model):
-    """Cron expressions or presets (``@daily``); ``null`` means triggered by hand only."""
+    """Cron expressions or presets (``@daily``); ``null``: no timetable. The training DAG also runs
+    on the retrain asset (so ``training: null`` means "on retrain requests and by hand"); the
+    others then run by hand only."""
 
     training: str | None = None
     monitoring: str | None = None

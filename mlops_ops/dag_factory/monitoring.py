@@ -72,6 +72,8 @@ def build_monitoring_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | N
             conn_id=src.conn_id,
             parameters=dict(src.parameters) or None,
             min_rows=1,  # a small batch is "insufficient data", reported by the checks, not a failure
+            window_days=src.window.days if src.window else None,
+            window_date_format=src.window.date_format if src.window else "%Y-%m-%d",
             outlets=[],  # a monitoring batch is not the training dataset
             **common,
         )

@@ -83,6 +83,8 @@ class DeployModelOperator(MlopsBaseOperator):
             raise AirflowFailException(
                 f"the deployment ledger of {self.pipeline} is unreadable: {err}"
             ) from None
+        except NotImplementedError as err:  # storage without create-if-absent: no retry can fix it
+            raise AirflowFailException(f"promotion of {self.pipeline} v{version} impossible: {err}") from None
 
         for asset in self.outlets:
             if getattr(asset, "uri", "").endswith("/model"):

@@ -285,6 +285,14 @@ class CheckModelPerformanceOperator(_ChampionMixin):
             )
             check.reasons.append(f"the batch has no {self.target!r} column: performance not judged")
         else:
+            from mlops_ops.config import CLASSIFICATION_METRICS, REGRESSION_METRICS
+
+            applicable = CLASSIFICATION_METRICS if spec["task"] == "classification" else REGRESSION_METRICS
+            if self.metric not in applicable:
+                raise AirflowFailException(
+                    f"{self.metric!r} does not apply to champion v{champion.version}, a {spec['task']} model; "
+                    f"set monitoring.performance.metric to one of {list(applicable)}"
+                )
             labelled = frame[frame[self.target].notna()]
             value = None
             if len(labelled) >= self.min_rows:
@@ -354,8 +362,8 @@ class CheckModelPerformanceOperator(_ChampionMixin):
             value = ((decision or {}).get(key) or {}).get(self.metric)
             if value is not None:
                 return float(value)
-        run = hook.client.get_run(champion.run_id)
-        value = run.data.metrics.get(self.metric)
+        metrics = hook.client.get_run(champion.run_id).data.metrics
+        value = metrics.get(f"holdout_{self.metric}", metrics.get(self.metric))
         return float(value) if value is not None else None
 
 

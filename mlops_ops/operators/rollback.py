@@ -139,6 +139,8 @@ class RollbackModelOperator(MlopsBaseOperator):
             raise AirflowFailException(f"rollback of {name} to v{target} refused: {err}") from None
         except registry.LedgerError as err:
             raise AirflowFailException(f"the deployment ledger of {name} is unreadable: {err}") from None
+        except NotImplementedError as err:  # storage without create-if-absent: no retry can fix it
+            raise AirflowFailException(f"rollback of {name} to v{target} impossible: {err}") from None
 
         if result.changed:
             message = (

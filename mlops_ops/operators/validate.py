@@ -26,8 +26,9 @@ class ValidateDataOperator(MlopsBaseOperator):
 
     :param snapshot: the ingest task's result or a snapshot URI (templated).
     :param target: target column.
-    :param require_target: ``False`` accepts unlabelled data (monitoring batches): when the target
-        column is absent it is not checked, and the spec's expectations about it are left out.
+    :param require_target: ``False`` accepts unlabelled or partly labelled data (monitoring
+        batches): the target need not exist nor be complete; when it is absent, the spec's
+        expectations about it are left out.
     :param numeric_features: numeric feature columns (None with ``categorical_features`` None:
         inferred from the data).
     :param categorical_features: categorical feature columns.
@@ -85,8 +86,12 @@ class ValidateDataOperator(MlopsBaseOperator):
         except ValueError as err:  # pydantic's ValidationError: a bad setting, not a passing fault
             raise AirflowFailException(f"inferred_severities is invalid: {err}") from None
         profile, reference_desc = self._reference_profile()
+        # monitoring batches may be partly labelled: the target is only required when asked for
         checks = validation.schema_checks(
-            self.target if labelled else None, list(numeric or []), list(categorical or []), self.min_rows
+            self.target if self.require_target else None,
+            list(numeric or []),
+            list(categorical or []),
+            self.min_rows,
         )
         checks += validation.spec_checks(self._expectations(labelled))
         if profile is not None:

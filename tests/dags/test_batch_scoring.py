@@ -325,7 +325,7 @@ def test_a_missing_partition_fails_at_ingest_and_writes_nothing(home, capfd):
 
 @pytest.mark.slow
 def test_a_run_without_a_data_interval_writes_a_folder_of_its_own(home, tmp_path, monkeypatch):
-    # a manual run triggered with no logical date has no data interval (and no {{ ds }})
+    # a manual run triggered with no logical date has no data interval ({{ ds }} falls back to run_after)
     pipelines = tmp_path / "pipelines"
     _write_spec(pipelines, scoring_uri="${MLOPS_HOME}/data/churn/daily/latest.parquet")
     monkeypatch.setenv("MLOPS_PIPELINES", str(pipelines))
