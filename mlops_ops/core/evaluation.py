@@ -1,4 +1,4 @@
-"""Evaluation: metrics, and the gate that decides whether a challenger replaces the champion.
+"""Evaluation: the gate that decides whether a challenger replaces the champion.
 
 The gate applies, on one holdout scored by both models:
 
@@ -13,6 +13,10 @@ The gate fails closed: a metric that is missing or not finite, or an evaluation 
 With no champion yet only the value thresholds apply and the decision records "no baseline".
 
 Permutation importance of the challenger is computed here too; it explains, it does not gate.
+
+The metrics themselves live in :mod:`mlops_ops.core.metrics` and the paired bootstrap in
+:mod:`mlops_ops.core.bootstrap`; their public names are re-exported here, so
+``from mlops_ops.core.evaluation import score_model, paired_bootstrap`` keeps working.
 """
 
 from __future__ import annotations
@@ -26,6 +30,45 @@ from typing import Any, Literal, TypeGuard
 import numpy as np
 
 from mlops_ops.config import METRIC_DIRECTIONS, EvaluationSpec
+from mlops_ops.core.bootstrap import MAX_INVALID_RESAMPLES, BootstrapResult, paired_bootstrap
+from mlops_ops.core.metrics import (
+    PROBABILITY_METRICS,
+    GateError,
+    MetricKernel,
+    compute_metrics,
+    metric_kernel,
+    metric_value,
+    positive_label,
+    score_model,
+    undefined_reason,
+)
+
+__all__ = [
+    "MAX_INVALID_RESAMPLES",
+    "PROBABILITY_METRICS",
+    "BootstrapResult",
+    "GateDecision",
+    "GateError",
+    "HoldoutPredictions",
+    "MetricKernel",
+    "RuleResult",
+    "Verdict",
+    "bootstrap_rule",
+    "change_rules",
+    "compute_metrics",
+    "decide",
+    "higher_is_better",
+    "importance_scorer",
+    "metric_kernel",
+    "metric_value",
+    "paired_bootstrap",
+    "permutation_importance_report",
+    "positive_label",
+    "score_model",
+    "slice_rules",
+    "undefined_reason",
+    "value_rules",
+]
 
 log = logging.getLogger(__name__)
 
@@ -35,303 +78,6 @@ Verdict = Literal["pass", "fail", "skip"]
 
 #: Metrics are floats: a value exactly at a threshold must not fail on rounding (0.70 - 0.65 < 0.05).
 _TOL = 1e-9
-
-#: Metrics computed from the positive-class probability rather than the predicted label.
-PROBABILITY_METRICS = frozenset({"roc_auc", "log_loss", "brier"})
-
-#: Share of bootstrap resamples that may be degenerate (e.g. one class only, for AUC) before the
-#: interval is considered unreliable and the bootstrap rule fails closed.
-MAX_INVALID_RESAMPLES = 0.01
-
-_LOG_EPS = 1e-15  # probabilities are clipped to [eps, 1 - eps], as in compute_metrics
-
-
-class GateError(ValueError):
-    """The gate cannot evaluate a rule on the data it was given (the rule then fails closed)."""
-
-
-# -- metrics ---------------------------------------------------------------------------------
-
-
-def score_model(model: Any, x: Any, task: str) -> dict[str, np.ndarray]:
-    """Predictions (and positive-class probabilities, for classifiers) of a fitted model."""
-    out = {"pred": np.asarray(model.predict(x))}
-    if task == "classification" and hasattr(model, "predict_proba"):
-        proba = np.asarray(model.predict_proba(x))
-        out["proba"] = proba[:, 1] if proba.ndim == 2 else proba
-        out["classes"] = np.asarray(getattr(model, "classes_", [0, 1]))
-    return out
-
-
-def positive_label(y_true: np.ndarray, scores: Mapping[str, Any]) -> Any:
-    """The positive class: the model's second class, else the largest label in ``y_true``."""
-    classes = scores.get("classes")
-    if classes is not None and len(classes) == 2:
-        return classes[1]
-    return np.unique(y_true)[-1]
-
-
-def compute_metrics(task: str, y_true: np.ndarray, scores: dict[str, np.ndarray]) -> dict[str, float]:
-    from sklearn import metrics as m
-
-    pred = scores["pred"]
-    if task == "regression":
-        y = np.asarray(y_true, dtype="float64")
-        return {
-            "r2": float(m.r2_score(y, pred)),
-            "rmse": float(math.sqrt(m.mean_squared_error(y, pred))),
-            "mae": float(m.mean_absolute_error(y, pred)),
-        }
-    positive = positive_label(y_true, scores)
-    y_bin = (np.asarray(y_true) == positive).astype(int)
-    p_bin = (np.asarray(pred) == positive).astype(int)
-    out = {
-        "accuracy": float(m.accuracy_score(y_bin, p_bin)),
-        "balanced_accuracy": float(m.balanced_accuracy_score(y_bin, p_bin)),
-        "f1": float(m.f1_score(y_bin, p_bin, zero_division=0)),
-        "precision": float(m.precision_score(y_bin, p_bin, zero_division=0)),
-        "recall": float(m.recall_score(y_bin, p_bin, zero_division=0)),
-    }
-    proba = scores.get("proba")
-    if proba is not None:
-        proba = np.clip(np.asarray(proba, dtype="float64"), _LOG_EPS, 1 - _LOG_EPS)
-        if len(np.unique(y_bin)) == 2:
-            out["roc_auc"] = float(m.roc_auc_score(y_bin, proba))
-        out["log_loss"] = float(m.log_loss(y_bin, proba, labels=[0, 1]))
-        out["brier"] = float(m.brier_score_loss(y_bin, proba))
-    return out
-
-
-def undefined_reason(metric: str, task: str, y_true: np.ndarray) -> str | None:
-    """Why ``metric`` has no meaning on these labels (one class for AUC, a constant target for R²)."""
-    if len(np.unique(np.asarray(y_true))) >= 2:
-        return None
-    if task == "classification" and metric == "roc_auc":
-        return "one class only; roc_auc needs both classes"
-    if task == "regression" and metric == "r2":
-        return "a constant target; r2 needs variance"
-    return None
-
-
-# -- metrics on resample weights -------------------------------------------------------------
-#
-# A bootstrap resample of n rows is a vector of counts w (how often each row was drawn, summing
-# to n). Every supported metric is a function of weighted sums over rows, so one (resamples x n)
-# count matrix W evaluates a metric on all resamples at once: means are W @ v / n, confusion
-# counts are W @ indicator, and the AUC is the Mann-Whitney statistic with weights, computed from
-# cumulative sums over the rows sorted by score once. W = ones((1, n)) gives the plain value.
-
-MetricKernel = Callable[[np.ndarray], np.ndarray]
-
-
-def metric_kernel(metric: str, task: str, y_true: np.ndarray, scores: Mapping[str, Any]) -> MetricKernel:
-    """A function W -> metric per row of W (resample counts), for one model's holdout scores.
-
-    Raises :class:`GateError` for a metric that does not apply or needs what the model lacks.
-    """
-    if metric not in METRIC_DIRECTIONS:
-        raise GateError(f"unsupported metric {metric!r}; known: {sorted(METRIC_DIRECTIONS)}")
-    y_raw = np.asarray(y_true)
-    if task == "regression":
-        if metric not in ("r2", "rmse", "mae"):
-            raise GateError(f"{metric} does not apply to a regression model; use r2, rmse or mae")
-        y = y_raw.astype("float64")
-        err = np.asarray(scores["pred"], dtype="float64") - y
-        if metric == "mae":
-            absolute = np.abs(err)
-            return lambda w: (w @ absolute) / w.sum(axis=1)
-        squared = err**2
-        if metric == "rmse":
-            return lambda w: np.sqrt((w @ squared) / w.sum(axis=1))
-        y2 = y**2
-
-        def r2(w: np.ndarray) -> np.ndarray:
-            n = w.sum(axis=1)
-            total = (w @ y2) - (w @ y) ** 2 / n
-            with np.errstate(divide="ignore", invalid="ignore"):
-                out = 1.0 - (w @ squared) / total
-            return np.where(total > 1e-12 * np.maximum(w @ y2, 1.0), out, np.nan)
-
-        return r2
-    if metric in ("r2", "rmse", "mae"):
-        raise GateError(f"{metric} does not apply to a classification model")
-    positive = positive_label(y_raw, scores)
-    y_pos = y_raw == positive
-    if metric in PROBABILITY_METRICS:
-        if scores.get("proba") is None:
-            raise GateError(f"{metric} needs predicted probabilities and the model has no predict_proba")
-        p = np.clip(np.asarray(scores["proba"], dtype="float64"), _LOG_EPS, 1 - _LOG_EPS)
-        if metric == "log_loss":
-            loss = -np.where(y_pos, np.log(p), np.log1p(-p))
-            return lambda w: (w @ loss) / w.sum(axis=1)
-        if metric == "brier":
-            sq = (p - y_pos) ** 2
-            return lambda w: (w @ sq) / w.sum(axis=1)
-        return _auc_kernel(p, y_pos)
-    p_pos = np.asarray(scores["pred"]) == positive
-    if metric == "accuracy":
-        hit = (p_pos == y_pos).astype("float64")
-        return lambda w: (w @ hit) / w.sum(axis=1)
-    tp_v = (y_pos & p_pos).astype("float64")
-    fp_v = (~y_pos & p_pos).astype("float64")
-    fn_v = (y_pos & ~p_pos).astype("float64")
-    tn_v = (~y_pos & ~p_pos).astype("float64")
-
-    def counts(w: np.ndarray) -> tuple[np.ndarray, ...]:
-        return w @ tp_v, w @ fp_v, w @ fn_v, w @ tn_v
-
-    def ratio(num: np.ndarray, den: np.ndarray, empty: float) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(den > 0, num / den, empty)
-
-    def from_counts(w: np.ndarray) -> np.ndarray:
-        tp, fp, fn, tn = counts(w)
-        if metric == "precision":
-            return ratio(tp, tp + fp, 0.0)  # zero_division=0, as compute_metrics
-        if metric == "recall":
-            return ratio(tp, tp + fn, 0.0)
-        if metric == "f1":
-            return ratio(2 * tp, 2 * tp + fp + fn, 0.0)
-        # balanced accuracy, as scikit-learn: the mean of the recalls of the classes present
-        tpr, tnr = ratio(tp, tp + fn, np.nan), ratio(tn, tn + fp, np.nan)
-        return np.where(np.isnan(tpr), tnr, np.where(np.isnan(tnr), tpr, (tpr + tnr) / 2))
-
-    return from_counts
-
-
-def _auc_kernel(score: np.ndarray, positive: np.ndarray) -> MetricKernel:
-    """Weighted Mann-Whitney AUC: P(score_pos > score_neg) + P(tie) / 2.
-
-    Negatives are sorted by score once; per resample, the cumulative negative weight at each
-    positive's score (found once by binary search) is the weight it outranks.
-    """
-    neg = np.flatnonzero(~positive)
-    pos = np.flatnonzero(positive)
-    neg = neg[np.argsort(score[neg], kind="mergesort")]
-    sorted_neg = score[neg]
-    left = np.searchsorted(sorted_neg, score[pos], side="left")
-    right = np.searchsorted(sorted_neg, score[pos], side="right")
-    ties = bool(np.any(left != right))
-
-    def auc(w: np.ndarray) -> np.ndarray:
-        cum = np.zeros((w.shape[0], len(neg) + 1))
-        np.cumsum(w[:, neg], axis=1, out=cum[:, 1:])
-        credit = cum[:, left]
-        if ties:  # a tie counts one half
-            credit += 0.5 * (cum[:, right] - credit)
-        wp = w[:, pos]
-        num = np.einsum("ij,ij->i", wp, credit)
-        den = wp.sum(axis=1) * cum[:, -1]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(den > 0, num / den, np.nan)
-
-    return auc
-
-
-def metric_value(metric: str, task: str, y_true: np.ndarray, scores: Mapping[str, Any]) -> float:
-    """One metric on the whole sample, with the same code the bootstrap uses."""
-    n = len(np.asarray(y_true))
-    return float(metric_kernel(metric, task, y_true, scores)(np.ones((1, n)))[0])
-
-
-# -- the paired bootstrap --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BootstrapResult:
-    """Percentile interval of ``sign * (challenger - champion)``: positive means the challenger is better."""
-
-    metric: str
-    higher_is_better: bool
-    challenger: float
-    champion: float
-    estimate: float
-    lower: float
-    upper: float
-    confidence: float
-    resamples: int
-    valid_resamples: int
-    seed: int
-    rows: int
-    method: str = "percentile"
-
-
-def paired_bootstrap(
-    metric: str,
-    task: str,
-    y_true: np.ndarray,
-    challenger: Mapping[str, Any],
-    champion: Mapping[str, Any],
-    *,
-    resamples: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-    higher_is_better: bool | None = None,
-    max_cells: int = 100_000,
-) -> BootstrapResult:
-    """Paired bootstrap CI of the metric difference, both models scored on the same resampled rows.
-
-    Each resample draws ``n`` row indices with replacement (seeded), and both models are scored on
-    exactly those rows, so the interval reflects the noise of the difference, not of each metric.
-    The interval is the percentile interval at ``confidence`` (two-sided): its lower bound is the
-    ``(1 - confidence) / 2`` quantile. Work is vectorised over chunks of at most ``max_cells``
-    (resamples x rows) counts. Raises :class:`GateError` when it cannot give a reliable interval.
-    """
-    y = np.asarray(y_true)
-    n = len(y)
-    if n < 2:
-        raise GateError(f"the holdout has {n} row(s); a bootstrap needs at least 2")
-    for who, scores in (("challenger", challenger), ("champion", champion)):
-        for key in ("pred", "proba"):
-            if scores.get(key) is not None and len(scores[key]) != n:
-                raise GateError(f"{who} has {len(scores[key])} {key} values for {n} holdout rows")
-    if task == "classification":
-        cc, bc = challenger.get("classes"), champion.get("classes")
-        if cc is not None and bc is not None and list(np.asarray(cc)) != list(np.asarray(bc)):
-            raise GateError(f"the models' classes differ ({list(cc)} vs {list(bc)}): they cannot be compared")
-    hib = METRIC_DIRECTIONS[metric] if higher_is_better is None else higher_is_better
-    sign = 1.0 if hib else -1.0
-    k_new = metric_kernel(metric, task, y, challenger)
-    k_old = metric_kernel(metric, task, y, champion)
-    ones = np.ones((1, n))
-    new, old = float(k_new(ones)[0]), float(k_old(ones)[0])
-    if not (math.isfinite(new) and math.isfinite(old)):
-        reason = undefined_reason(metric, task, y) or "non-finite predictions"
-        raise GateError(f"{metric} is not finite on the holdout ({reason})")
-    rng = np.random.default_rng(seed)
-    diffs = np.empty(resamples)
-    chunk = max(1, min(resamples, max_cells // n))
-    for start in range(0, resamples, chunk):
-        m = min(chunk, resamples - start)
-        idx = rng.integers(0, n, size=(m, n))
-        idx += (np.arange(m) * n)[:, None]
-        w = np.bincount(idx.ravel(), minlength=m * n).reshape(m, n).astype("float64")
-        diffs[start : start + m] = sign * (k_new(w) - k_old(w))
-    valid = diffs[np.isfinite(diffs)]
-    if len(valid) < (1 - MAX_INVALID_RESAMPLES) * resamples:
-        why = {"roc_auc": "drew one class only", "r2": "drew a constant target"}.get(
-            metric, "were degenerate"
-        )
-        raise GateError(
-            f"{resamples - len(valid)} of {resamples} resamples {why}, so {metric} is undefined on "
-            f"them; the holdout ({n} rows) is too small for a bootstrap of {metric}"
-        )
-    alpha = (1 - confidence) / 2
-    lower, upper = (float(q) for q in np.quantile(valid, [alpha, 1 - alpha]))
-    return BootstrapResult(
-        metric=metric,
-        higher_is_better=hib,
-        challenger=new,
-        champion=old,
-        estimate=sign * (new - old),
-        lower=lower,
-        upper=upper,
-        confidence=confidence,
-        resamples=resamples,
-        valid_resamples=int(len(valid)),
-        seed=seed,
-        rows=n,
-    )
 
 
 # -- the gate --------------------------------------------------------------------------------
@@ -597,7 +343,7 @@ def bootstrap_rule(
         record["message"] = message
         return RuleResult(name, metric, "all", None, threshold, "fail", message), record
     ok = result.lower > limit
-    level = f"{cfg.confidence:.0%}".replace(".0%", "%")
+    level = f"{100 * cfg.confidence:g}%"  # 95%, 97.5%: not rounded to a whole percent
     requirement = "non-inferiority" if cfg.require == "non_inferiority" else "superiority"
     message = (
         f"{metric}: challenger - champion = {result.estimate:+.4f} "
@@ -625,6 +371,10 @@ def slice_rules(
     y = np.asarray(holdout.y_true)
     task = holdout.task
     changes = _effective_changes(spec) if with_champion else {}
+    # a slice's positive class is the holdout's, even for a model without ``classes`` (whose
+    # positive class compute_metrics would otherwise take from the slice's own labels)
+    challenger = _with_classes(task, y, holdout.challenger)
+    champion = _with_classes(task, y, holdout.champion)
     rules: list[RuleResult] = []
     table: list[dict[str, Any]] = []
     for cfg in spec.slices:
@@ -642,8 +392,8 @@ def slice_rules(
             mask = (text == value).fillna(False).to_numpy(dtype=bool)
             rows = int(mask.sum())
             y_s = y[mask]
-            new = _subset_metrics(task, y_s, holdout.challenger, mask)
-            old = _subset_metrics(task, y_s, holdout.champion, mask) if with_champion else None
+            new = _subset_metrics(task, y_s, challenger, mask)
+            old = _subset_metrics(task, y_s, champion, mask) if with_champion else None
             entry: dict[str, Any] = {
                 "slice": name,
                 "column": cfg.column,
@@ -692,6 +442,14 @@ def _skip(rule: str, metric: str, name: str, rows: int, reason: str) -> RuleResu
     return RuleResult(
         rule, metric, name, None, "n/a", "skip", f"[{name}] {rows} rows with {reason}: reported, not gated"
     )
+
+
+def _with_classes(task: str, y: np.ndarray, scores: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """``scores`` with the holdout's two labels as ``classes`` when the classifier gave none."""
+    if task != "classification" or scores is None or scores.get("classes") is not None:
+        return scores
+    labels = np.unique(y)
+    return {**scores, "classes": labels} if len(labels) == 2 else scores
 
 
 def _subset_metrics(
