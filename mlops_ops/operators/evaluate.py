@@ -270,10 +270,10 @@ class EvaluateModelOperator(MlopsBaseOperator):
         boot = decision.bootstrap or {}
         if boot.get("status") in ("pass", "fail"):
             self.log.info(
-                "bootstrap %s: estimate %+.4f, %.0f%% CI [%+.4f, %+.4f], threshold lower > %+.4g -> %s",
+                "bootstrap %s: estimate %+.4f, %s%% CI [%+.4f, %+.4f], threshold lower > %+.4g -> %s",
                 boot["metric"],
                 boot["estimate"],
-                100 * boot["confidence"],
+                f"{100 * boot['confidence']:g}",
                 boot["lower"],
                 boot["upper"],
                 boot["threshold"],
