@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,7 @@ def test_sql_source_with_bound_templated_parameters(airflow_db, mlops_home, post
     engine.dispose()
 
     spec = (ROOT / "pipelines" / "churn.yaml").read_text().replace("name: churn\n", "name: churn_sql\n")
+    spec = re.sub(r"\n  window: .*", "", spec)  # a query filters its own rows
     spec = spec.replace(
         '  uri: "${MLOPS_HOME}/data/churn/daily/*.parquet"\n  format: auto\n',
         "  sql: SELECT * FROM customers WHERE signup_day = %(day)s\n"
