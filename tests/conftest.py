@@ -31,6 +31,8 @@ os.environ.update(
         "GX_ANALYTICS_ENABLED": "False",
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
         "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+        # two pytest workers on two cores: gradient boosting's OpenMP pool would oversubscribe
+        "OMP_NUM_THREADS": "1",
     }
 )
 for var in ("MLFLOW_TRACKING_URI", "MLOPS_STORAGE", "MLOPS_STORAGE_CONN_ID", "AIRFLOW_CONN_MLFLOW_DEFAULT"):
@@ -49,6 +51,30 @@ TEST_DAGS.mkdir(parents=True)
 shutil.copy(ROOT / "dags" / "example_existing_deployment.py", TEST_DAGS)
 Path(os.environ["MLOPS_PIPELINES"]).mkdir(parents=True)
 shutil.copy(ROOT / "pipelines" / "churn.yaml", os.environ["MLOPS_PIPELINES"])
+
+
+# The longest files first, so that with `-n 2 --dist loadfile` no worker idles at the end.
+_LONGEST_FIRST = (
+    "tests/dags/test_demo.py",
+    "tests/integration/test_scheduler.py",
+    "tests/unit/test_drift_stats.py",
+    "tests/dags/test_monitoring_e2e.py",
+    "tests/dags/test_training_e2e.py",
+    "tests/dags/test_batch_scoring.py",
+    "tests/dags/test_bad_input.py",
+    "tests/dags/test_gate_e2e.py",
+    "tests/dags/test_rollback.py",
+    "tests/integration/test_promotion_race.py",
+    "tests/integration/test_postgres.py",
+)
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = Path(str(item.fspath)).resolve().relative_to(ROOT).as_posix()
+        return _LONGEST_FIRST.index(path) if path in _LONGEST_FIRST else len(_LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a file is kept
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
