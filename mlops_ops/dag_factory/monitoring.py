@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlops_ops.config import PipelineSpec
-from mlops_ops.dag_factory.common import DEFAULT_ARGS, START_DATE
+from mlops_ops.dag_factory.common import dag_kwargs, ingest_task
 
 MONITORING_DOC = """\
 ### {name}: monitoring
@@ -34,7 +34,6 @@ def build_monitoring_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | N
         return None
     from airflow.sdk import DAG
 
-    from mlops_ops.operators.ingest import IngestDatasetOperator
     from mlops_ops.operators.monitor import (
         CheckModelPerformanceOperator,
         DetectDriftOperator,
@@ -49,11 +48,7 @@ def build_monitoring_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | N
         dag_id=f"{spec.name}_monitoring",
         description=f"Drift and performance of the {spec.name} champion; requests retraining",
         schedule=spec.schedules.monitoring,
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
-        tags=["mlops-ops", spec.name, "monitoring", *spec.tags],
-        default_args={"owner": spec.owner, **DEFAULT_ARGS, **(default_args or {})},
+        **dag_kwargs(spec, "monitoring", default_args=default_args),
         doc_md=MONITORING_DOC.format(
             name=spec.name,
             source=src.uri or f"SQL on {src.conn_id}",
@@ -63,20 +58,9 @@ def build_monitoring_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | N
             cooldown=monitoring.retrain.cooldown_hours,
         ),
     ) as dag:
-        ingest = IngestDatasetOperator(
-            task_id="ingest_batch",
-            source_uri=src.uri,
-            source_format=src.format,
-            source_conn_id=src.conn_id_storage,
-            sql=src.sql,
-            conn_id=src.conn_id,
-            parameters=dict(src.parameters) or None,
-            min_rows=1,  # a small batch is "insufficient data", reported by the checks, not a failure
-            window_days=src.window.days if src.window else None,
-            window_date_format=src.window.date_format if src.window else "%Y-%m-%d",
-            outlets=[],  # a monitoring batch is not the training dataset
-            **common,
-        )
+        # min_rows=1: a small batch is "insufficient data", reported by the checks, not a failure;
+        # no outlets: a monitoring batch is not the training dataset
+        ingest = ingest_task(src, task_id="ingest_batch", pipeline=spec.name, min_rows=1, outlets=[])
         validate = ValidateDataOperator(
             task_id="validate_batch",
             snapshot=ingest.output,

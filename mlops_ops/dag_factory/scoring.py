@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlops_ops.config import PipelineSpec
-from mlops_ops.dag_factory.common import DEFAULT_ARGS, START_DATE
+from mlops_ops.dag_factory.common import dag_kwargs, ingest_task
 
 SCORING_DOC = """\
 ### {name}: batch scoring
@@ -33,7 +33,6 @@ def build_batch_scoring_dag(spec: PipelineSpec, *, default_args: dict[str, Any] 
         return None
     from airflow.sdk import DAG
 
-    from mlops_ops.operators.ingest import IngestDatasetOperator
     from mlops_ops.operators.score import BatchScoreOperator, ResolveChampionOperator
 
     src = spec.scoring.source
@@ -43,12 +42,8 @@ def build_batch_scoring_dag(spec: PipelineSpec, *, default_args: dict[str, Any] 
         dag_id=f"{spec.name}_batch_scoring",
         description=f"Score each partition with the {spec.name} champion",
         schedule=spec.schedules.scoring,
-        start_date=START_DATE,
-        catchup=False,
-        # one run at a time: runs of one interval must not write its folder concurrently
-        max_active_runs=1,
-        tags=["mlops-ops", spec.name, "scoring", *spec.tags],
-        default_args={"owner": spec.owner, **DEFAULT_ARGS, **(default_args or {})},
+        # one run at a time (dag_kwargs): runs of one interval must not write its folder concurrently
+        **dag_kwargs(spec, "scoring", default_args=default_args),
         doc_md=SCORING_DOC.format(
             name=spec.name,
             source=src.uri or f"SQL on {src.conn_id}",
@@ -57,21 +52,8 @@ def build_batch_scoring_dag(spec: PipelineSpec, *, default_args: dict[str, Any] 
         ),
     ) as dag:
         champion = ResolveChampionOperator(task_id="champion", **common)
-        ingest = IngestDatasetOperator(
-            task_id="ingest",
-            source_uri=src.uri,
-            source_format=src.format,
-            source_conn_id=src.conn_id_storage,
-            sql=src.sql,
-            conn_id=src.conn_id,
-            parameters=dict(src.parameters) or None,
-            min_rows=1,
-            window_days=src.window.days if src.window else None,
-            window_date_format=src.window.date_format if src.window else "%Y-%m-%d",
-            # a partition to score is not training data: no mlops://<name>/dataset event
-            outlets=[],
-            **common,
-        )
+        # a partition to score is not training data: no mlops://<name>/dataset event
+        ingest = ingest_task(src, task_id="ingest", pipeline=spec.name, min_rows=1, outlets=[])
         score = BatchScoreOperator(
             task_id="score",
             snapshot=ingest.output,

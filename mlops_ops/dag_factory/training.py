@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlops_ops.config import PipelineSpec
-from mlops_ops.dag_factory.common import DEFAULT_ARGS, START_DATE
+from mlops_ops.dag_factory.common import dag_kwargs, ingest_task
 
 TRAINING_DOC = """\
 ### {name}: training
@@ -73,7 +73,6 @@ def build_training_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | Non
     from mlops_ops.operators import (
         DeployModelOperator,
         EvaluateModelOperator,
-        IngestDatasetOperator,
         TrainModelOperator,
         ValidateDataOperator,
     )
@@ -84,12 +83,8 @@ def build_training_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | Non
         dag_id=f"{spec.name}_training",
         description=spec.description or f"Train, gate and deploy the {spec.name} model",
         schedule=training_schedule(spec),
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
-        tags=["mlops-ops", spec.name, "training", *spec.tags],
         params=_params(),
-        default_args={"owner": spec.owner, **DEFAULT_ARGS, **(default_args or {})},
+        **dag_kwargs(spec, "training", default_args=default_args),
         doc_md=TRAINING_DOC.format(
             name=spec.name,
             source=src.uri or f"SQL on {src.conn_id}",
@@ -99,19 +94,7 @@ def build_training_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | Non
             metric=spec.evaluation.primary_metric,
         ),
     ) as dag:
-        ingest = IngestDatasetOperator(
-            task_id="ingest",
-            source_uri=src.uri,
-            source_format=src.format,
-            source_conn_id=src.conn_id_storage,
-            sql=src.sql,
-            conn_id=src.conn_id,
-            parameters=dict(src.parameters) or None,
-            min_rows=spec.validation.min_rows,
-            window_days=src.window.days if src.window else None,
-            window_date_format=src.window.date_format if src.window else "%Y-%m-%d",
-            **common,
-        )
+        ingest = ingest_task(src, task_id="ingest", pipeline=spec.name, min_rows=spec.validation.min_rows)
         features: dict[str, Any] = {
             "numeric_features": spec.features.numeric,
             "categorical_features": spec.features.categorical,
