@@ -50,6 +50,8 @@ import pyarrow.parquet as pq
 from scipy import special
 from scipy.spatial.distance import jensenshannon
 
+from mlops_ops.core.jsonsafe import json_safe
+
 log = logging.getLogger(__name__)
 
 OTHER = "__other__"
@@ -433,28 +435,6 @@ DEFAULT_CONFIG = DriftConfig()
 # --------------------------------------------------------------------------- results
 
 
-def _finite_or_none(value: Any) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _json_safe(value: Any) -> Any:
-    """Strict JSON data: NaN and infinities become None, numpy scalars become Python ones."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return _finite_or_none(value)
-    return value
-
-
 @dataclass
 class MissingDrift:
     """The missing-rate test of one column (pooled two-proportion z-test).
@@ -524,7 +504,7 @@ class ColumnDrift:
         return max(ratios)
 
     def to_dict(self) -> dict[str, Any]:
-        doc: dict[str, Any] = _json_safe(asdict(self))
+        doc: dict[str, Any] = json_safe(asdict(self))
         return doc
 
     @classmethod
@@ -575,7 +555,7 @@ class DriftReport:
         return f"{label}: {len(self.drifted_columns)} of {checked} columns drifted{which}; {size}"
 
     def to_dict(self) -> dict[str, Any]:
-        doc: dict[str, Any] = _json_safe(
+        doc: dict[str, Any] = json_safe(
             {
                 "status": self.status,
                 "drifted": self.drifted,
@@ -1041,20 +1021,28 @@ def _categorical_column(name: str, p: CategoricalProfile, values: pd.Series | pa
 
 
 def adjust_p_values(p_values: Sequence[float], method: str = "holm") -> list[float]:
-    """Holm (step-down, family-wise error) or Benjamini-Hochberg (false discovery rate) adjustment."""
+    """Holm (step-down, family-wise error) or Benjamini-Hochberg (false discovery rate) adjustment.
+
+    Adjusted p-values in the input order, as R's ``p.adjust``. BH is
+    :func:`scipy.stats.false_discovery_control` (Benjamini & Hochberg 1995); Holm (Holm 1979),
+    which scipy lacks, is computed here.
+
+    :raises ValueError: ``method`` is not one of :data:`CORRECTIONS`, or a p-value is not in [0, 1].
+    """
     if method not in CORRECTIONS:
         raise ValueError(f"correction must be one of {list(CORRECTIONS)}, got {method!r}")
     p = np.asarray(p_values, dtype=np.float64)
     size = len(p)
     if size == 0:
         return []
+    if not np.all((p >= 0.0) & (p <= 1.0)):  # also NaN
+        raise ValueError(f"p-values must lie in [0, 1], got {[float(v) for v in p if not 0.0 <= v <= 1.0]}")
+    if method == "bh":
+        from scipy.stats import false_discovery_control
+
+        return [float(v) for v in np.atleast_1d(false_discovery_control(p, method="bh"))]
     order = np.argsort(p, kind="stable")
-    ranked = p[order]
-    if method == "holm":
-        adjusted = np.maximum.accumulate(np.minimum(1.0, (size - np.arange(size)) * ranked))
-    else:
-        scaled = ranked * size / np.arange(1, size + 1)
-        adjusted = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
+    adjusted = np.maximum.accumulate(np.minimum(1.0, (size - np.arange(size)) * p[order]))
     out = np.empty(size)
     out[order] = adjusted
     return [float(v) for v in out]

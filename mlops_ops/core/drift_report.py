@@ -1,46 +1,24 @@
-"""The HTML view of a drift report: one self-contained page (inline CSS and SVG, no external assets).
+"""The HTML view of a drift report: one self-contained page from ``templates/drift.html.j2``.
 
-A header with the verdict, batch and reference sizes, the thresholds and the reasons; then one
-table row per column, the columns furthest past their effect threshold first, each with a small
-plot of reference vs current shares on the reference bins (or categories).
+A header with the verdict, batch and reference sizes, the data interval judged and the thresholds,
+the reference used (when the report names one) and the reasons; then one table row per column, the
+columns furthest past their effect threshold first, each with a small plot of reference vs current
+shares on the reference bins (or categories). A prediction-drift report in the document follows as
+a second section of the same page.
 """
 
 from __future__ import annotations
 
-import html
-import math
+from collections.abc import Mapping
 from typing import Any
 
 from mlops_ops.core.drift import ColumnDrift, DriftReport
-
-_CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:2em;color:#1d232a;max-width:1280px}
-h1{font-size:1.4em;margin-bottom:.2em} h2{font-size:1.1em;margin-top:1.6em}
-.badge{display:inline-block;padding:.15em .6em;border-radius:.8em;font-weight:600;color:#fff}
-.drift{background:#cf222e}.no_drift{background:#1a7f37}.insufficient_data{background:#9a6700}
-.stable{background:#57606a}
-table{border-collapse:collapse;width:100%;margin:.5em 0}
-th,td{border:1px solid #d0d7de;padding:.3em .5em;text-align:left;vertical-align:middle}
-th{background:#f6f8fa} tr.drifted td{background:#ffebe9} td.num{text-align:right;white-space:nowrap}
-dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em} dt{font-weight:600}
-.note{color:#57606a;font-size:12px} .legend span{display:inline-block;width:.9em;height:.9em;margin:0 .3em}
-svg{display:block}
-"""
+from mlops_ops.core.reports import render
 
 _REF = "#8c959f"
 _CUR = "#0969da"
 _WIDTH = 260
 _HEIGHT = 64
-
-
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def _num(value: float | None, digits: int = 3) -> str:
-    if value is None or not math.isfinite(value):
-        return "&ndash;"
-    return f"{value:.{digits}g}"
 
 
 def _slots(col: ColumnDrift) -> list[tuple[str, float, float]]:
@@ -67,51 +45,24 @@ def _slots(col: ColumnDrift) -> list[tuple[str, float, float]]:
     return slots
 
 
-def _svg(col: ColumnDrift) -> str:
-    """Reference (grey) and current (blue) shares side by side for each slot."""
+def shares_plot(col: ColumnDrift) -> dict[str, Any]:
+    """Bar geometry of the shares plot: per slot a tooltip and two bars (reference, current), in px."""
     slots = _slots(col)
-    if not slots:
-        return ""
     top = max([max(r, c) for _, r, c in slots] + [1e-12])
-    slot_w = _WIDTH / len(slots)
+    slot_w = _WIDTH / len(slots) if slots else 0.0
     bar_w = max(slot_w / 2 - 0.5, 0.5)
-    parts = [
-        f"<svg width='{_WIDTH}' height='{_HEIGHT}' viewBox='0 0 {_WIDTH} {_HEIGHT}' role='img' "
-        f"aria-label='{_e(col.name)}: reference vs current shares'>",
-        f"<line x1='0' y1='{_HEIGHT - 0.5}' x2='{_WIDTH}' y2='{_HEIGHT - 0.5}' stroke='#d0d7de'/>",
-    ]
+    out = []
     for i, (label, r, c) in enumerate(slots):
-        x = i * slot_w
-        tip = _e(f"{label}: reference {r:.1%}, current {c:.1%}")
-        parts.append(f"<g><title>{tip}</title>")
+        bars = []
         for offset, share, colour in ((0.0, r, _REF), (bar_w, c, _CUR)):
             height = (_HEIGHT - 2) * share / top
-            parts.append(
-                f"<rect x='{x + offset:.2f}' y='{_HEIGHT - 1 - height:.2f}' width='{bar_w:.2f}' "
-                f"height='{height:.2f}' fill='{colour}'/>"
-            )
-        parts.append("</g>")
-    parts.append("</svg>")
-    return "".join(parts)
+            bars.append({"x": i * slot_w + offset, "y": _HEIGHT - 1 - height, "height": height, "colour": colour})
+        out.append({"tip": f"{label}: reference {r:.1%}, current {c:.1%}", "bars": bars})
+    return {"name": col.name, "width": _WIDTH, "height": _HEIGHT, "bar_width": bar_w, "slots": out}
 
 
-def _effect_cell(col: ColumnDrift) -> str:
-    if col.effect is None:
-        return "&ndash;"
-    sign = "&ge;" if col.effect >= col.effect_threshold else "&lt;"
-    return f"{_num(col.effect)} {sign} {_num(col.effect_threshold)}"
-
-
-def _row(col: ColumnDrift) -> str:
+def _column_view(col: ColumnDrift) -> dict[str, Any]:
     m = col.missing
-    missing = f"{m.reference_rate:.2%} &rarr; {m.current_rate:.2%}"
-    if m.tested:
-        missing += f"<br><span class='note'>p adj {_num(m.p_adjusted, 2)}</span>"
-    badge = (
-        "<span class='badge drift'>drifted</span>"
-        if col.drifted
-        else "<span class='badge stable'>stable</span>"
-    )
     notes = []
     if col.note:
         notes.append(col.note)
@@ -119,50 +70,118 @@ def _row(col: ColumnDrift) -> str:
         notes.append(f"{col.unseen_share:.1%} in categories the reference does not name")
     if m.drifted:
         notes.append("missing rate drifted")
-    note = "".join(f"<br><span class='note'>{_e(n)}</span>" for n in notes)
-    return (
-        f"<tr class='{'drifted' if col.drifted else ''}'>"
-        f"<td><b>{_e(col.name)}</b>{note}</td><td>{_e(col.kind)}</td><td>{_e(col.test)}</td>"
-        f"<td class='num'>{_num(col.statistic)}</td><td class='num'>{_num(col.p_value, 2)}</td>"
-        f"<td class='num'>{_num(col.p_adjusted, 2)}</td><td class='num'>{_effect_cell(col)}</td>"
-        f"<td class='num'>{_num(col.psi)}</td><td class='num'>{missing}</td><td>{badge}</td>"
-        f"<td>{_svg(col)}</td></tr>"
-    )
-
-
-def render_drift_html(report: DriftReport, *, title: str) -> str:
-    """One self-contained HTML page for ``report``; every user string is escaped."""
-    cfg = report.config
-    settings = {
-        "status": f"<span class='badge {_e(report.status)}'>{_e(report.status.replace('_', ' '))}</span>",
-        "rows": f"{report.rows:,} (reference {report.reference_rows:,}; min_rows {cfg.min_rows:,})",
-        "drifted columns": f"{len(report.drifted_columns)} of {len(report.columns)} "
-        f"({report.drifted_share:.1%}; drift_share {cfg.drift_share:.1%})",
-        "significance": f"alpha {cfg.alpha:g} after {_e('Holm' if cfg.correction == 'holm' else 'Benjamini-Hochberg')} "
-        f"correction over {report.family_size} tests",
-        "effect thresholds": f"numeric Wasserstein/std {cfg.delta:g}; categorical Jensen-Shannon "
-        f"{cfg.categorical_delta:g}; missing rate change {cfg.missing_delta:g}",
-        "critical columns": _e(", ".join(cfg.critical_columns)) or "none",
+    return {
+        "name": col.name,
+        "kind": col.kind,
+        "test": col.test,
+        "drifted": col.drifted,
+        "notes": notes,
+        "statistic": col.statistic,
+        "p_value": col.p_value,
+        "p_adjusted": col.p_adjusted,
+        "effect": col.effect,
+        "effect_threshold": col.effect_threshold,
+        "psi": col.psi,
+        "missing_reference": m.reference_rate,
+        "missing_current": m.current_rate,
+        "missing_tested": m.tested,
+        "missing_p_adjusted": m.p_adjusted,
+        "plot": shares_plot(col),
     }
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{_e(title)}</h1><dl>",
+
+
+def _interval(value: Any) -> str | None:
+    """A data interval as text: ``{"start": a, "end": b}`` -> ``a to b``; a string as is."""
+    if value is None or value == {}:
+        return None
+    if isinstance(value, Mapping):
+        start = value.get("start", value.get("data_interval_start"))
+        end = value.get("end", value.get("data_interval_end"))
+        if start is not None or end is not None:
+            return f"{start} to {end}"
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return f"{value[0]} to {value[1]}"
+    return str(value)
+
+
+def _reference_view(reference: Any) -> list[tuple[str, Any]]:
+    """The reference a report was judged against, as (term, value) pairs; [] when not stated."""
+    if not reference:
+        return []
+    if not isinstance(reference, Mapping):
+        return [("reference", reference)]
+    out: list[tuple[str, Any]] = []
+    for key, value in reference.items():
+        term = str(key).replace("_", " ")
+        if "interval" in str(key):
+            value = _interval(value)
+        out.append((term, value))
+    return out
+
+
+def _report_view(report: DriftReport, doc: Mapping[str, Any], title: str) -> dict[str, Any]:
+    cfg = report.config
+    settings = [
+        ("rows", f"{report.rows:,} (reference {report.reference_rows:,}; min_rows {cfg.min_rows:,})"),
     ]
-    parts.extend(f"<dt>{_e(key)}</dt><dd>{value}</dd>" for key, value in settings.items())
-    parts.append("</dl><h2>Reasons</h2><ul>")
-    parts.extend(f"<li>{_e(reason)}</li>" for reason in report.reasons)
-    parts.append("</ul><h2>Columns</h2>")
-    parts.append(
-        f"<p class='legend'><span style='background:{_REF}'></span>reference"
-        f"<span style='background:{_CUR}'></span>current (shares on the reference bins or categories)</p>"
+    judged = _interval(doc.get("data_interval"))
+    if judged:
+        settings.append(("data interval judged", judged))
+    settings += [
+        (
+            "drifted columns",
+            f"{len(report.drifted_columns)} of {len(report.columns)} "
+            f"({report.drifted_share:.1%}; drift_share {cfg.drift_share:.1%})",
+        ),
+        (
+            "significance",
+            f"alpha {cfg.alpha:g} after {'Holm' if cfg.correction == 'holm' else 'Benjamini-Hochberg'} "
+            f"correction over {report.family_size} tests",
+        ),
+        (
+            "effect thresholds",
+            f"numeric Wasserstein/std {cfg.delta:g}; categorical Jensen-Shannon "
+            f"{cfg.categorical_delta:g}; missing rate change {cfg.missing_delta:g}",
+        ),
+        ("critical columns", ", ".join(cfg.critical_columns) or "none"),
+    ]
+    return {
+        "title": title,
+        "status": report.status,
+        "status_label": report.status.replace("_", " "),
+        "settings": settings,
+        "reference": _reference_view(doc.get("reference")),
+        "reasons": list(report.reasons),
+        "columns": [_column_view(c) for c in sorted(report.columns, key=lambda c: -c.ratio)],
+    }
+
+
+def _as_report(report: DriftReport | Mapping[str, Any]) -> tuple[DriftReport, Mapping[str, Any]]:
+    if isinstance(report, DriftReport):
+        return report, report.to_dict()
+    return DriftReport.from_dict(dict(report)), report
+
+
+def render_drift_html(report: DriftReport | Mapping[str, Any], *, title: str) -> str:
+    """One self-contained HTML page for a drift report; every user string is escaped.
+
+    :param report: a :class:`DriftReport`, or the JSON document of one (``DriftReport.to_dict()``,
+        possibly with more keys, as the monitoring task stores it). From the document the page also
+        shows ``reference`` (which reference was used, its data interval and why), ``data_interval``
+        (the batch's data interval judged) and ``prediction`` (a prediction-drift report, shown as
+        a second section), each when present.
+    :raises ValueError: ``report`` is a document whose status is not a drift status.
+    """
+    main, doc = _as_report(report)
+    prediction = None
+    if isinstance(doc.get("prediction"), Mapping):
+        pred, pred_doc = _as_report(doc["prediction"])
+        prediction = _report_view(pred, pred_doc, "Prediction drift")
+    return render(
+        "drift.html.j2",
+        title=title,
+        main=_report_view(main, doc, title),
+        prediction=prediction,
+        colours={"reference": _REF, "current": _CUR},
     )
-    parts.append(
-        "<table><tr><th>column</th><th>kind</th><th>test</th><th>statistic</th><th>p</th>"
-        "<th>p adjusted</th><th>effect vs threshold</th><th>PSI</th><th>missing rate</th>"
-        "<th>verdict</th><th>shares</th></tr>"
-    )
-    for col in sorted(report.columns, key=lambda c: -c.ratio):
-        parts.append(_row(col))
-    parts.append("</table></body></html>")
-    return "".join(parts)

@@ -31,6 +31,7 @@ import numpy as np
 
 from mlops_ops.config import METRIC_DIRECTIONS, EvaluationSpec
 from mlops_ops.core.bootstrap import MAX_INVALID_RESAMPLES, BootstrapResult, paired_bootstrap
+from mlops_ops.core.jsonsafe import json_safe
 from mlops_ops.core.metrics import (
     PROBABILITY_METRICS,
     GateError,
@@ -146,25 +147,11 @@ class GateDecision:
         return self.baseline_version is None
 
     def to_dict(self) -> dict[str, Any]:
-        """Strict JSON: non-finite numbers become null."""
-        doc = _json_safe(asdict(self))
+        """Strict JSON (:func:`~mlops_ops.core.jsonsafe.json_safe`): non-finite numbers become null."""
+        doc = json_safe(asdict(self))
         doc["status"] = self.status
         doc["no_baseline"] = self.no_baseline
         return doc
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _finite(value: Any) -> TypeGuard[float]:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_ops.config import METRIC_DIRECTIONS
+from mlops_ops.core.jsonsafe import json_safe
 
 PREDICTION_COLUMN = "prediction"
 
@@ -78,7 +79,8 @@ class PerformanceCheck:
         doc = asdict(self)
         doc["degraded"] = self.degraded
         doc["drop"] = self.drop
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in doc.items()}
+        out: dict[str, Any] = json_safe(doc)
+        return out
 
 
 def check_performance(

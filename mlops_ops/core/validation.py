@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -21,8 +20,12 @@ from typing import Any
 import pandas as pd
 
 from mlops_ops.core.drift import OTHER, ReferenceProfile
+from mlops_ops.core.jsonsafe import json_safe
 
 log = logging.getLogger(__name__)
+
+#: at most this many items of a list in a check's details (e.g. sample unexpected values)
+_SAMPLE_ITEMS = 50
 
 NUMERIC_TYPES = [
     "int8",
@@ -298,7 +301,7 @@ def _result(
     exc: dict[str, Any],
 ) -> CheckResult:
     details: dict[str, Any] = {
-        k: _plain(result[k])
+        k: json_safe(result[k], max_items=_SAMPLE_ITEMS)
         for k in (
             "observed_value",
             "unexpected_count",
@@ -309,7 +312,7 @@ def _result(
         )
         if k in result and result[k] is not None
     }
-    kw = {k: _plain(v) for k, v in kwargs.items() if k not in ("batch_id",)}
+    kw = {k: json_safe(v, max_items=_SAMPLE_ITEMS) for k, v in kwargs.items() if k not in ("batch_id",)}
     details["kwargs"] = kw
     where = f"column {column!r}" if column else "the table"
     if success:
@@ -351,21 +354,3 @@ def _result(
             parts.append(f"expected {limits}")
         msg = "; ".join(parts)
     return CheckResult(etype, column, severity, origin, False, msg, details)
-
-
-def _plain(value: Any) -> Any:
-    """JSON-safe values (numpy scalars, NaN, sets)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if hasattr(value, "item") and not isinstance(value, list | dict | str):
-        try:
-            return _plain(value.item())
-        except Exception:
-            return str(value)
-    if isinstance(value, list | tuple | set):
-        return [_plain(v) for v in list(value)[:50]]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)

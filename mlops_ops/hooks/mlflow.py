@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook
 
 from mlops_ops import settings
+from mlops_ops.core.model_uri import model_version_uri
 from mlops_ops.core.registry import DEFAULT_CLAIM_LEASE_SECONDS, ChampionChangedError
 
 if TYPE_CHECKING:
@@ -537,7 +538,7 @@ class MlflowHook(BaseHook):
             "run_id": run_id,
             "experiment_id": experiment_id,
             "version": version,
-            "model_uri": f"models:/{model_name}/{version}",
+            "model_uri": model_version_uri(model_name, version),
         }
 
 

@@ -14,6 +14,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from mlops_ops import settings
+from mlops_ops.core.jsonsafe import json_dumps
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -114,7 +115,8 @@ def write_json_atomic(path: ObjectStoragePath, document: Any) -> ObjectStoragePa
 
 
 def json_bytes(document: Any) -> bytes:
-    return (json.dumps(document, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8")
+    """Strict, stable JSON (sorted keys): non-finite numbers become null (:mod:`mlops_ops.core.jsonsafe`)."""
+    return (json_dumps(document, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
 def read_json(path: ObjectStoragePath) -> Any:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlops_ops.core.model_uri import model_version_uri
 from mlops_ops.links import MlflowModelVersionLink, MlflowRunLink, ReportLink
 from mlops_ops.operators.base import MlopsBaseOperator
 from mlops_ops.operators.train import TRAINING_SPEC_ARTIFACT
@@ -206,7 +207,7 @@ class EvaluateModelOperator(MlopsBaseOperator):
         if training is None:
             raise ValueError(f"v{version} has no {TRAINING_SPEC_ARTIFACT}, so its input columns are unknown")
         feats = FeatureSet(tuple(training["features"]["numeric"]), tuple(training["features"]["categorical"]))
-        model = hook.load_sklearn_model(f"models:/{name}/{version}")
+        model = hook.load_sklearn_model(model_version_uri(name, version))
         task = challenger_training["task"]
         x = prepare_features(holdout, feats)
         y = prepare_target(holdout, challenger_training["target"], task).to_numpy()

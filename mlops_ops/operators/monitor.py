@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlops_ops.assets import retrain_asset
+from mlops_ops.core.model_uri import model_version_uri
 from mlops_ops.links import MlflowRunLink, ReportLink
 from mlops_ops.operators.base import MlopsBaseOperator
 from mlops_ops.operators.train import PREDICTION_PROFILE_ARTIFACT, TRAINING_SPEC_ARTIFACT
@@ -164,9 +165,7 @@ class DetectDriftOperator(_ChampionMixin):
             **self.lineage(context),
         }
         title = f"Drift of {self.pipeline} batch vs champion v{champion.version}"
-        html = render_drift_html(report, title=title)
-        if prediction is not None:
-            html = _append_section(html, render_drift_html(prediction, title="Prediction drift"))
+        html = render_drift_html(doc, title=title)  # with the prediction drift, if any
         uri = self.write_report(context, doc, html)
         metrics = {
             "drift.rows": report.rows,
@@ -216,7 +215,7 @@ class DetectDriftOperator(_ChampionMixin):
             return None
         frame, _ = self.read_snapshot(self.snapshot)
         features = [*spec["features"]["numeric"], *spec["features"]["categorical"]]
-        model = hook.load_sklearn_model(f"models:/{self.pipeline}/{champion.version}")
+        model = hook.load_sklearn_model(model_version_uri(self.pipeline, champion.version))
         try:
             predictions = prediction_frame(model, frame[features], spec["task"])
         except Exception as err:
@@ -297,7 +296,7 @@ class CheckModelPerformanceOperator(_ChampionMixin):
             value = None
             if len(labelled) >= self.min_rows:
                 features = [*spec["features"]["numeric"], *spec["features"]["categorical"]]
-                model = hook.load_sklearn_model(f"models:/{self.pipeline}/{champion.version}")
+                model = hook.load_sklearn_model(model_version_uri(self.pipeline, champion.version))
                 try:
                     scores = score_model(model, labelled[features], spec["task"])
                     value = compute_metrics(spec["task"], labelled[self.target].to_numpy(), scores).get(
@@ -514,11 +513,3 @@ def _r(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
-
-
-def _append_section(page: str, other: str) -> str:
-    """Put ``other``'s body at the end of ``page``'s body: one self-contained page."""
-    start, end = other.find("<body>"), other.rfind("</body>")
-    body = other[start + len("<body>") : end] if start >= 0 and end > start else other
-    cut = page.rfind("</body>")
-    return page[:cut] + "<hr>" + body + page[cut:] if cut >= 0 else page + body

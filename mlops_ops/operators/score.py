@@ -10,6 +10,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlops_ops import settings
 from mlops_ops.assets import predictions_asset
+from mlops_ops.core.model_uri import model_version_uri
 from mlops_ops.links import MlflowModelVersionLink
 from mlops_ops.operators.base import MlopsBaseOperator
 from mlops_ops.operators.train import TRAINING_SPEC_ARTIFACT
@@ -67,7 +68,7 @@ class ResolveChampionOperator(MlopsBaseOperator):
             "alias": self.alias,
             "version": version,
             "run_id": current.run_id,
-            "model_uri": f"models:/{self.pipeline}/{version}",
+            "model_uri": model_version_uri(self.pipeline, version),
             "model_url": hook.model_version_url(self.pipeline, version),
         }
 
@@ -147,7 +148,7 @@ class BatchScoreOperator(MlopsBaseOperator):
                 f"batch scoring of pipeline {name!r} (snapshot {input_sha[:12]}) cannot proceed: {err}"
             ) from None
 
-        model_uri = f"models:/{name}/{version}"
+        model_uri = model_version_uri(name, version)
         scores = score_model(hook.load_sklearn_model(model_uri), x, task)
         start, end = _utc(context.get("data_interval_start")), _utc(context.get("data_interval_end"))
         out = assemble_predictions(
