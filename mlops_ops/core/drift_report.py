@@ -56,7 +56,9 @@ def shares_plot(col: ColumnDrift) -> dict[str, Any]:
         bars = []
         for offset, share, colour in ((0.0, r, _REF), (bar_w, c, _CUR)):
             height = (_HEIGHT - 2) * share / top
-            bars.append({"x": i * slot_w + offset, "y": _HEIGHT - 1 - height, "height": height, "colour": colour})
+            bars.append(
+                {"x": i * slot_w + offset, "y": _HEIGHT - 1 - height, "height": height, "colour": colour}
+            )
         out.append({"tip": f"{label}: reference {r:.1%}, current {c:.1%}", "bars": bars})
     return {"name": col.name, "width": _WIDTH, "height": _HEIGHT, "bar_width": bar_w, "slots": out}
 

@@ -43,7 +43,13 @@ def json_safe(value: Any, *, max_items: int | None = None) -> Any:
     if type(value).__name__ in _MISSING_TYPES:
         return None
     if callable(getattr(value, "tolist", None)) and hasattr(value, "ndim"):  # numpy scalar or array
-        return json_safe(value.tolist(), max_items=max_items)
+        plain = value.tolist()
+        if type(plain) is type(value):  # numpy.longdouble has no Python twin
+            try:
+                plain = float(plain)
+            except (TypeError, ValueError):
+                return str(value)
+        return json_safe(plain, max_items=max_items)
     return str(value)
 
 

@@ -226,7 +226,10 @@ def _bootstrap_view(boot: dict[str, Any] | None) -> dict[str, Any] | None:
         return view
     require = str(boot.get("require", "")).replace("_", "-")
     view["rows"] = [
-        ("metric", f"{boot.get('metric')} ({'higher' if boot.get('higher_is_better') else 'lower'} is better)"),
+        (
+            "metric",
+            f"{boot.get('metric')} ({'higher' if boot.get('higher_is_better') else 'lower'} is better)",
+        ),
         (
             "challenger / champion",
             f"{_number(boot.get('challenger'), '.4f')} / {_number(boot.get('champion'), '.4f')}",
