@@ -262,10 +262,9 @@ def interval_geometry(
     """Where the marks of the interval plot go: a 480 px number line through zero, the threshold
     and the interval [lower, upper] with its point estimate, padded by 12 % of the span."""
 
-    def given(v: Any) -> bool:
-        return isinstance(v, int | float)
-
-    marks = [v for v in (lower, upper, estimate, threshold, 0.0) if given(v)]
+    est = estimate if isinstance(estimate, int | float) else None
+    thr = threshold if isinstance(threshold, int | float) else None
+    marks = [v for v in (lower, upper, est, thr, 0.0) if v is not None]
     lo, hi = min(marks), max(marks)
     pad = (hi - lo) * 0.12 or 0.01
     lo, hi = lo - pad, hi + pad
@@ -280,13 +279,13 @@ def interval_geometry(
         "right": right,
         "lower": lower,
         "upper": upper,
-        "estimate": estimate if given(estimate) else None,
-        "threshold": threshold if given(threshold) else None,
+        "estimate": est,
+        "threshold": thr,
         "x_zero": x(0.0),
         "x_lower": x(lower),
         "x_upper": x(upper),
-        "x_estimate": x(estimate) if given(estimate) else None,
-        "x_threshold": x(threshold) if given(threshold) else None,
+        "x_estimate": None if est is None else x(est),
+        "x_threshold": None if thr is None else x(thr),
         "color": "#1a7f37" if status == "pass" else "#cf222e",
     }
 

@@ -424,6 +424,40 @@ def test_p_value_adjustment_matches_known_values():
         adjust_p_values(p, "bonferroni")
 
 
+def _hand_written_bh(p_values):
+    """The Benjamini-Hochberg step-up this module computed before it used scipy's."""
+    p = np.asarray(p_values, dtype=np.float64)
+    order = np.argsort(p, kind="stable")
+    scaled = p[order] * len(p) / np.arange(1, len(p) + 1)
+    out = np.empty(len(p))
+    out[order] = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
+    return out
+
+
+def test_benjamini_hochberg_from_scipy_gives_the_same_adjusted_p_values_and_verdicts():
+    rng = np.random.default_rng(31)
+    for rep in range(500):
+        m = int(rng.integers(1, 120))
+        p = rng.uniform(0, 1, m) ** rng.uniform(0.2, 6)  # from flat to piled up near 0
+        if rep % 3 == 0:
+            p[rng.integers(0, m, m // 2)] = p[0]  # ties
+        if rep % 5 == 0:
+            p[: m // 3] = 1.0  # untested columns
+        if rep % 7 == 0:
+            p[: m // 4] = 0.0
+        got, want = np.asarray(adjust_p_values(p, "bh")), _hand_written_bh(p)
+        np.testing.assert_allclose(got, want, rtol=1e-15, atol=0)
+        for alpha in (0.01, 0.05, 0.1):
+            assert np.array_equal(got < alpha, want < alpha)
+
+
+@pytest.mark.parametrize("bad", [[0.5, float("nan")], [1.2], [-0.01, 0.3]])
+@pytest.mark.parametrize("method", ["holm", "bh"])
+def test_p_values_outside_the_unit_interval_are_refused(bad, method):
+    with pytest.raises(ValueError, match=r"p-values must lie in \[0, 1\]"):
+        adjust_p_values(bad, method)
+
+
 def test_with_config_equals_a_fresh_run(profile):
     frame = frame_of(4_000, seed=16, shift=0.15)
     loose = DriftConfig(delta=0.0, categorical_delta=0.0, missing_delta=0.0, drift_share=0.01)
