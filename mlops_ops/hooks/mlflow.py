@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook
 
 from mlops_ops import settings
+from mlops_ops.core.jsonsafe import json_safe
 from mlops_ops.core.model_uri import model_version_uri
 from mlops_ops.core.registry import DEFAULT_CLAIM_LEASE_SECONDS, ChampionChangedError
 
@@ -517,7 +518,7 @@ class MlflowHook(BaseHook):
             mlflow.log_input(ds, context="training")
             mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items()})
             for name, doc in artifacts.items():
-                mlflow.log_dict(doc, name)
+                mlflow.log_dict(json_safe(doc), name)
             signature = infer_signature(input_example, signature_output)
             info = mlflow.sklearn.log_model(
                 sk_model=model,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlops_ops.core.jsonsafe import json_safe
 from mlops_ops.core.model_uri import model_version_uri
 from mlops_ops.links import MlflowModelVersionLink, MlflowRunLink, ReportLink
 from mlops_ops.operators.base import MlopsBaseOperator
@@ -151,7 +152,7 @@ class EvaluateModelOperator(MlopsBaseOperator):
         if importance is not None and "features" in importance:
             self._log_importance(hook, run_id, importance)
         uri = self.write_report(context, doc, decision_html(doc, f"Gate decision: {name} v{version}"))
-        hook.client.log_dict(run_id, doc, DECISION_ARTIFACT)
+        hook.client.log_dict(run_id, json_safe(doc), DECISION_ARTIFACT)
         hook.client.set_model_version_tag(name, version, "mlops.gate", decision.status)
         hook.client.set_model_version_tag(
             name, version, "mlops.gate_reasons", "; ".join(decision.reasons)[:4000]
@@ -248,7 +249,7 @@ class EvaluateModelOperator(MlopsBaseOperator):
 
         from mlflow.entities import Metric
 
-        hook.client.log_dict(run_id, importance, IMPORTANCE_ARTIFACT)
+        hook.client.log_dict(run_id, json_safe(importance), IMPORTANCE_ARTIFACT)
         now = int(time.time() * 1000)
         metrics = [
             Metric(f"importance.{_METRIC_NAME_UNSAFE.sub('_', f['feature'])}", f["importance"], now, 0)

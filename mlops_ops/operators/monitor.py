@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlops_ops.assets import retrain_asset
+from mlops_ops.core.jsonsafe import json_safe
 from mlops_ops.core.model_uri import model_version_uri
 from mlops_ops.links import MlflowRunLink, ReportLink
 from mlops_ops.operators.base import MlopsBaseOperator
@@ -58,7 +59,7 @@ class _ChampionMixin(MlopsBaseOperator):
             for key, value in metrics.items():
                 if value is not None:
                     client.log_metric(run_id, key, float(value))
-            client.log_dict(run_id, document, f"monitoring/{kind}.json")
+            client.log_dict(run_id, json_safe(document), f"monitoring/{kind}.json")
             if html is not None:
                 client.log_text(run_id, html, f"monitoring/{kind}.html")
         finally:
