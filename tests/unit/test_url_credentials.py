@@ -78,7 +78,7 @@ def test_the_hook_shows_no_credentials_and_passes_them_as_basic_auth(clean_mlflo
 
     from mlops_ops.hooks.mlflow import MlflowHook
 
-    configure(clean_mlflow_env, "http://alice:Pa55%23word@mlflow.internal:5000/")
+    configure(clean_mlflow_env, "http://alice:Pa55%23word@mlflow.internal:5000")
     hook = MlflowHook()
     assert hook.tracking_uri == "http://mlflow.internal:5000"
     assert hook._client_tracking_uri == "http://mlflow.internal:5000"
