@@ -74,9 +74,7 @@ def test_a_future_start_date_keeps_the_tasks_waiting_for_it():
         ("churn_rollback", "rollback"),
     ],
 )
-def test_a_run_dated_before_the_start_date_fails_naming_it(
-    airflow_db, mlops_home, caplog, dag_id, first_task
-):
+def test_a_run_dated_before_the_start_date_fails_naming_it(airflow_db, mlops_home, capfd, dag_id, first_task):
     pipelines = mlops_home.parent / "pipelines"
     path = pipelines / "churn.yaml"
     path.write_text(re.sub(r"\nschedules:\n", "\nschedules:\n  start_date: 2026-02-01\n", path.read_text()))
@@ -91,5 +89,9 @@ def test_a_run_dated_before_the_start_date_fails_naming_it(
     assert all(state in ("failed", "upstream_failed", "skipped") for state in result.tasks.values()), (
         result.tasks
     )
-    assert "before the start date 2026-02-01T00:00:00+00:00" in caplog.text
-    assert "schedules.start_date" in caplog.text
+    logged = "".join(capfd.readouterr())  # the task's log lines (structlog, to the console)
+    assert (
+        "this run is dated 2026-01-15T00:00:00+00:00, before the start date 2026-02-01T00:00:00+00:00"
+        in logged
+    )
+    assert "schedules.start_date" in logged
