@@ -661,9 +661,7 @@ def _strict_loader() -> type:
                         continue
             return super().construct_mapping(node, deep=deep)
 
-    StrictSafeLoader.add_constructor(
-        "tag:yaml.org,2002:timestamp", StrictSafeLoader.construct_yaml_timestamp
-    )
+    StrictSafeLoader.add_constructor("tag:yaml.org,2002:timestamp", StrictSafeLoader.construct_yaml_timestamp)
     return StrictSafeLoader
 
 

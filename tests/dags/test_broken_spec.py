@@ -97,7 +97,9 @@ def test_a_spec_whose_dags_cannot_be_built_costs_only_its_own(tmp_path, monkeypa
     folder = _folder(tmp_path, {"fraud": FRAUD})
     dags = build_dags(folder)
     assert GOOD_DAGS <= set(dags)
-    assert "fraud.yaml: its DAGs could not be built: TypeError: builder bug" in dags[INVALID_SPECS_DAG_ID].doc_md
+    assert (
+        "fraud.yaml: its DAGs could not be built: TypeError: builder bug" in dags[INVALID_SPECS_DAG_ID].doc_md
+    )
 
 
 def test_two_files_with_the_same_pipeline_name_keep_the_first(tmp_path):
