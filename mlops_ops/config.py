@@ -589,17 +589,23 @@ def _format_errors(err: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def _non_finite(data: Any, where: str = "") -> list[str]:
-    """Paths (``model.params.C``) of every NaN or infinite float in a loaded document."""
+def _non_finite(data: Any, where: str = "", seen: set[int] | None = None) -> list[str]:
+    """Paths (``model.params.C``) of every NaN or infinite float in a loaded document.
+
+    A mapping or list shared through YAML aliases is walked once (aliases can nest exponentially).
+    """
     if isinstance(data, float):
         return [] if math.isfinite(data) else [where or "(top level)"]
+    if not isinstance(data, dict | list | tuple):
+        return []
+    seen = set() if seen is None else seen
+    if id(data) in seen:
+        return []
+    seen.add(id(data))
+    items = data.items() if isinstance(data, dict) else enumerate(data)
     found: list[str] = []
-    if isinstance(data, dict):
-        for key, value in data.items():
-            found += _non_finite(value, f"{where}.{key}" if where else str(key))
-    elif isinstance(data, list | tuple):
-        for i, value in enumerate(data):
-            found += _non_finite(value, f"{where}.{i}" if where else str(i))
+    for key, value in items:
+        found += _non_finite(value, f"{where}.{key}" if where else str(key), seen)
     return found
 
 

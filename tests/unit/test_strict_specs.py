@@ -310,3 +310,13 @@ def test_check_reports_every_file_and_never_stops_at_the_first_failure(tmp_path,
 def test_check_exits_zero_when_every_file_passes(tmp_path, capsys):
     (tmp_path / "churn.yaml").write_text(EXAMPLE_TEXT)
     assert main(["check", str(tmp_path)]) == 0
+
+
+def test_nested_yaml_aliases_are_walked_once(tmp_path):
+    # nine levels of nine aliases: walking every path would visit 9**9 mappings
+    levels = ["a0: &a0 {x: 1.0}"] + [
+        f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)
+    ]
+    text = MINIMAL.replace("    C: 1.0\n", "    C: 1.0\n    deep: {" + ", ".join(levels) + "}\n")
+    spec = load_pipeline_spec(_spec_file(tmp_path, text))
+    assert "deep" in spec.model.params
