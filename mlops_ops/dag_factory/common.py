@@ -29,6 +29,11 @@ def dag_kwargs(spec: Any, kind: str, *, default_args: dict[str, Any] | None = No
     }
 
 
+#: Timetables whose runs do not depend on the earliest start once it has passed (without catch-up).
+_START_FREE_TIMETABLES = frozenset(
+    {"NullTimetable", "CronTriggerTimetable", "AssetOrTimeSchedule", "AssetTriggeredTimetable"}
+)
+
 #: Start date of the tasks (not the DAG) when a run dated before the DAG's start must fail loudly.
 _TASKS_START = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -45,10 +50,13 @@ def fail_runs_before_start(dag: Any, spec: Any) -> Any:
     tasks. That changes nothing when the start date has passed and there is no catch-up (the
     next run is the latest interval either way); with ``catchup`` or a start date still to come
     the tasks keep the DAG's start date, so that the scheduler starts at ``schedules.start_date``.
+    So do they with ``@once`` and ``@continuous``, whose first run is dated at the earliest start.
     """
     start = spec.schedules.start_date
-    scheduled = dag.timetable.can_be_scheduled if dag.timetable is not None else False
-    if scheduled and (spec.schedules.catchup or start > dt.datetime.now(dt.UTC)):
+    timetable = type(dag.timetable).__name__
+    if timetable not in _START_FREE_TIMETABLES:  # @once and @continuous run AT the earliest start
+        return dag
+    if timetable != "NullTimetable" and (spec.schedules.catchup or start > dt.datetime.now(dt.UTC)):
         return dag
     for task in dag.tasks:
         task.start_date = _TASKS_START

@@ -95,3 +95,24 @@ def test_a_run_dated_before_the_start_date_fails_naming_it(airflow_db, mlops_hom
         in logged
     )
     assert "schedules.start_date" in logged
+
+
+@pytest.mark.parametrize("preset", ["@once", "@continuous"])
+def test_once_and_continuous_keep_the_tasks_at_the_start_date(preset):
+    """Their first run is dated at the earliest start of the DAG and its tasks."""
+    import yaml
+
+    data = yaml.safe_load((ROOT / "pipelines" / "churn.yaml").read_text())
+    data["schedules"]["training"] = preset
+    dag = build_pipeline_dags(parse_pipeline_spec(data))["churn_training"]
+    assert min(t.start_date for t in dag.tasks) == dag.start_date
+
+
+@pytest.mark.parametrize("schedule", ["@daily", "0 3 * * 1", None])
+def test_cron_and_unscheduled_dags_give_runs_before_the_start_their_tasks(schedule):
+    import yaml
+
+    data = yaml.safe_load((ROOT / "pipelines" / "churn.yaml").read_text())
+    data["schedules"].update(training=schedule, monitoring=schedule, scoring=schedule)
+    for dag_id, dag in build_pipeline_dags(parse_pipeline_spec(data)).items():
+        assert min(t.start_date for t in dag.tasks) < dag.start_date, dag_id
