@@ -180,17 +180,21 @@ def test_backfill_replays_daily_partitions_through_monitoring(postgres_db, tmp_p
         assert str(daily / f"{day.isoformat()}.parquet") in sources, day
 
     # days before schedules.start_date: the backfill ran their tasks, which refused the date
-    early = [d for d in by_day if d < start]
-    if early:  # Airflow may also leave them out of the backfill: then there is nothing to replay
-        for day in early:
-            run_id, state = by_day[day]
-            assert state == "failed", day
-            assert states("churn_monitoring", run_id)["ingest_batch"] == "failed"
-        task_logs = "\n".join(
-            p.read_text(errors="replace")
-            for p in (tmp_path / "airflow" / "logs").rglob("*")
-            if p.is_file() and "ingest_batch" in str(p)
-        )
-        assert f"before the start date {start.isoformat()}T00:00:00+00:00" in task_logs
+    early = sorted(d for d in by_day if d < start)
+    assert early == [start - dt.timedelta(days=i) for i in range(BEFORE_START_DAYS, 0, -1)]
+    for day in early:
+        run_id, state = by_day[day]
+        assert state == "failed", day
+        assert states("churn_monitoring", run_id)["ingest_batch"] == "failed"
+    task_logs = "\n".join(
+        p.read_text(errors="replace")
+        for p in (tmp_path / "airflow" / "logs").rglob("*")
+        if p.is_file() and "ingest_batch" in str(p)
+    )
+    for day in early:
+        assert (
+            f"this run is dated {day.isoformat()}T00:00:00+00:00, before the start date "
+            f"{start.isoformat()}T00:00:00+00:00"
+        ) in task_logs
     shutil.rmtree(tmp_path / "airflow", ignore_errors=True)
     assert Path(home).exists()
