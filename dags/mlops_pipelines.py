@@ -1,7 +1,8 @@
 """The DAGs of every pipeline spec in pipelines/*.yaml (or the folder in $MLOPS_PIPELINES).
 
-A spec that does not validate fails this file's import with a message naming the file and the
-field, so a broken spec shows up in the Airflow UI's import errors as soon as it is deployed.
+A spec that does not validate costs only its own DAGs: the other pipelines' DAGs are built, and
+the failed specs show up in the Airflow UI's import errors for this file, each naming its file
+and field (``build_dags`` adds a placeholder DAG that Airflow's DagBag refuses with that message).
 """
 
 from __future__ import annotations

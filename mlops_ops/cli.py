@@ -388,12 +388,13 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from mlops_ops.config import SpecError, load_pipeline_spec
+    """Validate every spec file given (files or folders) and report each; never stops early."""
+    from mlops_ops.config import SpecError, load_pipeline_spec, spec_files
 
     paths: list[Path] = []
     for target in args.paths or [os.environ.get("MLOPS_PIPELINES") or "pipelines"]:
         p = Path(target)
-        paths += sorted(p.glob("*.y*ml")) if p.is_dir() else [p]
+        paths += spec_files(p) if p.is_dir() else [p]
     if not paths:
         print("no pipeline specs found", file=sys.stderr)
         return 1
@@ -405,7 +406,13 @@ def cmd_check(args: argparse.Namespace) -> int:
             bad += 1
             print(f"FAIL {err}")
             continue
+        except Exception as err:  # an unforeseen crash on one file must not hide the others
+            bad += 1
+            print(f"FAIL {path}: could not be checked: {type(err).__name__}: {err}")
+            continue
         print(f"ok   {path}: pipeline {spec.name!r}, target {spec.target!r}, model {spec.model.estimator}")
+    if bad:
+        print(f"{bad} of {len(paths)} spec(s) failed", file=sys.stderr)
     return 1 if bad else 0
 
 

@@ -7,13 +7,25 @@ This module imports only pydantic and PyYAML: DAG files import it at parse time.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from mlops_ops.url_credentials import split_credentials
 
 Severity = Literal["error", "warn"]
 InferredSeverity = Literal["error", "warn", "off"]
@@ -62,7 +74,36 @@ class FieldError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: every float field refuses NaN and +-inf (a NaN floor would switch its
+    # check off, since every comparison with NaN is false)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+#: Largest seed numpy and scikit-learn accept (``random_state`` is a 32-bit unsigned integer).
+MAX_SEED = 2**32 - 1
+
+Seed = Annotated[
+    int,
+    Field(ge=0, le=MAX_SEED, description="Random seed: an integer in [0, 2**32 - 1] (numpy's range)."),
+]
+
+#: Estimator parameters that are seeds, checked against numpy's range at parse time.
+_SEED_PARAMS = ("random_state", "seed")
+
+
+def _as_utc_datetime(value: Any) -> Any:
+    """A YAML date (``2026-01-01``) means midnight UTC; a naive datetime is UTC; no numbers."""
+    if isinstance(value, int | float):  # pydantic would read seconds since 1970
+        raise ValueError(f"expected a date like 2026-01-31 or a datetime with a time zone, got {value!r}")
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+    return value
+
+
+#: Default ``schedules.start_date``: the date the DAGs start from when a spec gives none.
+DEFAULT_START_DATE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
 
 class WindowSpec(_Model):
@@ -110,6 +151,16 @@ class SourceSpec(_Model):
         default=None, description="Read only the last N days of dated partitions (file sources)."
     )
 
+    @field_validator("uri")
+    @classmethod
+    def _no_credentials(cls, value: str | None) -> str | None:
+        if value and split_credentials(value)[2] is not None:
+            raise ValueError(
+                "the URI has a password written in it, which would reach logs and XCom; remove it "
+                "and put the credentials in an Airflow connection named by 'conn_id_storage'"
+            )
+        return value
+
     @model_validator(mode="after")
     def _one_kind(self) -> SourceSpec:
         if bool(self.uri) == bool(self.sql):
@@ -148,7 +199,16 @@ class ModelSpec(_Model):
     params: dict[str, Any] = Field(default_factory=dict)
     task: Literal["auto", "classification", "regression"] = "auto"
     holdout_fraction: float = Field(default=0.25, gt=0.0, lt=0.9)
-    seed: int = 42
+    seed: Seed = 42
+
+    @field_validator("params")
+    @classmethod
+    def _seed_params(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in _SEED_PARAMS:
+            seed = value.get(key)
+            if isinstance(seed, int) and not isinstance(seed, bool) and not 0 <= seed <= MAX_SEED:
+                raise FieldError(key, f"a seed must be an integer in [0, 2**32 - 1], got {seed}")
+        return value
 
     @field_validator("estimator")
     @classmethod
@@ -209,7 +269,7 @@ class BootstrapSpec(_Model):
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     require: Literal["non_inferiority", "superiority"] = "non_inferiority"
     margin: float = Field(default=0.01, ge=0.0, description="In the metric's units.")
-    seed: int = 0
+    seed: Seed = 0
 
 
 class SliceSpec(_Model):
@@ -355,6 +415,20 @@ class SchedulesSpec(_Model):
     training: str | None = None
     monitoring: str | None = None
     scoring: str | None = None
+    start_date: Annotated[dt.datetime, BeforeValidator(_as_utc_datetime)] = Field(
+        default=DEFAULT_START_DATE,
+        description="First date the DAGs run for (a date is midnight UTC). A run dated before it "
+        "fails, naming it.",
+    )
+    catchup: bool = Field(
+        default=False,
+        description="Let the scheduler create every missed run since start_date (Airflow's catchup).",
+    )
+
+    @field_validator("start_date")
+    @classmethod
+    def _utc(cls, value: dt.datetime) -> dt.datetime:
+        return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
     @field_validator("training", "monitoring", "scoring")
     @classmethod
@@ -515,33 +589,150 @@ def _format_errors(err: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def _non_finite(data: Any, where: str = "", seen: set[int] | None = None) -> list[str]:
+    """Paths (``model.params.C``) of every NaN or infinite float in a loaded document.
+
+    A mapping or list shared through YAML aliases is walked once (aliases can nest exponentially).
+    """
+    if isinstance(data, float):
+        return [] if math.isfinite(data) else [where or "(top level)"]
+    if not isinstance(data, dict | list | tuple):
+        return []
+    seen = set() if seen is None else seen
+    if id(data) in seen:
+        return []
+    seen.add(id(data))
+    items = data.items() if isinstance(data, dict) else enumerate(data)
+    found: list[str] = []
+    for key, value in items:
+        found += _non_finite(value, f"{where}.{key}" if where else str(key), seen)
+    return found
+
+
 def parse_pipeline_spec(data: Any, *, origin: str = "<spec>") -> PipelineSpec:
-    """Validate an already-loaded mapping. Raises :class:`SpecError` naming every bad field."""
+    """Validate an already-loaded mapping. Raises :class:`SpecError` naming every bad field.
+
+    NaN and infinite numbers are refused anywhere in the spec, also inside free-form mappings
+    (``model.params``, expectation ``kwargs``): a NaN compares false with everything, so a NaN
+    threshold would silently switch its check off.
+    """
     if not isinstance(data, dict):
         raise SpecError(f"{origin}: a pipeline spec must be a YAML mapping, got {type(data).__name__}")
+    bad = _non_finite(data)
+    if bad:
+        lines = "\n".join(
+            f"  - {where}: NaN and infinite numbers are not allowed; give a finite number" for where in bad
+        )
+        raise SpecError(f"{origin}: invalid pipeline spec\n{lines}")
     try:
         return PipelineSpec.model_validate(data)
     except ValidationError as err:
         raise SpecError(f"{origin}: invalid pipeline spec\n{_format_errors(err)}") from None
 
 
-def load_pipeline_spec(path: str | Path) -> PipelineSpec:
-    """Load and validate one pipeline spec from a YAML file."""
+def _strict_loader() -> type:
+    """A safe YAML loader that refuses a key given twice in one mapping (at any depth).
+
+    PyYAML keeps the last of two equal keys: a duplicated ``seed`` or a second, stricter
+    ``thresholds`` block would silently replace the first. Merge keys (``<<: *base``) still
+    override as YAML specifies.
+    """
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class StrictSafeLoader(base):  # type: ignore[valid-type,misc]
+        def construct_yaml_timestamp(self, node: Any) -> Any:
+            # PyYAML raises a bare ValueError, with no position, for a date like 2026-02-30
+            try:
+                return super().construct_yaml_timestamp(node)
+            except ValueError as err:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{node.value!r} is not a valid date or time: {err}", node.start_mark
+                ) from None
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            if isinstance(node, yaml.MappingNode):
+                seen: dict[Any, int] = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    line = key_node.start_mark.line + 1
+                    try:
+                        if key in seen:
+                            raise DuplicateKeyError(key, line, seen[key])
+                        seen[key] = line
+                    except TypeError:  # an unhashable key: the constructor reports it below
+                        continue
+            return super().construct_mapping(node, deep=deep)
+
+    StrictSafeLoader.add_constructor("tag:yaml.org,2002:timestamp", StrictSafeLoader.construct_yaml_timestamp)
+    return StrictSafeLoader
+
+
+class DuplicateKeyError(SpecError):
+    """A YAML mapping gives the same key twice (``line`` and ``first_line`` are 1-based)."""
+
+    def __init__(self, key: Any, line: int, first_line: int) -> None:
+        super().__init__(
+            f"line {line}: duplicate key {key!r} (first given at line {first_line}); "
+            "YAML would silently keep only the last one: remove one of them"
+        )
+        self.key, self.line, self.first_line = key, line, first_line
+
+
+def read_spec_document(path: str | Path) -> Any:
+    """The YAML document of a spec file, read strictly: UTF-8 only, no duplicate keys.
+
+    Every spec is read through this function (``mlops-ops check``, the DAG factory).
+
+    :raises SpecError: naming the file and, for a bad byte, its offset and line; for a
+        duplicate key, its line and the key.
+    """
     import yaml
 
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as err:
         raise SpecError(f"{path}: cannot read the pipeline spec: {err.strerror or err}") from None
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise SpecError(
+            f"{path}: not UTF-8 text: byte 0x{raw[err.start]:02x} at offset {err.start} (line {line}) "
+            f"cannot be decoded ({err.reason}); save the file as UTF-8"
+        ) from None
+    text = text.removeprefix("\ufeff")  # a byte-order mark is not content
+    try:
+        return yaml.load(text, Loader=_strict_loader())  # noqa: S506 - a SafeLoader subclass
+    except DuplicateKeyError as err:
+        raise SpecError(f"{path}: {err}") from None
     except yaml.YAMLError as err:
         raise SpecError(f"{path}: not valid YAML: {err}") from None
-    spec = parse_pipeline_spec(data, origin=str(path))
+    except RecursionError:
+        raise SpecError(f"{path}: not valid YAML: nested too deeply") from None
+    except (ValueError, TypeError, OverflowError) as err:  # a constructor's own error, no position
+        raise SpecError(f"{path}: not valid YAML: {type(err).__name__}: {err}") from None
+
+
+def load_pipeline_spec(path: str | Path) -> PipelineSpec:
+    """Load and validate one pipeline spec from a YAML file (see :func:`read_spec_document`).
+
+    :raises SpecError: naming the file, the line or field, and what was expected.
+    """
+    path = Path(path)
+    spec = parse_pipeline_spec(read_spec_document(path), origin=str(path))
     if spec.name != path.stem:
         raise SpecError(f"{path}: name {spec.name!r} must match the file name {path.stem!r}")
     return spec
+
+
+def spec_files(folder: str | Path) -> list[Path]:
+    """The pipeline spec files of a folder (``*.yaml`` and ``*.yml``), sorted."""
+    return sorted(p for p in Path(folder).glob("*.y*ml") if p.suffix in (".yaml", ".yml"))
 
 
 def pipeline_json_schema() -> dict[str, Any]:

@@ -18,10 +18,27 @@ def mlops_home() -> Path:
     return Path(os.environ.get("MLOPS_HOME", ".mlops")).expanduser().resolve()
 
 
+class SettingsError(ValueError):
+    """An environment setting is invalid. The message names the variable and the fix."""
+
+
 def storage_root_uri() -> str:
-    """``MLOPS_STORAGE``: an ObjectStoragePath URI; default ``file://<MLOPS_HOME>/storage``."""
+    """``MLOPS_STORAGE``: an ObjectStoragePath URI; default ``file://<MLOPS_HOME>/storage``.
+
+    :raises SettingsError: when the URI has a password written in it: every snapshot and report
+        URI (logged, returned in XCom, linked) would carry it.
+    """
     uri = os.environ.get("MLOPS_STORAGE", "").strip()
     if uri:
+        from mlops_ops.url_credentials import mask_credentials, split_credentials, without_credentials
+
+        if split_credentials(uri)[2] is not None:
+            mask_credentials(uri)
+            raise SettingsError(
+                f"MLOPS_STORAGE ({without_credentials(uri)}) has a password written in its URL, which "
+                "would reach logs, XCom and links; remove it and put the credentials in the Airflow "
+                "connection named by MLOPS_STORAGE_CONN_ID"
+            )
         return uri.rstrip("/")
     return f"file://{mlops_home() / 'storage'}"
 

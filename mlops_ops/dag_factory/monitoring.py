@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlops_ops.config import PipelineSpec
-from mlops_ops.dag_factory.common import dag_kwargs, ingest_task
+from mlops_ops.dag_factory.common import dag_kwargs, fail_runs_before_start, ingest_task
 
 MONITORING_DOC = """\
 ### {name}: monitoring
@@ -103,4 +103,4 @@ def build_monitoring_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | N
                 cooldown_hours=monitoring.retrain.cooldown_hours,
                 **common,
             )
-    return dag
+    return fail_runs_before_start(dag, spec)

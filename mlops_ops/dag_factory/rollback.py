@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlops_ops.config import PipelineSpec
-from mlops_ops.dag_factory.common import DEFAULT_ARGS, START_DATE
+from mlops_ops.dag_factory.common import DEFAULT_ARGS, fail_runs_before_start
 
 ROLLBACK_DOC = """\
 ### {name}: rollback
@@ -62,7 +62,7 @@ def build_rollback_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | Non
         dag_id=f"{spec.name}_rollback",
         description=f"Roll the {spec.name} champion back to an earlier version",
         schedule=None,
-        start_date=START_DATE,
+        start_date=spec.schedules.start_date,
         catchup=False,
         max_active_runs=1,
         tags=["mlops-ops", spec.name, "rollback", *spec.tags],
@@ -77,4 +77,4 @@ def build_rollback_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | Non
             force="{{ params.force }}",
             reason="{{ params.reason }}",
         )
-    return dag
+    return fail_runs_before_start(dag, spec)

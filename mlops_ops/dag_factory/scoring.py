@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlops_ops.config import PipelineSpec
-from mlops_ops.dag_factory.common import dag_kwargs, ingest_task
+from mlops_ops.dag_factory.common import dag_kwargs, fail_runs_before_start, ingest_task
 
 SCORING_DOC = """\
 ### {name}: batch scoring
@@ -62,4 +62,4 @@ def build_batch_scoring_dag(spec: PipelineSpec, *, default_args: dict[str, Any] 
             **common,
         )
         champion >> ingest >> score
-    return dag
+    return fail_runs_before_start(dag, spec)

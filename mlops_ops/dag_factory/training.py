@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlops_ops.config import PipelineSpec
-from mlops_ops.dag_factory.common import dag_kwargs, ingest_task
+from mlops_ops.dag_factory.common import dag_kwargs, fail_runs_before_start, ingest_task
 
 TRAINING_DOC = """\
 ### {name}: training
@@ -132,4 +132,4 @@ def build_training_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | Non
         deploy = DeployModelOperator(task_id="deploy", decision=evaluate.output, **common)
         validate >> train
         evaluate >> deploy
-    return dag
+    return fail_runs_before_start(dag, spec)

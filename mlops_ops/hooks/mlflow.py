@@ -19,6 +19,7 @@ from mlops_ops import settings
 from mlops_ops.core.jsonsafe import json_safe
 from mlops_ops.core.model_uri import model_version_uri
 from mlops_ops.core.registry import DEFAULT_CLAIM_LEASE_SECONDS, ChampionChangedError
+from mlops_ops.url_credentials import mask_credentials, split_credentials, without_credentials
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -106,7 +107,8 @@ class MlflowHook(BaseHook):
             return None
 
     @cached_property
-    def tracking_uri(self) -> str:
+    def _configured_tracking_uri(self) -> str:
+        """The tracking URI as configured, credentials in its userinfo included: never shown."""
         conn = self._connection
         if conn is not None:
             extra = conn.extra_dejson or {}
@@ -121,35 +123,71 @@ class MlflowHook(BaseHook):
         env = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
         return env or settings.embedded_tracking_uri()
 
+    @cached_property
+    def _uri_credentials(self) -> tuple[str, str | None, str | None]:
+        """``(tracking URI without userinfo, user, password)``; the password is masked in logs."""
+        uri = self._configured_tracking_uri
+        mask_credentials(uri)
+        return split_credentials(uri)
+
+    @property
+    def tracking_uri(self) -> str:
+        """Where MLflow is, without any credentials written in the URL: safe to log and show.
+
+        ``http://user:pw@host`` becomes ``http://host``; the user and password are passed to
+        MLflow as ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD`` (its basic auth).
+        """
+        return self._uri_credentials[0]
+
+    @property
+    def _client_tracking_uri(self) -> str:
+        """The URI MLflow connects to: an http(s) server without userinfo (its credentials go by
+        MLflow's basic-auth variables); any other store (a database URL) as configured."""
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return self.tracking_uri
+        return self._configured_tracking_uri
+
     @property
     def registry_uri(self) -> str | None:
         conn = self._connection
-        return (conn.extra_dejson or {}).get("registry_uri") if conn is not None else None
+        uri = (conn.extra_dejson or {}).get("registry_uri") if conn is not None else None
+        mask_credentials(uri)
+        return uri
 
     @property
     def ui_url(self) -> str:
+        """Base URL of the MLflow UI for links: never with credentials in it."""
         conn = self._connection
         extra = (conn.extra_dejson or {}) if conn is not None else {}
         if extra.get("ui_url"):
-            return str(extra["ui_url"]).rstrip("/")
+            mask_credentials(str(extra["ui_url"]))
+            return without_credentials(str(extra["ui_url"])).rstrip("/")
         if self.tracking_uri.startswith(("http://", "https://")):
             return self.tracking_uri.rstrip("/")
-        return settings.mlflow_ui_url()
+        return without_credentials(settings.mlflow_ui_url())
 
     @property
     def embedded(self) -> bool:
         return self.tracking_uri.startswith("sqlite:") or self.tracking_uri.startswith("file:")
 
     def _configure(self) -> None:
-        """Point the mlflow library at this hook's server (process-wide, as mlflow requires)."""
+        """Point the mlflow library at this hook's server (process-wide, as mlflow requires).
+
+        Credentials: the connection's ``login``/``password`` (or ``token``), else those written in
+        an http(s) tracking URI's userinfo, go to MLflow's ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``.
+        """
         import mlflow
 
         conn = self._connection
+        _, url_user, url_password = self._uri_credentials
+        from_url = self._client_tracking_uri != self._configured_tracking_uri
+        login = (conn.login if conn is not None else None) or (url_user if from_url else None)
+        password = (conn.password if conn is not None else None) or (url_password if from_url else None)
+        if login:
+            os.environ["MLFLOW_TRACKING_USERNAME"] = login
+        if password:
+            os.environ["MLFLOW_TRACKING_PASSWORD"] = password
         if conn is not None:
-            if conn.login:
-                os.environ["MLFLOW_TRACKING_USERNAME"] = conn.login
-            if conn.password:
-                os.environ["MLFLOW_TRACKING_PASSWORD"] = conn.password
             token = (conn.extra_dejson or {}).get("token")
             if token:
                 os.environ["MLFLOW_TRACKING_TOKEN"] = token
@@ -161,7 +199,7 @@ class MlflowHook(BaseHook):
         # mlflow.set_*_uri() also export the URI to the environment; put the environment back as
         # the user set it, or the next hook in this process would mistake ours for theirs.
         saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_tracking_uri(self._client_tracking_uri)
         if self.registry_uri:
             mlflow.set_registry_uri(self.registry_uri)
         for key, value in saved.items():
@@ -175,7 +213,7 @@ class MlflowHook(BaseHook):
         from mlflow import MlflowClient
 
         self._configure()
-        client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+        client = MlflowClient(tracking_uri=self._client_tracking_uri, registry_uri=self.registry_uri)
         try:
             client.search_experiments(max_results=1)
         except Exception as err:

@@ -59,13 +59,42 @@ class MlopsBaseOperator(BaseOperator):
                 context["ds_nodash"] = ds.replace("-", "")
         super().render_template_fields(context, jinja_env)
 
+    def pre_execute(self, context: Context) -> Any:
+        """Refuse a run dated before the task's start date (the spec's ``schedules.start_date``).
+
+        The DAG factory gives such runs their tasks (``dag_factory.common.fail_runs_before_start``)
+        and a backfill runs every task whatever its date: there would be no data to replay.
+
+        :raises AirflowFailException: naming the run's date and the start date.
+        """
+        from airflow.sdk.exceptions import AirflowFailException
+
+        logical_date = context.get("logical_date")
+        dag_start = self.dag.start_date if self.has_dag() else None
+        starts = [d for d in (dag_start, self.start_date) if d is not None]
+        start = max(starts) if starts else None
+        if logical_date is not None and start is not None and logical_date < start:
+            raise AirflowFailException(
+                f"this run is dated {logical_date.isoformat()}, before the start date "
+                f"{start.isoformat()} of DAG {self.dag_id!r} (the pipeline spec's schedules.start_date): "
+                "trigger the run for a date on or after it, or move schedules.start_date earlier"
+            )
+        return super().pre_execute(context)
+
     @cached_property
     def mlflow_hook(self) -> MlflowHook:
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     @cached_property
     def storage(self) -> PipelineStorage:
-        return PipelineStorage(self.pipeline, conn_id=self.storage_conn_id)
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from mlops_ops.settings import SettingsError
+
+        try:
+            return PipelineStorage(self.pipeline, conn_id=self.storage_conn_id)
+        except SettingsError as err:  # a setting no retry can change
+            raise AirflowFailException(str(err)) from None
 
     def read_snapshot(self, snapshot: Any) -> tuple[Any, dict[str, Any]]:
         """A snapshot's frame and manifest, read with the storage connection; missing -> fail."""

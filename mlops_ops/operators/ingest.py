@@ -106,9 +106,12 @@ class IngestDatasetOperator(MlopsBaseOperator):
             return data.normalise(frame), source
 
         from mlops_ops.hooks.storage import expand_source
+        from mlops_ops.url_credentials import mask_credentials, without_credentials
 
-        uri = os.path.expandvars(str(self.source_uri))
-        files = expand_source(uri, self.source_conn_id)
+        full_uri = os.path.expandvars(str(self.source_uri))
+        mask_credentials(full_uri)  # a password written in the URL (e.g. from ${VAR}) never logged
+        uri = without_credentials(full_uri)  # what messages, the manifest and XCom show
+        files = expand_source(full_uri, self.source_conn_id)
         if not files:
             raise data.DataError(
                 f"no file matches {uri}; check the path and that the upstream export for this date has run"
@@ -144,7 +147,7 @@ class IngestDatasetOperator(MlopsBaseOperator):
         return frame, {
             "kind": "files",
             "uri": uri,
-            "files": [str(f) for f in files][:100],
+            "files": [without_credentials(str(f)) for f in files][:100],
             "n_files": len(files),
             **({"window": window} if window else {}),
         }
