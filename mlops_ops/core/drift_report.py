@@ -130,19 +130,31 @@ def _row(col: ColumnDrift) -> str:
     )
 
 
-def render_drift_html(report: DriftReport, *, title: str) -> str:
-    """One self-contained HTML page for ``report``; every user string is escaped."""
+def _rule(report: DriftReport) -> str:
+    cfg, share = report.config, report.drifted_importance_share
+    if cfg.rule == "share":
+        return f"rule share: drift_share {cfg.drift_share:.1%}"
+    if cfg.rule == "importance":
+        held = f"{share:.1%} of the importance drifted; " if share is not None else ""
+        return f"rule importance: {held}importance_share {cfg.importance_share:.1%}"
+    return "rule any: one drifted column is a dataset drift"
+
+
+def render_drift_html(report: DriftReport, *, title: str, reference: str | None = None) -> str:
+    """One self-contained HTML page for ``report``; every user string is escaped. ``reference``
+    describes what the batch was compared with."""
     cfg = report.config
     settings = {
         "status": f"<span class='badge {_e(report.status)}'>{_e(report.status.replace('_', ' '))}</span>",
         "rows": f"{report.rows:,} (reference {report.reference_rows:,}; min_rows {cfg.min_rows:,})",
         "drifted columns": f"{len(report.drifted_columns)} of {len(report.columns)} "
-        f"({report.drifted_share:.1%}; drift_share {cfg.drift_share:.1%})",
+        f"({report.drifted_share:.1%}; {_e(_rule(report))})",
         "significance": f"alpha {cfg.alpha:g} after {_e('Holm' if cfg.correction == 'holm' else 'Benjamini-Hochberg')} "
         f"correction over {report.family_size} tests",
         "effect thresholds": f"numeric Wasserstein/std {cfg.delta:g}; categorical Jensen-Shannon "
         f"{cfg.categorical_delta:g}; missing rate change {cfg.missing_delta:g}",
         "critical columns": _e(", ".join(cfg.critical_columns)) or "none",
+        **({"reference": _e(reference)} if reference else {}),
     }
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
