@@ -87,7 +87,9 @@ class WindowSpec(_Model):
 
 def _day_format(value: str) -> str:
     if sorted(re.findall(r"%[A-Za-z]", value)) != ["%Y", "%d", "%m"]:
-        raise ValueError(f"expected a date format using exactly %Y, %m and %d (e.g. '%Y-%m-%d'), got {value!r}")
+        raise ValueError(
+            f"expected a date format using exactly %Y, %m and %d (e.g. '%Y-%m-%d'), got {value!r}"
+        )
     return value
 
 
@@ -338,7 +340,8 @@ class ReferenceSpec(_Model):
             extra = sorted(given & {"days", "uri", "format", "conn_id_storage", "date_format"})
             if extra:
                 raise FieldError(
-                    extra[0], f"{extra[0]!r} only applies to a 'seasonal' or 'rolling' reference read from files"
+                    extra[0],
+                    f"{extra[0]!r} only applies to a 'seasonal' or 'rolling' reference read from files",
                 )
         return self
 

@@ -1264,7 +1264,11 @@ def _importance_share(columns: list[ColumnDrift], drifted: list[str], config: Dr
 
 
 def _dataset_rule(
-    columns: list[ColumnDrift], drifted: list[str], share: float, importance: float | None, config: DriftConfig
+    columns: list[ColumnDrift],
+    drifted: list[str],
+    share: float,
+    importance: float | None,
+    config: DriftConfig,
 ) -> tuple[bool, str]:
     """Whether the drifted columns make a dataset drift under ``config.rule``, and the sentence why."""
     counted = f"{len(drifted)} of {len(columns)} columns drifted"

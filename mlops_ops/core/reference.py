@@ -124,7 +124,9 @@ def data_interval(
     if isinstance(window, Mapping) and window.get("end") and window.get("days"):
         end = dt.date.fromisoformat(str(window["end"])[:10])
         days = int(window["days"])
-        return Interval(end - dt.timedelta(days=days - 1), end), f"its ingest window ({days} day(s) up to {end})"
+        return Interval(
+            end - dt.timedelta(days=days - 1), end
+        ), f"its ingest window ({days} day(s) up to {end})"
     files = [str(f) for f in source.get("files") or []]
     if files and len(files) == int(source.get("n_files", len(files))):
         dates = [partition_date(f, date_format) for f in files]

@@ -247,7 +247,6 @@ class DetectDriftOperator(_ChampionMixin):
     ) -> tuple[Any, Any, Any]:
         """The reference profile, what it is (a ``ReferenceChoice``) and, when read from
         partitions, its frame (for the prediction reference)."""
-        from mlops_ops.core.reference import ReferenceChoice
 
         if spec.kind == "training":
             why = (
@@ -265,7 +264,9 @@ class DetectDriftOperator(_ChampionMixin):
         from mlops_ops.core.drift import build_reference_profile
 
         choice.rows = len(frame)
-        profile = build_reference_profile(frame, numeric=list(trained.numeric), categorical=list(trained.categorical))
+        profile = build_reference_profile(
+            frame, numeric=list(trained.numeric), categorical=list(trained.categorical)
+        )
         self.log.info("reference: %s: %s", choice.describe(), choice.why)
         return profile, choice, frame
 
@@ -273,7 +274,12 @@ class DetectDriftOperator(_ChampionMixin):
         """The seasonal or rolling window of this batch, and the partitions dated in it."""
         import os
 
-        from mlops_ops.core.reference import ReferenceChoice, data_interval, reference_intervals, select_partitions
+        from mlops_ops.core.reference import (
+            ReferenceChoice,
+            data_interval,
+            reference_intervals,
+            select_partitions,
+        )
         from mlops_ops.hooks.storage import expand_source, read_json, snapshot_uri_of, to_path
 
         fmt = spec.date_format or "%Y-%m-%d"
@@ -289,9 +295,13 @@ class DetectDriftOperator(_ChampionMixin):
             files = {str(f): f for f in expand_source(uri, spec.conn_id_storage)}
             chosen = select_partitions(list(files), intervals, fmt)
         except ValueError as err:  # DataError included
-            raise AirflowFailException(f"the drift reference of {self.pipeline} cannot be read: {err}") from None
+            raise AirflowFailException(
+                f"the drift reference of {self.pipeline} cannot be read: {err}"
+            ) from None
         if spec.kind == "seasonal":
-            back = f"{spec.lag_days} days earlier" + (f", in each of {spec.seasons} past seasons" if spec.seasons > 1 else "")
+            back = f"{spec.lag_days} days earlier" + (
+                f", in each of {spec.seasons} past seasons" if spec.seasons > 1 else ""
+            )
             why = (
                 f"reference.kind is 'seasonal': the batch ({batch}, from {found}) is compared with "
                 f"{intervals[0].days} day(s) around the same period {back}, so a recurring cycle is not "
@@ -325,10 +335,14 @@ class DetectDriftOperator(_ChampionMixin):
             for name in choice.files:
                 path = to_path(name, spec.conn_id_storage)
                 with path.open("rb") as fh:
-                    frames.append((name, data.read_frame(name, fh, data.detect_format(path.name, spec.format))))
+                    frames.append(
+                        (name, data.read_frame(name, fh, data.detect_format(path.name, spec.format)))
+                    )
             frame = data.normalise(data.combine(frames))
         except data.DataError as err:
-            raise AirflowFailException(f"the drift reference of {self.pipeline} cannot be read: {err}") from None
+            raise AirflowFailException(
+                f"the drift reference of {self.pipeline} cannot be read: {err}"
+            ) from None
         missing = [c for c in trained.columns if c not in frame.columns]
         if missing:
             raise AirflowFailException(

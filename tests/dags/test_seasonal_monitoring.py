@@ -112,12 +112,15 @@ def test_a_month_as_recorded_is_quiet_against_the_same_month_a_year_earlier(runs
     assert ref["intervals"] == [{"start": "2026-08-01", "end": "2026-08-31", "days": 31}]
     assert ref["batch_interval"] == {"start": "2027-08-01", "end": "2027-08-31", "days": 31}
     assert ref["batch_dates_from"] == "its ingest window (31 day(s) up to 2027-08-31)"
-    assert ref["n_files"] == 31 and ref["rows"] == 31
+    assert ref["n_files"] == 31
+    assert ref["rows"] == 31
     assert ref["files"][0].endswith("2026-08-01.csv")
     assert "365 days earlier" in ref["why"]
     assert doc["reference_rows"] == 31
     assert doc["rule"] == "importance"
-    assert doc["reasons"][0].startswith("reference: the same period of past season(s) (2026-08-01..2026-08-31")
+    assert doc["reasons"][0].startswith(
+        "reference: the same period of past season(s) (2026-08-01..2026-08-31"
+    )
     assert doc["prediction"]["reference_rows"] == 31  # the champion's outputs on the reference month
     html = Path(run.returned["detect_drift"]["report_uri"].removeprefix("file://")[: -len("json")] + "html")
     assert "<dt>reference</dt>" in html.read_text()

@@ -778,7 +778,10 @@ def test_a_report_written_before_the_rule_existed_keeps_its_share_rule(drifted_r
         ({"importance_share": True}, "DriftConfig.importance_share must be a number in (0, 1], got True"),
         ({"drift_share": float("nan")}, "DriftConfig.drift_share must be a number in (0, 1], got nan"),
         ({"rule": "importance"}, "DriftConfig.rule 'importance' needs importance"),
-        ({"importance": {"x": float("inf")}}, "DriftConfig.importance must map column names to finite numbers"),
+        (
+            {"importance": {"x": float("inf")}},
+            "DriftConfig.importance must map column names to finite numbers",
+        ),
         ({"importance": {"": 1.0}}, "DriftConfig.importance must map column names to finite numbers"),
         ({"importance": [("x", 1.0), ("x", 2.0)]}, "DriftConfig.importance names a column twice: ['x']"),
         ({"importance": 3}, "DriftConfig.importance must map column names to numbers, got 3"),

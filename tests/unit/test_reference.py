@@ -147,7 +147,9 @@ def test_partitions_are_selected_by_the_date_in_their_path():
 
 
 def test_an_undated_partition_is_an_error_that_names_it():
-    with pytest.raises(DataError, match=r"1 file\(s\) carry no date in the format '%Y-%m-%d', e.g. /d/latest.csv"):
+    with pytest.raises(
+        DataError, match=r"1 file\(s\) carry no date in the format '%Y-%m-%d', e.g. /d/latest.csv"
+    ):
         select_partitions(["/d/2014-03-01.csv", "/d/latest.csv"], [MARCH_2015], "%Y-%m-%d")
 
 
@@ -233,7 +235,11 @@ def test_the_rule(drift, rule):
         ({"reference": {"kind": "monthly"}}, "monitoring.drift.reference.kind", "'training', 'seasonal'"),
         ({"reference": {"kind": "rolling"}}, "monitoring.drift.reference.days", "needs 'days'"),
         ({"reference": {"kind": "seasonal", "lag_days": 0}}, "monitoring.drift.reference.lag_days", ">= 1"),
-        ({"reference": {"lag_days": 365}}, "monitoring.drift.reference.lag_days", "only applies to kind 'seasonal'"),
+        (
+            {"reference": {"lag_days": 365}},
+            "monitoring.drift.reference.lag_days",
+            "only applies to kind 'seasonal'",
+        ),
         (
             {"reference": {"kind": "rolling", "days": 7, "seasons": 2}},
             "monitoring.drift.reference.seasons",

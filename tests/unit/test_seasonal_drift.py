@@ -32,7 +32,8 @@ def weather() -> pd.DataFrame:
 
     frame = local_data.seattle_weather()
     frame["date"] = pd.to_datetime(frame["date"]).dt.date
-    assert len(frame) == 1461 and frame["date"].min() == dt.date(2012, 1, 1)
+    assert len(frame) == 1461
+    assert frame["date"].min() == dt.date(2012, 1, 1)
     return frame
 
 
@@ -70,14 +71,19 @@ def test_against_the_training_data_the_seasons_look_like_drift(months):
     flagged = [m for m, (_, training, _) in months.items() if training.drifted]
     print(f"vs the training data (2012-2014): {len(flagged)} of 12 months of 2015 drift")
     assert len(flagged) >= 10
-    assert all("temp_max" in months[m][1].drifted_columns or "temp_min" in months[m][1].drifted_columns for m in flagged)
+    assert all(
+        "temp_max" in months[m][1].drifted_columns or "temp_min" in months[m][1].drifted_columns
+        for m in flagged
+    )
 
 
 def test_against_the_same_month_a_year_earlier_it_is_quiet_but_for_real_differences(weather, months):
     flagged = [m for m, (_, _, seasonal) in months.items() if seasonal.drifted]
     print(f"vs the same month of 2014: months that drift {flagged}")
     assert len(flagged) <= 2
-    by_month = weather.assign(month=[d.month for d in weather["date"]], year=[d.year for d in weather["date"]])
+    by_month = weather.assign(
+        month=[d.month for d in weather["date"]], year=[d.year for d in weather["date"]]
+    )
     mean = by_month.pivot_table(index="month", columns="year", values="temp_max")
     for m in flagged:  # each is a month that really was different: > 3 C warmer or colder on average
         assert abs(mean.loc[m, 2015] - mean.loc[m, 2014]) > 3, (m, mean.loc[m].to_dict())
