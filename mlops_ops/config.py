@@ -123,11 +123,15 @@ class WindowSpec(_Model):
     @field_validator("date_format")
     @classmethod
     def _fmt(cls, value: str) -> str:
-        if sorted(re.findall(r"%[A-Za-z]", value)) != ["%Y", "%d", "%m"]:
-            raise ValueError(
-                f"expected a date format using exactly %Y, %m and %d (e.g. '%Y-%m-%d'), got {value!r}"
-            )
-        return value
+        return _day_format(value)
+
+
+def _day_format(value: str) -> str:
+    if sorted(re.findall(r"%[A-Za-z]", value)) != ["%Y", "%d", "%m"]:
+        raise ValueError(
+            f"expected a date format using exactly %Y, %m and %d (e.g. '%Y-%m-%d'), got {value!r}"
+        )
+    return value
 
 
 class SourceSpec(_Model):
@@ -343,8 +347,72 @@ class ValidationSpec(_Model):
     min_rows: int = Field(default=1, ge=1)
 
 
+#: How column verdicts make the dataset verdict (``monitoring.drift.rule``).
+DriftRule = Literal["any", "share", "importance"]
+
+
+class ReferenceSpec(_Model):
+    """What a batch is compared with (``monitoring.drift.reference``).
+
+    ``training`` (default): the champion's training data (its reference profile). ``seasonal``:
+    the same period ``lag_days`` earlier (and ``seasons`` periods back, pooled), ``days`` long and
+    centred on the batch's period shifted back (default: as long as the batch). ``rolling``: the
+    ``days`` days just before the batch. Seasonal and rolling references are read from the dated
+    partitions of ``uri`` (default: the pipeline's training ``source.uri``).
+    """
+
+    kind: Literal["training", "seasonal", "rolling"] = "training"
+    lag_days: int = Field(default=365, ge=1, le=3660, description="seasonal: the season's length in days.")
+    seasons: int = Field(
+        default=1, ge=1, le=50, description="seasonal: pool the same period of this many past seasons."
+    )
+    days: int | None = Field(
+        default=None,
+        ge=1,
+        le=3660,
+        description="Length of the reference window in days (rolling: required; seasonal: default "
+        "the batch's own length).",
+    )
+    uri: str | None = Field(
+        default=None, description="Dated partitions to read the reference from (default: source.uri)."
+    )
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    conn_id_storage: str | None = None
+    date_format: str | None = Field(
+        default=None, description="strftime format of the partition dates (default: source.window's)."
+    )
+
+    @field_validator("date_format")
+    @classmethod
+    def _fmt(cls, value: str | None) -> str | None:
+        return value if value is None else _day_format(value)
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> ReferenceSpec:
+        given = self.model_fields_set
+        if self.kind == "rolling" and self.days is None:
+            raise FieldError("days", "a rolling reference needs 'days': how many days before the batch")
+        if self.kind != "seasonal":
+            extra = sorted(given & {"lag_days", "seasons"})
+            if extra:
+                raise FieldError(extra[0], f"{extra[0]!r} only applies to kind 'seasonal', not {self.kind!r}")
+        if self.kind == "training":
+            extra = sorted(given & {"days", "uri", "format", "conn_id_storage", "date_format"})
+            if extra:
+                raise FieldError(
+                    extra[0],
+                    f"{extra[0]!r} only applies to a 'seasonal' or 'rolling' reference read from files",
+                )
+        return self
+
+
 class DriftSpec(_Model):
-    """Drift of the batch against the champion's training data (see DESIGN.md, "Drift")."""
+    """Drift of the batch against a reference: by default the champion's training data.
+
+    ``rule`` turns column verdicts into the dataset's: ``any`` drifted column (default),
+    a ``share`` of the columns (``drift_share``) or of the champion's permutation importance
+    (``importance``, ``importance_share``). A share given without a rule selects its rule.
+    """
 
     enabled: bool = True
     alpha: float = Field(default=0.01, gt=0.0, lt=0.5, description="After Holm/BH correction.")
@@ -354,13 +422,42 @@ class DriftSpec(_Model):
         default=0.05, ge=0.0, le=1.0, description="Absolute change of the missing rate."
     )
     correction: Literal["holm", "bh"] = "holm"
-    drift_share: float = Field(default=0.3, gt=0.0, le=1.0)
+    rule: DriftRule = Field(default="any", description="How column verdicts make the dataset verdict.")
+    drift_share: float = Field(
+        default=0.3, gt=0.0, le=1.0, description="rule share: the share of columns that must drift."
+    )
+    importance_share: float = Field(
+        default=0.2,
+        gt=0.0,
+        le=1.0,
+        description="rule importance: the share of the champion's permutation importance that must drift.",
+    )
     critical_columns: list[str] = Field(default_factory=list)
     min_rows: int = Field(default=100, ge=1)
     prediction: bool = Field(
         default=True,
-        description="Also test the champion's predictions on the batch against its training data.",
+        description="Also test the champion's predictions on the batch against its predictions on the reference.",
     )
+    reference: ReferenceSpec = Field(default_factory=ReferenceSpec)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rule_of_share(cls, data: Any) -> Any:
+        """A share without a rule selects its rule; a share of another rule is a mistake."""
+        if not isinstance(data, dict):
+            return data
+        owner = {"drift_share": "share", "importance_share": "importance"}
+        given = [k for k in owner if k in data]
+        if "rule" not in data:
+            if len(given) == 2:
+                raise FieldError("rule", "both drift_share and importance_share are given: choose a rule")
+            if given:
+                return {**data, "rule": owner[given[0]]}
+            return data
+        for key in given:
+            if owner[key] != data["rule"]:
+                raise FieldError(key, f"{key!r} only applies to rule {owner[key]!r}, not {data['rule']!r}")
+        return data
 
 
 class PerformanceSpec(_Model):
@@ -514,6 +611,13 @@ class PipelineSpec(_Model):
                 unknown = [c for c in columns if c not in listed]
                 if unknown:
                     raise FieldError(where, f"column(s) {unknown} are not features; features are {listed}")
+        reference = self.monitoring.drift.reference
+        if reference.kind != "training" and reference.uri is None and self.source.uri is None:
+            raise FieldError(
+                "monitoring.drift.reference.uri",
+                f"a {reference.kind} reference is read from dated files, and source is a SQL query; "
+                "give the URI of the dated partitions (e.g. s3://bucket/daily/*.parquet)",
+            )
         if self.schedules.monitoring and self.monitoring.source is None:
             raise FieldError(
                 "monitoring.source", "schedules.monitoring is set but there is no monitoring.source to read"
@@ -521,6 +625,24 @@ class PipelineSpec(_Model):
         if self.schedules.scoring and self.scoring is None:
             raise FieldError("scoring", "schedules.scoring is set but there is no scoring section")
         return self
+
+    @property
+    def drift_reference(self) -> ReferenceSpec:
+        """``monitoring.drift.reference`` with the training source's files and date format filled in."""
+        ref = self.monitoring.drift.reference
+        if ref.kind == "training":
+            return ref
+        if ref.uri is not None:
+            return ref if ref.date_format else ref.model_copy(update={"date_format": "%Y-%m-%d"})
+        src = self.source
+        return ref.model_copy(
+            update={
+                "uri": src.uri,
+                "format": src.format,
+                "conn_id_storage": src.conn_id_storage,
+                "date_format": ref.date_format or (src.window.date_format if src.window else "%Y-%m-%d"),
+            }
+        )
 
     @property
     def performance_metric(self) -> str:

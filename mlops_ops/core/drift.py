@@ -25,8 +25,10 @@ profiles written before it existed still load and are tested on their bins alone
 - every p-value of the batch goes into one Holm (or Benjamini-Hochberg) correction (a test with
   nothing to compare, e.g. missing rates both 0, is left out); a test flags drift only when its
   adjusted p < alpha AND its effect >= its threshold. The dataset drifts when a
-  critical column drifts or the drifted share reaches ``drift_share``; below ``min_rows`` rows the
-  answer is ``insufficient_data``.
+  critical column drifts or, by ``rule``, when any column drifts (default: the correction already
+  holds the family-wise error rate), when the drifted share reaches ``drift_share``, or when the
+  drifted columns carry ``importance_share`` of the model's permutation importance; below
+  ``min_rows`` rows the answer is ``insufficient_data``.
 
 The batch is read one column at a time (Parquet: ``ParquetFile.read(columns=[name])``) and binned
 in cache-sized blocks, so memory stays near one column whatever the width of the table.
@@ -38,9 +40,9 @@ import functools
 import logging
 import math
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
@@ -50,6 +52,7 @@ import pyarrow.parquet as pq
 from scipy import special
 from scipy.spatial.distance import jensenshannon
 
+from mlops_ops.config import DriftRule
 from mlops_ops.core.jsonsafe import json_safe
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,9 @@ PROFILE_VERSION = 1
 
 STATUSES = ("drift", "no_drift", "insufficient_data")
 CORRECTIONS = ("holm", "bh")
+#: How column verdicts make the dataset verdict: any drifted column, a share of the columns, or a
+#: share of the model's permutation importance (see :class:`DriftConfig`).
+RULES: tuple[str, ...] = get_args(DriftRule)
 
 _BLOCK = 1 << 16  # values binned per pass: a block and its mask stay in the CPU cache
 _SMALL = 2048  # a block this small is sorted and searched rather than compared edge by edge
@@ -358,6 +364,38 @@ def _names(field_name: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _checked_by_spec(name: str, value: Any, expected: str) -> None:
+    """Validate one verdict setting with the pipeline spec's field (``monitoring.drift.<name>``)."""
+    from pydantic import ValidationError
+
+    from mlops_ops.config import DriftSpec
+
+    try:
+        DriftSpec.model_validate({name: value}, strict=True)
+    except ValidationError:
+        raise ValueError(f"DriftConfig.{name} must be {expected}, got {value!r}") from None
+
+
+def _weights(value: Any) -> tuple[tuple[str, float], ...]:
+    """``{column: weight}`` or ``(column, weight)`` pairs -> sorted pairs of finite floats."""
+    try:
+        pairs = list(value.items()) if isinstance(value, Mapping) else [tuple(p) for p in value]
+    except TypeError:
+        pairs = None
+    if pairs is None or any(len(p) != 2 for p in pairs):
+        raise ValueError(f"DriftConfig.importance must map column names to numbers, got {value!r}")
+    bad = [(k, w) for k, w in pairs if not isinstance(k, str) or not k or not _is_number(w)]
+    if bad:
+        raise ValueError(
+            f"DriftConfig.importance must map column names to finite numbers; bad entries: {bad[:5]!r}"
+        )
+    names = [k for k, _ in pairs]
+    if len(set(names)) != len(names):
+        twice = sorted({k for k in names if names.count(k) > 1})
+        raise ValueError(f"DriftConfig.importance names a column twice: {twice!r}")
+    return tuple(sorted((k, float(w)) for k, w in pairs))
+
+
 @dataclass(frozen=True)
 class DriftConfig:
     """Thresholds of the drift test, validated when built.
@@ -369,10 +407,21 @@ class DriftConfig:
     :param missing_delta: missing-rate effect threshold: absolute change of the rate, [0, 1].
     :param correction: ``"holm"`` (family-wise error) or ``"bh"`` (Benjamini-Hochberg, false
         discovery rate), applied once over every p-value of the batch.
-    :param drift_share: the dataset drifts when at least this share of the checked columns drift.
-    :param critical_columns: any of these drifting means the dataset drifts.
+    :param drift_share: with ``rule="share"``: the dataset drifts when at least this share of the
+        checked columns drift, in (0, 1].
+    :param critical_columns: any of these drifting means the dataset drifts (under every rule).
     :param min_rows: below this many rows the status is ``insufficient_data``, never ``drift``.
     :param columns: the profile columns to check (``None``: all of them).
+    :param rule: how the column verdicts make the dataset verdict (see :data:`RULES`):
+        ``"any"`` (default): one drifted column is a dataset drift; the correction already holds
+        the family-wise error rate at ``alpha``, so no second threshold is needed to stay calm;
+        ``"share"``: at least ``drift_share`` of the checked columns drifted;
+        ``"importance"``: the drifted columns carry at least ``importance_share`` of the model's
+        permutation importance (``importance``).
+    :param importance_share: with ``rule="importance"``, in (0, 1].
+    :param importance: column -> the champion's permutation importance (the drop of its metric
+        when the column is shuffled); negative values count as 0 and unnamed columns weigh 0.
+        Required by ``rule="importance"``. Stored as sorted ``(column, weight)`` pairs.
     """
 
     alpha: float = 0.01
@@ -384,6 +433,9 @@ class DriftConfig:
     critical_columns: tuple[str, ...] = ()
     min_rows: int = 100
     columns: tuple[str, ...] | None = None
+    rule: str = "any"
+    importance_share: float = 0.2
+    importance: tuple[tuple[str, float], ...] | None = None
 
     def __post_init__(self) -> None:
         if not _is_number(self.alpha) or not 0 < self.alpha < 1:
@@ -398,8 +450,17 @@ class DriftConfig:
             raise ValueError(
                 f"DriftConfig.correction must be one of {list(CORRECTIONS)}, got {self.correction!r}"
             )
-        if not _is_number(self.drift_share) or not 0 < self.drift_share <= 1:
-            raise ValueError(f"DriftConfig.drift_share must be a number in (0, 1], got {self.drift_share!r}")
+        # the verdict settings are validated by the pipeline spec's own fields: one definition
+        _checked_by_spec("drift_share", self.drift_share, "a number in (0, 1]")
+        _checked_by_spec("rule", self.rule, f"one of {list(RULES)}")
+        _checked_by_spec("importance_share", self.importance_share, "a number in (0, 1]")
+        if self.importance is not None:
+            object.__setattr__(self, "importance", _weights(self.importance))
+        elif self.rule == "importance":
+            raise ValueError(
+                "DriftConfig.rule 'importance' needs importance, the model's permutation importance "
+                "per column (e.g. the champion's explain/permutation_importance.json)"
+            )
         object.__setattr__(self, "critical_columns", _names("critical_columns", self.critical_columns))
         if not isinstance(self.min_rows, int) or isinstance(self.min_rows, bool) or self.min_rows < 1:
             raise ValueError(f"DriftConfig.min_rows must be an integer >= 1, got {self.min_rows!r}")
@@ -418,6 +479,7 @@ class DriftConfig:
         doc = asdict(self)
         doc["critical_columns"] = list(self.critical_columns)
         doc["columns"] = None if self.columns is None else list(self.columns)
+        doc["importance"] = None if self.importance is None else dict(self.importance)
         return doc
 
     @classmethod
@@ -426,6 +488,8 @@ class DriftConfig:
         doc["critical_columns"] = tuple(doc.get("critical_columns") or ())
         if doc.get("columns") is not None:
             doc["columns"] = tuple(doc["columns"])
+        # documents written before the rule existed were judged by the share of drifted columns
+        doc.setdefault("rule", "share")
         return cls(**doc)
 
 
@@ -520,7 +584,9 @@ class DriftReport:
 
     ``status`` is ``"drift"``, ``"no_drift"`` or ``"insufficient_data"``; ``rows`` is the batch size,
     ``reference_rows`` the profile's; ``drifted_share`` = drifted columns / checked columns;
-    ``family_size`` is the number of p-values in the multiple-testing correction.
+    ``family_size`` is the number of p-values in the multiple-testing correction;
+    ``drifted_importance_share`` = the drifted columns' share of the positive permutation importance
+    (None without importance weights).
     """
 
     status: str
@@ -532,6 +598,7 @@ class DriftReport:
     reasons: list[str]
     config: DriftConfig
     family_size: int = 0
+    drifted_importance_share: float | None = None
 
     @property
     def drifted(self) -> bool:
@@ -564,6 +631,8 @@ class DriftReport:
                 "drifted_columns": list(self.drifted_columns),
                 "drifted_share": self.drifted_share,
                 "family_size": self.family_size,
+                "rule": self.config.rule,
+                "drifted_importance_share": self.drifted_importance_share,
                 "reasons": list(self.reasons),
                 "config": self.config.to_dict(),
                 "columns": [c.to_dict() for c in self.columns],
@@ -587,6 +656,7 @@ class DriftReport:
             reasons=list(doc["reasons"]),
             config=DriftConfig.from_dict(doc["config"]),
             family_size=int(doc.get("family_size", 0)),
+            drifted_importance_share=doc.get("drifted_importance_share"),
         )
 
     def with_config(self, config: DriftConfig) -> DriftReport:
@@ -1119,6 +1189,7 @@ def _judge(columns: list[ColumnDrift], rows: int, reference_rows: int, config: D
     drifted = [c.name for c in columns if c.drifted]
     share = len(drifted) / len(columns) if columns else 0.0
     critical = [c for c in config.critical_columns if c in drifted]
+    importance = _importance_share(columns, drifted, config)
     reasons: list[str] = []
     if not enough:
         status = "insufficient_data"
@@ -1126,13 +1197,10 @@ def _judge(columns: list[ColumnDrift], rows: int, reference_rows: int, config: D
             f"the batch has {rows:,} rows, fewer than min_rows {config.min_rows:,}: drift is not judged"
         )
     else:
-        status = "drift" if critical or (drifted and share >= config.drift_share) else "no_drift"
+        met, rule_reason = _dataset_rule(columns, drifted, share, importance, config)
+        status = "drift" if critical or met else "no_drift"
         if drifted:
-            sign = ">=" if share >= config.drift_share else "<"
-            reasons.append(
-                f"{len(drifted)} of {len(columns)} columns drifted ({share:.1%} {sign} drift_share "
-                f"{config.drift_share:.1%})"
-            )
+            reasons.append(rule_reason)
             if critical:
                 reasons.append(f"critical column(s) drifted: {', '.join(critical)}")
             elif config.critical_columns:
@@ -1166,7 +1234,49 @@ def _judge(columns: list[ColumnDrift], rows: int, reference_rows: int, config: D
         reasons=reasons,
         config=config,
         family_size=len(family),
+        drifted_importance_share=importance,
     )
+
+
+def _importance_share(columns: list[ColumnDrift], drifted: list[str], config: DriftConfig) -> float | None:
+    """The drifted columns' share of the positive importance of the checked columns, or None
+    when no importance is given or no checked column has a positive importance."""
+    if config.importance is None:
+        return None
+    weights = dict(config.importance)
+    total = sum(max(weights.get(c.name, 0.0), 0.0) for c in columns)
+    if total <= 0:
+        return None
+    return sum(max(weights.get(name, 0.0), 0.0) for name in drifted) / total
+
+
+def _dataset_rule(
+    columns: list[ColumnDrift],
+    drifted: list[str],
+    share: float,
+    importance: float | None,
+    config: DriftConfig,
+) -> tuple[bool, str]:
+    """Whether the drifted columns make a dataset drift under ``config.rule``, and the sentence why."""
+    counted = f"{len(drifted)} of {len(columns)} columns drifted"
+    if config.rule == "share":
+        sign = ">=" if share >= config.drift_share else "<"
+        return bool(drifted) and share >= config.drift_share, (
+            f"{counted} ({share:.1%} {sign} drift_share {config.drift_share:.1%})"
+        )
+    if config.rule == "importance":
+        if importance is None:
+            return bool(drifted), (
+                f"{counted}; no checked column has a positive permutation importance, so the rule "
+                "'importance' cannot weigh them: judged by the rule 'any' (one drifted column is a "
+                "dataset drift)"
+            )
+        sign = ">=" if importance >= config.importance_share else "<"
+        return bool(drifted) and importance >= config.importance_share, (
+            f"{counted}, holding {importance:.1%} of the model's permutation importance ({sign} "
+            f"importance_share {config.importance_share:.1%})"
+        )
+    return bool(drifted), f"{counted} (rule 'any': one drifted column is a dataset drift)"
 
 
 def detect_drift(profile: ReferenceProfile, data: Any, config: DriftConfig = DEFAULT_CONFIG) -> DriftReport:

@@ -122,7 +122,20 @@ def _reference_view(reference: Any) -> list[tuple[str, Any]]:
     return out
 
 
-def _report_view(report: DriftReport, doc: Mapping[str, Any], title: str) -> dict[str, Any]:
+def _rule(report: DriftReport) -> str:
+    """The dataset rule that judged ``report``, with its threshold, as one line."""
+    cfg, share = report.config, report.drifted_importance_share
+    if cfg.rule == "share":
+        return f"rule share: drift_share {cfg.drift_share:.1%}"
+    if cfg.rule == "importance":
+        held = f"{share:.1%} of the importance drifted; " if share is not None else ""
+        return f"rule importance: {held}importance_share {cfg.importance_share:.1%}"
+    return "rule any: one drifted column is a dataset drift"
+
+
+def _report_view(
+    report: DriftReport, doc: Mapping[str, Any], title: str, reference: str | None = None
+) -> dict[str, Any]:
     cfg = report.config
     settings = [
         ("rows", f"{report.rows:,} (reference {report.reference_rows:,}; min_rows {cfg.min_rows:,})"),
@@ -134,7 +147,7 @@ def _report_view(report: DriftReport, doc: Mapping[str, Any], title: str) -> dic
         (
             "drifted columns",
             f"{len(report.drifted_columns)} of {len(report.columns)} "
-            f"({report.drifted_share:.1%}; drift_share {cfg.drift_share:.1%})",
+            f"({report.drifted_share:.1%}; {_rule(report)})",
         ),
         (
             "significance",
@@ -148,6 +161,8 @@ def _report_view(report: DriftReport, doc: Mapping[str, Any], title: str) -> dic
         ),
         ("critical columns", ", ".join(cfg.critical_columns) or "none"),
     ]
+    if reference:
+        settings.append(("reference", reference))
     return {
         "title": title,
         "status": report.status,
@@ -165,7 +180,9 @@ def _as_report(report: DriftReport | Mapping[str, Any]) -> tuple[DriftReport, Ma
     return DriftReport.from_dict(dict(report)), report
 
 
-def render_drift_html(report: DriftReport | Mapping[str, Any], *, title: str) -> str:
+def render_drift_html(
+    report: DriftReport | Mapping[str, Any], *, title: str, reference: str | None = None
+) -> str:
     """One self-contained HTML page for a drift report; every user string is escaped.
 
     :param report: a :class:`DriftReport`, or the JSON document of one (``DriftReport.to_dict()``,
@@ -173,6 +190,8 @@ def render_drift_html(report: DriftReport | Mapping[str, Any], *, title: str) ->
         shows ``reference`` (which reference was used, its data interval and why), ``data_interval``
         (the batch's data interval judged) and ``prediction`` (a prediction-drift report, shown as
         a second section), each when present.
+    :param reference: one line describing what the batch was compared with, shown beside the
+        settings (the document's ``reference`` entry, when present, is shown in full as well).
     :raises ValueError: ``report`` is a document whose status is not a drift status.
     """
     main, doc = _as_report(report)
@@ -183,7 +202,7 @@ def render_drift_html(report: DriftReport | Mapping[str, Any], *, title: str) ->
     return render(
         "drift.html.j2",
         title=title,
-        main=_report_view(main, doc, title),
+        main=_report_view(main, doc, title, reference),
         prediction=prediction,
         colours={"reference": _REF, "current": _CUR},
     )

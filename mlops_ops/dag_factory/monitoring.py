@@ -15,9 +15,9 @@ MONITORING_DOC = """\
 * **ingest_batch** reads `{source}` (this run's batch) into a snapshot.
 * **validate_batch** runs the spec's checks and the suite inferred from the champion's training
   data. The target may be absent (unlabelled batches).
-* **detect_drift** compares the batch with the champion's training data, column by column
-  (binned KS / chi-square and missing rates, Holm-corrected, with an effect-size floor), and the
-  champion's predictions on the batch with its predictions on its training data.
+* **detect_drift** compares the batch with {reference}, column by column (binned KS /
+  chi-square and missing rates, Holm-corrected, with an effect-size floor; dataset verdict by the
+  rule `{rule}`), and the champion's predictions on the batch with its predictions on that reference.
 * **check_performance** scores the champion on labelled rows: `{metric}` may drop at most
   {tolerance} from its value at promotion{floor}.
 * **request_retrain** applies the retrain policy (cooldown {cooldown} h): on a trigger it emits the
@@ -25,6 +25,13 @@ MONITORING_DOC = """\
 
 Reports (JSON and HTML) are linked from each task and logged to MLflow (`mlops.kind` tag).
 """
+
+
+_REFERENCES = {
+    "training": "the champion's training data",
+    "seasonal": "the same period one season earlier (`monitoring.drift.reference`)",
+    "rolling": "the days just before it (`monitoring.drift.reference`)",
+}
 
 
 def build_monitoring_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | None = None) -> Any:
@@ -56,6 +63,8 @@ def build_monitoring_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | N
             tolerance=perf.tolerance,
             floor=f", and not past {perf.floor}" if perf.floor is not None else "",
             cooldown=monitoring.retrain.cooldown_hours,
+            reference=_REFERENCES[monitoring.drift.reference.kind],
+            rule=monitoring.drift.rule,
         ),
     ) as dag:
         # min_rows=1: a small batch is "insufficient data", reported by the checks, not a failure;
@@ -75,8 +84,13 @@ def build_monitoring_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | N
         )
         checks: dict[str, Any] = {}
         if monitoring.drift.enabled:
+            # the reference's files default to the training source's; only what was set is passed
+            settings = monitoring.drift.model_copy(update={"reference": spec.drift_reference})
             drift = DetectDriftOperator(
-                task_id="detect_drift", snapshot=ingest.output, drift=monitoring.drift.model_dump(), **common
+                task_id="detect_drift",
+                snapshot=ingest.output,
+                drift=settings.model_dump(exclude_unset=True),
+                **common,
             )
             validate >> drift
             checks["drift"] = drift

@@ -69,18 +69,23 @@ class _ChampionMixin(MlopsBaseOperator):
 
 
 class DetectDriftOperator(_ChampionMixin):
-    """Compare a batch with the champion's training data, column by column, and its predictions.
+    """Compare a batch with a reference, column by column, and the champion's predictions on it.
 
-    Reads the champion's reference profile (logged at training) and the batch snapshot one column
-    at a time; per column a binned Kolmogorov-Smirnov test (numeric) or a chi-square test
-    (categorical) and a missing-rate test, Holm-corrected, and an effect size that must also reach
-    its threshold (see DESIGN.md, "Drift"). With ``prediction=True`` the champion also scores the
-    batch and its outputs are tested against its outputs on its training data. The report is
-    stored (JSON and HTML) and logged to MLflow. No champion: skipped.
+    The reference is the champion's training data (its reference profile, logged at training) by
+    default; ``drift.reference`` can make it the same period one season earlier or a rolling
+    window of recent days, read from dated partitions (see ``mlops_ops.core.reference``). The
+    batch is read one column at a time; per column a binned Kolmogorov-Smirnov test (numeric) or a
+    chi-square test (categorical) and a missing-rate test, Holm-corrected, and an effect size that
+    must also reach its threshold; ``drift.rule`` makes the dataset verdict (any drifted column,
+    a share of the columns, or a share of the champion's permutation importance). With
+    ``prediction=True`` the champion also scores the batch and its outputs are tested against its
+    outputs on the reference. The report (JSON, with the reference used under ``reference``, and
+    HTML) is stored and logged to MLflow. No champion: skipped.
 
     :param snapshot: the batch's ingest result or snapshot URI (templated).
-    :param drift: drift settings: ``alpha``, ``delta``, ``categorical_delta``, ``missing_delta``,
-        ``correction``, ``drift_share``, ``critical_columns``, ``min_rows``, ``prediction``.
+    :param drift: drift settings (``monitoring.drift`` of a pipeline spec): ``alpha``, ``delta``,
+        ``categorical_delta``, ``missing_delta``, ``correction``, ``rule``, ``drift_share``,
+        ``importance_share``, ``critical_columns``, ``min_rows``, ``prediction``, ``reference``.
     """
 
     template_fields: Sequence[str] = ("snapshot",)
@@ -91,7 +96,7 @@ class DetectDriftOperator(_ChampionMixin):
         self.snapshot = snapshot
         self.drift = drift
 
-    def _config(self) -> tuple[Any, bool]:
+    def _config(self) -> tuple[Any, Any]:
         from pydantic import ValidationError
 
         from mlops_ops.config import DriftSpec
@@ -108,19 +113,24 @@ class DetectDriftOperator(_ChampionMixin):
                 drift_share=spec.drift_share,
                 critical_columns=tuple(spec.critical_columns),
                 min_rows=spec.min_rows,
+                rule="share" if spec.rule == "share" else "any",  # importance: see _with_importance
+                importance_share=spec.importance_share,
             )
         except (ValidationError, ValueError) as err:
             raise AirflowFailException(f"drift settings are invalid: {err}") from None
-        return config, spec.prediction
+        if spec.reference.kind != "training" and not spec.reference.uri:
+            raise AirflowFailException(
+                f"drift settings are invalid: a {spec.reference.kind} reference needs reference.uri, the "
+                "dated partitions to read it from"
+            )
+        return config, spec
 
     def execute(self, context: Context) -> dict[str, Any]:
-        import dataclasses
-
         from mlops_ops.core.drift import ReferenceProfile, detect_drift
         from mlops_ops.core.drift_report import render_drift_html
         from mlops_ops.hooks.storage import snapshot_uri_of, to_path
 
-        config, with_prediction = self._config()
+        config, spec = self._config()
         champion = self.champion()
         hook = self.mlflow_hook
         profile_doc = hook.load_dict(champion.run_id, PROFILE_ARTIFACT)
@@ -129,7 +139,10 @@ class DetectDriftOperator(_ChampionMixin):
                 f"champion v{champion.version} of {self.pipeline} has no {PROFILE_ARTIFACT}; retrain it "
                 "with this version of mlops-ops so monitoring has a reference"
             )
-        profile = ReferenceProfile.from_dict(profile_doc)
+        config, rule_note = self._with_importance(config, spec.rule, champion)
+        profile, choice, reference_frame = self._reference(
+            context, champion, ReferenceProfile.from_dict(profile_doc), spec.reference, config.min_rows
+        )
         data_path = to_path(snapshot_uri_of(self.snapshot), self.storage.conn_id) / "data.parquet"
         if not data_path.exists():
             raise AirflowFailException(f"no snapshot data at {data_path}; run the ingest task first")
@@ -140,49 +153,42 @@ class DetectDriftOperator(_ChampionMixin):
                 report = detect_drift(profile, pq.ParquetFile(fh), config)
         except ValueError as err:  # e.g. a profile column missing from the batch
             raise AirflowFailException(f"drift check of {self.pipeline} cannot run: {err}") from None
-        for col in sorted(report.columns, key=lambda c: -(c.effect or 0.0)):
-            self.log.info(
-                "%-24s %-4s stat=%s p_adj=%s effect=%s (threshold %s)%s",
-                col.name,
-                col.test,
-                _r(col.statistic),
-                _r(col.p_adjusted),
-                _r(col.effect),
-                _r(col.effect_threshold),
-                "  DRIFT" if col.drifted else "",
-            )
+        report.reasons[:0] = [f"reference: {choice.describe()}: {choice.why}", *rule_note]
+        self._log_columns(report)
 
         prediction = None
-        if with_prediction and report.status != "insufficient_data":
-            prediction = self._prediction_drift(champion, config, dataclasses)
+        if spec.prediction and report.status != "insufficient_data":
+            prediction = self._prediction_drift(champion, config, reference_frame)
         prediction_drift = bool(prediction and prediction.status == "drift")
         doc = {
             "pipeline": self.pipeline,
             "champion_version": str(champion.version),
             "snapshot_uri": snapshot_uri_of(self.snapshot),
             **report.to_dict(),
+            "reference": choice.to_dict(),
             "prediction": prediction.to_dict() if prediction is not None else None,
             "prediction_drift": prediction_drift,
             **self.lineage(context),
         }
         title = f"Drift of {self.pipeline} batch vs champion v{champion.version}"
-        html = render_drift_html(doc, title=title)  # with the prediction drift, if any
+        # with the prediction drift, if any
+        html = render_drift_html(doc, title=title, reference=choice.describe())
         uri = self.write_report(context, doc, html)
         metrics = {
             "drift.rows": report.rows,
             "drift.drifted_share": report.drifted_share,
             "drift.n_drifted": len(report.drifted_columns),
+            "drift.reference_rows": report.reference_rows,
         }
         if prediction is not None and prediction.columns:
             metrics["drift.prediction_effect"] = prediction.columns[0].effect
         _, run_url = self._log_monitoring_run(context, "drift", champion, metrics, doc, html)
         self.log.info(
-            "drift status %s: %d of %d column(s) drifted (share %.2f, threshold %.2f)%s; report %s",
+            "drift status %s: %d of %d column(s) drifted (rule %s)%s; report %s",
             report.status,
             len(report.drifted_columns),
             len(report.columns),
-            report.drifted_share,
-            config.drift_share,
+            config.rule,
             "; PREDICTIONS DRIFTED" if prediction_drift else "",
             uri,
         )
@@ -197,14 +203,193 @@ class DetectDriftOperator(_ChampionMixin):
             "prediction_drift": prediction_drift,
             "prediction_status": prediction.status if prediction is not None else None,
             "champion_version": str(champion.version),
+            "reference": choice.kind,
             "reasons": list(report.reasons),
             "report_uri": uri,
             "run_url": run_url,
         }
 
-    def _prediction_drift(self, champion: Any, config: Any, dataclasses: Any) -> Any:
+    def _log_columns(self, report: Any) -> None:
+        for col in sorted(report.columns, key=lambda c: -(c.effect or 0.0)):
+            self.log.info(
+                "%-24s %-4s stat=%s p_adj=%s effect=%s (threshold %s)%s",
+                col.name,
+                col.test,
+                _r(col.statistic),
+                _r(col.p_adjusted),
+                _r(col.effect),
+                _r(col.effect_threshold),
+                "  DRIFT" if col.drifted else "",
+            )
+
+    def _with_importance(self, config: Any, rule: str, champion: Any) -> tuple[Any, list[str]]:
+        """``rule: importance`` with the champion's logged permutation importance; without it, the
+        rule ``any``, and a sentence saying so."""
+        import dataclasses
+
+        from mlops_ops.operators.evaluate import IMPORTANCE_ARTIFACT
+
+        if rule != "importance":
+            return config, []
+        doc = self.mlflow_hook.load_dict(champion.run_id, IMPORTANCE_ARTIFACT) or {}
+        weights = {str(f["feature"]): float(f["importance"]) for f in doc.get("features") or []}
+        if not weights:
+            why = doc.get("error") or f"champion v{champion.version} has no {IMPORTANCE_ARTIFACT}"
+            note = (
+                f"rule 'importance' needs the champion's permutation importance, but {why} "
+                "(evaluation.permutation_importance): judged by the rule 'any' instead"
+            )
+            self.log.warning("%s", note)
+            return config, [note]
+        return dataclasses.replace(config, rule="importance", importance=weights), []
+
+    def _reference(
+        self, context: Context, champion: Any, trained: Any, spec: Any, min_rows: int
+    ) -> tuple[Any, Any, Any]:
+        """The reference profile, what it is (a ``ReferenceChoice``) and, when read from
+        partitions, its frame (for the prediction reference)."""
+
+        if spec.kind == "training":
+            why = (
+                f"reference.kind is 'training' (the default): the batch is compared with the data "
+                f"champion v{champion.version} was trained on"
+            )
+            return trained, self._training_choice(champion, trained, "training", why), None
+        choice = self._windowed_choice(context, spec)
+        if not choice.files:
+            return trained, self._fallback(champion, trained, choice, "no partition is dated in it"), None
+        frame = self._read_reference(spec, choice, trained)
+        if len(frame) < min_rows:
+            why = f"it holds {len(frame):,} rows, fewer than min_rows {min_rows:,}"
+            return trained, self._fallback(champion, trained, choice, why), None
+        from mlops_ops.core.drift import build_reference_profile
+
+        choice.rows = len(frame)
+        profile = build_reference_profile(
+            frame, numeric=list(trained.numeric), categorical=list(trained.categorical)
+        )
+        self.log.info("reference: %s: %s", choice.describe(), choice.why)
+        return profile, choice, frame
+
+    def _windowed_choice(self, context: Context, spec: Any) -> Any:
+        """The seasonal or rolling window of this batch, and the partitions dated in it."""
+        import os
+
+        from mlops_ops.core.reference import (
+            ReferenceChoice,
+            data_interval,
+            reference_intervals,
+            select_partitions,
+        )
+        from mlops_ops.hooks.storage import expand_source, read_json, snapshot_uri_of, to_path
+
+        fmt = spec.date_format or "%Y-%m-%d"
+        manifest = read_json(to_path(snapshot_uri_of(self.snapshot), self.storage.conn_id) / "manifest.json")
+        when = context.get("logical_date") or context["dag_run"].run_after
+        batch, found = data_interval(manifest.get("source"), date_format=fmt, default_day=when.date())
+        assert batch is not None
+        try:
+            intervals = reference_intervals(
+                spec.kind, batch, lag_days=spec.lag_days, seasons=spec.seasons, days=spec.days
+            )
+            uri = os.path.expandvars(str(spec.uri))
+            files = {str(f): f for f in expand_source(uri, spec.conn_id_storage)}
+            chosen = select_partitions(list(files), intervals, fmt)
+        except ValueError as err:  # DataError included
+            raise AirflowFailException(
+                f"the drift reference of {self.pipeline} cannot be read: {err}"
+            ) from None
+        if spec.kind == "seasonal":
+            back = f"{spec.lag_days} days earlier" + (
+                f", in each of {spec.seasons} past seasons" if spec.seasons > 1 else ""
+            )
+            why = (
+                f"reference.kind is 'seasonal': the batch ({batch}, from {found}) is compared with "
+                f"{intervals[0].days} day(s) around the same period {back}, so a recurring cycle is not "
+                "taken for drift"
+            )
+        else:
+            why = (
+                f"reference.kind is 'rolling': the batch ({batch}, from {found}) is compared with the "
+                f"{spec.days} day(s) before it, so slow change is absorbed and a sudden one alarms"
+            )
+        return ReferenceChoice(
+            kind=spec.kind,
+            requested=spec.kind,
+            why=why,
+            intervals=intervals,
+            batch=batch,
+            batch_dates_from=found,
+            files=sorted(chosen),
+            n_files=len(chosen),
+            source=uri,
+            settings=spec.model_dump(exclude={"conn_id_storage"}),
+        )
+
+    def _read_reference(self, spec: Any, choice: Any, trained: Any) -> Any:
+        """The reference partitions as one normalised frame; every profiled column must be there."""
+        from mlops_ops.core import data
+        from mlops_ops.hooks.storage import to_path
+
+        frames = []
+        try:
+            for name in choice.files:
+                path = to_path(name, spec.conn_id_storage)
+                with path.open("rb") as fh:
+                    frames.append(
+                        (name, data.read_frame(name, fh, data.detect_format(path.name, spec.format)))
+                    )
+            frame = data.normalise(data.combine(frames))
+        except data.DataError as err:
+            raise AirflowFailException(
+                f"the drift reference of {self.pipeline} cannot be read: {err}"
+            ) from None
+        missing = [c for c in trained.columns if c not in frame.columns]
+        if missing:
+            raise AirflowFailException(
+                f"the drift reference ({choice.source}, {len(choice.files)} file(s) dated "
+                f"{', '.join(str(i) for i in choice.intervals)}) lacks the champion's column(s) {missing}; "
+                "point monitoring.drift.reference.uri at partitions with the training columns"
+            )
+        return frame
+
+    def _fallback(self, champion: Any, trained: Any, choice: Any, why: str) -> Any:
+        """A windowed reference that cannot be used: the champion's training data, saying why."""
+        where = ", ".join(str(i) for i in choice.intervals)
+        text = (
+            f"the {choice.kind} reference ({choice.source}, {where}) cannot be used: {why}; the batch "
+            f"is compared with the data champion v{champion.version} was trained on instead"
+        )
+        self.log.warning("%s", text)
+        fallback = self._training_choice(champion, trained, choice.kind, text)
+        fallback.fallback = True
+        fallback.batch, fallback.batch_dates_from = choice.batch, choice.batch_dates_from
+        fallback.settings = choice.settings
+        return fallback
+
+    def _training_choice(self, champion: Any, trained: Any, requested: str, why: str) -> Any:
+        """The champion's training data as a reference, with its data interval when known."""
+        from mlops_ops.core.reference import ReferenceChoice, data_interval
+        from mlops_ops.hooks.storage import read_json, to_path
+
+        choice = ReferenceChoice(kind="training", requested=requested, why=why, rows=trained.rows)
+        spec = self.mlflow_hook.load_dict(champion.run_id, TRAINING_SPEC_ARTIFACT) or {}
+        if spec.get("snapshot_uri"):
+            choice.source = str(spec["snapshot_uri"])
+            try:
+                manifest = read_json(to_path(choice.source, self.storage.conn_id) / "manifest.json")
+            except (OSError, ValueError) as err:  # explanatory only
+                self.log.info("training snapshot manifest not read: %s", err)
+            else:
+                interval, _ = data_interval(manifest.get("source"))
+                choice.intervals = [interval] if interval else []
+        return choice
+
+    def _prediction_drift(self, champion: Any, config: Any, reference_frame: Any) -> Any:
+        import dataclasses
+
         from mlops_ops.core.drift import ReferenceProfile, detect_drift
-        from mlops_ops.core.monitoring import prediction_frame
+        from mlops_ops.core.monitoring import build_prediction_profile, prediction_frame
 
         hook = self.mlflow_hook
         doc = hook.load_dict(champion.run_id, PREDICTION_PROFILE_ARTIFACT)
@@ -219,12 +404,18 @@ class DetectDriftOperator(_ChampionMixin):
         model = hook.load_sklearn_model(model_version_uri(self.pipeline, champion.version))
         try:
             predictions = prediction_frame(model, frame[features], spec["task"])
+            # a windowed reference: the champion's outputs on that window, not on its training data
+            reference = (
+                ReferenceProfile.from_dict(doc)
+                if reference_frame is None
+                else build_prediction_profile(model, reference_frame[features], spec["task"])
+            )
         except Exception as err:
             raise AirflowFailException(
                 f"champion v{champion.version} could not score the batch for prediction drift: {err}"
             ) from None
-        cfg = dataclasses.replace(config, critical_columns=(), drift_share=1.0, columns=None)
-        return detect_drift(ReferenceProfile.from_dict(doc), predictions, cfg)
+        cfg = dataclasses.replace(config, critical_columns=(), rule="any", importance=None, columns=None)
+        return detect_drift(reference, predictions, cfg)
 
 
 class CheckModelPerformanceOperator(_ChampionMixin):

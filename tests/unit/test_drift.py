@@ -81,7 +81,7 @@ def test_the_report_says_what_drifted_and_why(drifted_report):
     assert set(r.drifted_columns) == {"x", "x32", "count", "flag", "plan"}
     assert r.drifted_share == 1.0
     assert r.family_size == 7  # five distribution tests, two missing-rate tests (x, plan)
-    assert r.reasons[0] == "5 of 5 columns drifted (100.0% >= drift_share 30.0%)"
+    assert r.reasons[0] == "5 of 5 columns drifted (rule 'any': one drifted column is a dataset drift)"
     assert any(reason.startswith("'x': KS D=") and ">= delta 0.1" in reason for reason in r.reasons)
     assert any("Jensen-Shannon distance" in reason for reason in r.reasons)
     summary = r.summary()
@@ -376,19 +376,22 @@ def test_an_empty_batch_is_insufficient_data_and_strict_json(profile):
 
 
 def test_a_critical_column_makes_the_dataset_drift(profile):
+    # under the rule "share" (the default before issue 8; now the rule "any" is): one drifted
+    # column of five is below drift_share, unless it is critical
     frame = frame_of(5_000, seed=15)
     frame["count"] = np.random.default_rng(1).poisson(3.0, len(frame))
-    default = detect_drift(profile, frame)
+    default = detect_drift(profile, frame, DriftConfig(rule="share"))
     assert default.drifted_columns == ["count"]
     assert default.status == "no_drift"  # 1 of 5 < 30%
     assert default.reasons[0] == "1 of 5 columns drifted (20.0% < drift_share 30.0%)"
-    critical = detect_drift(profile, frame, DriftConfig(critical_columns=("count",)))
+    critical = detect_drift(profile, frame, DriftConfig(rule="share", critical_columns=("count",)))
     assert critical.status == "drift"
     assert "critical column(s) drifted: count" in critical.reasons
-    other = detect_drift(profile, frame, DriftConfig(critical_columns=("x",)))
+    other = detect_drift(profile, frame, DriftConfig(rule="share", critical_columns=("x",)))
     assert other.status == "no_drift"
     assert "no critical column drifted" in other.reasons
-    assert detect_drift(profile, frame, DriftConfig(drift_share=0.2)).status == "drift"
+    assert detect_drift(profile, frame, DriftConfig(rule="share", drift_share=0.2)).status == "drift"
+    assert detect_drift(profile, frame).status == "drift"  # the default rule "any"
 
 
 def same_column_frame(columns: int, values: np.ndarray) -> pd.DataFrame:
@@ -708,3 +711,116 @@ def test_the_html_table_lists_the_columns_furthest_past_their_threshold_first(dr
     positions = [page.index(f"<td><b>{c.name}</b>") for c in ratios]
     assert positions == sorted(positions)
     assert ratios[0].ratio >= ratios[-1].ratio
+
+
+# --------------------------------------------------------------------------- the dataset rule
+
+
+def one_column_drifted(profile) -> DriftReport:
+    frame = frame_of(5_000, seed=15)
+    frame["count"] = np.random.default_rng(1).poisson(3.0, len(frame))
+    report = detect_drift(profile, frame)
+    assert report.drifted_columns == ["count"]
+    return report
+
+
+def test_by_default_one_drifted_column_is_a_dataset_drift(profile):
+    report = one_column_drifted(profile)
+    assert report.config.rule == "any"
+    assert report.status == "drift"
+    assert report.reasons[0] == "1 of 5 columns drifted (rule 'any': one drifted column is a dataset drift)"
+    assert report.drifted_importance_share is None
+    quiet = detect_drift(profile, frame_of(5_000, seed=3))
+    assert quiet.status == "no_drift"
+    assert quiet.reasons[0] == "none of 5 columns drifted"
+
+
+@pytest.mark.parametrize(
+    ("importance", "share", "status"),
+    [
+        # the drifted column carries 60% of the importance
+        ({"count": 0.06, "x": 0.02, "x32": 0.01, "flag": 0.01, "plan": 0.0}, 0.6, "drift"),
+        # 10% < 20%: a column the model hardly uses
+        ({"count": 0.01, "x": 0.05, "x32": 0.02, "flag": 0.01, "plan": 0.01}, 0.1, "no_drift"),
+        # negative importance (noise) counts as 0; unnamed columns weigh 0
+        ({"count": -0.01, "x": 0.05}, 0.0, "no_drift"),
+        ({"count": 0.02, "x": 0.02, "x32": -0.5}, 0.5, "drift"),
+    ],
+)
+def test_the_importance_rule_weighs_drifted_columns_by_the_models_use_of_them(
+    profile, importance, share, status
+):
+    base = one_column_drifted(profile)
+    report = base.with_config(DriftConfig(rule="importance", importance=importance))
+    assert report.drifted_importance_share == pytest.approx(share)
+    assert report.status == status
+    sign = ">=" if share >= 0.2 else "<"
+    assert report.reasons[0] == (
+        f"1 of 5 columns drifted, holding {share:.1%} of the model's permutation importance "
+        f"({sign} importance_share 20.0%)"
+    )
+    # the threshold is a setting; a critical column drifts the dataset whatever its weight
+    assert base.with_config(
+        DriftConfig(rule="importance", importance=importance, importance_share=0.05)
+    ).status == ("drift" if share >= 0.05 else "no_drift")
+    critical = DriftConfig(rule="importance", importance=importance, critical_columns=("count",))
+    assert base.with_config(critical).status == "drift"
+
+
+def test_the_importance_rule_without_positive_weights_says_it_judged_by_any(profile):
+    report = one_column_drifted(profile).with_config(
+        DriftConfig(rule="importance", importance={"count": 0.0, "x": -0.1})
+    )
+    assert report.status == "drift"
+    assert report.drifted_importance_share is None
+    assert "cannot weigh them: judged by the rule 'any'" in report.reasons[0]
+
+
+def test_the_rule_and_the_importance_round_trip_through_json(profile):
+    config = DriftConfig(rule="importance", importance={"x": 0.5, "count": 0.25}, importance_share=0.3)
+    assert config.importance == (("count", 0.25), ("x", 0.5))
+    hash(config)
+    report = one_column_drifted(profile).with_config(config)
+    doc = json.loads(strict_json(report.to_dict()))
+    assert doc["rule"] == "importance"
+    assert doc["config"]["importance"] == {"count": 0.25, "x": 0.5}
+    assert doc["drifted_importance_share"] == pytest.approx(1 / 3)
+    again = DriftReport.from_dict(doc)
+    assert again.config == config
+    assert again.to_dict() == report.to_dict()
+    page = render_drift_html(report, title="t", reference="the same period of past season(s)")
+    assert "rule importance: 33.3% of the importance drifted; importance_share 30.0%" in page
+    assert "<dt>reference</dt><dd>the same period of past season(s)</dd>" in page
+
+
+def test_a_report_written_before_the_rule_existed_keeps_its_share_rule(drifted_report):
+    doc = drifted_report.to_dict()
+    for key in ("rule", "importance_share", "importance"):
+        doc["config"].pop(key)
+    doc.pop("rule")
+    doc.pop("drifted_importance_share")
+    old = DriftReport.from_dict(doc)
+    assert old.config.rule == "share"
+    assert old.config.importance is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"rule": "most"}, "DriftConfig.rule must be one of ['any', 'share', 'importance'], got 'most'"),
+        ({"importance_share": 0.0}, "DriftConfig.importance_share must be a number in (0, 1], got 0.0"),
+        ({"importance_share": True}, "DriftConfig.importance_share must be a number in (0, 1], got True"),
+        ({"drift_share": float("nan")}, "DriftConfig.drift_share must be a number in (0, 1], got nan"),
+        ({"rule": "importance"}, "DriftConfig.rule 'importance' needs importance"),
+        (
+            {"importance": {"x": float("inf")}},
+            "DriftConfig.importance must map column names to finite numbers",
+        ),
+        ({"importance": {"": 1.0}}, "DriftConfig.importance must map column names to finite numbers"),
+        ({"importance": [("x", 1.0), ("x", 2.0)]}, "DriftConfig.importance names a column twice: ['x']"),
+        ({"importance": 3}, "DriftConfig.importance must map column names to numbers, got 3"),
+    ],
+)
+def test_a_bad_rule_setting_says_what_was_expected(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        DriftConfig(**kwargs)
