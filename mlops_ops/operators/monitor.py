@@ -131,13 +131,13 @@ class DetectDriftOperator(_ChampionMixin):
         data_path = to_path(snapshot_uri_of(self.snapshot), self.storage.conn_id) / "data.parquet"
         if not data_path.exists():
             raise AirflowFailException(f"no snapshot data at {data_path}; run the ingest task first")
-        import pyarrow.parquet as pq
-
         try:
-            with data_path.open("rb") as fh:
-                report = detect_drift(profile, pq.ParquetFile(fh), config)
-        except ValueError as err:  # e.g. a profile column missing from the batch
+            batch = self._coerced_batch(champion, profile)
+            report = detect_drift(profile, batch, config)
+        except ValueError as err:  # e.g. a profile column missing from the batch, a value off-schema
             raise AirflowFailException(f"drift check of {self.pipeline} cannot run: {err}") from None
+        for column, why in profile.excluded.items():
+            self.log.info("column %r is not tested for drift: %s", column, why)
         for col in sorted(report.columns, key=lambda c: -(c.effect or 0.0)):
             self.log.info(
                 "%-24s %-4s stat=%s p_adj=%s effect=%s (threshold %s)%s",
@@ -159,6 +159,7 @@ class DetectDriftOperator(_ChampionMixin):
             "champion_version": str(champion.version),
             "snapshot_uri": snapshot_uri_of(self.snapshot),
             **report.to_dict(),
+            "excluded_columns": dict(profile.excluded),
             "prediction": prediction.to_dict() if prediction is not None else None,
             "prediction_drift": prediction_drift,
             **self.lineage(context),
@@ -202,6 +203,35 @@ class DetectDriftOperator(_ChampionMixin):
             "run_url": run_url,
         }
 
+    def _schema(self, champion: Any, profile: Any = None) -> Any:
+        """The champion's frozen schema: in its profile, its schema.json, or its feature lists."""
+        from mlops_ops.core.schema import Schema
+
+        if profile is not None and profile.schema is not None:
+            return Schema.from_dict(profile.schema)
+        return self.version_schema(
+            champion.run_id, self.mlflow_hook.load_dict(champion.run_id, TRAINING_SPEC_ARTIFACT)
+        )
+
+    def _coerced_batch(self, champion: Any, profile: Any) -> Any:
+        """The batch with every profiled feature coerced to the champion's schema (never re-inferred)."""
+        frame, manifest = self.read_snapshot(self.snapshot)
+        schema = self._schema(champion, profile)
+        present = [c for c in schema.features if c in frame.columns and c in profile.columns]
+        types = {c.name: c.type for c in schema.columns}
+        from mlops_ops.core.schema import coerce_column
+
+        where = f"snapshot {manifest['sha256'][:12]}"
+        batch = frame.loc[:, [c for c in profile.columns if c in frame.columns]].copy()
+        for name in present:
+            batch[name] = coerce_column(frame[name], types[name], column=name, where=where)
+        for name in [c for c in profile.columns if c in frame.columns and c not in present]:
+            batch[name] = frame[name]
+        missing = [c for c in profile.columns if c not in frame.columns]
+        if missing:
+            batch = frame  # detect_drift names the missing columns
+        return batch
+
     def _prediction_drift(self, champion: Any, config: Any, dataclasses: Any) -> Any:
         from mlops_ops.core.drift import ReferenceProfile, detect_drift
         from mlops_ops.core.monitoring import prediction_frame
@@ -215,10 +245,10 @@ class DetectDriftOperator(_ChampionMixin):
             )
             return None
         frame, _ = self.read_snapshot(self.snapshot)
-        features = [*spec["features"]["numeric"], *spec["features"]["categorical"]]
         model = hook.load_sklearn_model(f"models:/{self.pipeline}/{champion.version}")
         try:
-            predictions = prediction_frame(model, frame[features], spec["task"])
+            x = self._schema(champion).coerce(frame)
+            predictions = prediction_frame(model, x, spec["task"])
         except Exception as err:
             raise AirflowFailException(
                 f"champion v{champion.version} could not score the batch for prediction drift: {err}"
@@ -296,10 +326,12 @@ class CheckModelPerformanceOperator(_ChampionMixin):
             labelled = frame[frame[self.target].notna()]
             value = None
             if len(labelled) >= self.min_rows:
-                features = [*spec["features"]["numeric"], *spec["features"]["categorical"]]
                 model = hook.load_sklearn_model(f"models:/{self.pipeline}/{champion.version}")
                 try:
-                    scores = score_model(model, labelled[features], spec["task"])
+                    x = self.version_schema(champion.run_id, spec).coerce(
+                        labelled, where=f"snapshot {manifest['sha256'][:12]}"
+                    )
+                    scores = score_model(model, x, spec["task"])
                     value = compute_metrics(spec["task"], labelled[self.target].to_numpy(), scores).get(
                         self.metric
                     )
