@@ -45,9 +45,7 @@ def detect_format(name: str, declared: str = "auto") -> str:
 _LIKELY_SEPARATORS = (";", "\t", "|", ",")
 
 
-def read_frame(
-    name: str, fh: IO[bytes], fmt: str, csv: Mapping[str, Any] | None = None
-) -> pd.DataFrame:
+def read_frame(name: str, fh: IO[bytes], fmt: str, csv: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Read one file. Empty or malformed files raise :class:`DataError` naming the file.
 
     :param csv: reader options of a CSV file (``source.csv``): ``sep``, ``decimal``,
@@ -198,11 +196,13 @@ def _normalise_column(s: pd.Series) -> pd.Series:
     if isinstance(dtype, pd.CategoricalDtype):  # a memory encoding: normalise the values it encodes
         categories = dtype.categories
         if pd.api.types.is_numeric_dtype(categories.dtype) or pd.api.types.is_bool_dtype(categories.dtype):
-            return _normalise_column(pd.Series(np.asarray(s, dtype=object), name=s.name).astype(
-                categories.dtype if not s.isna().any() else "object"
-            ))
+            return _normalise_column(
+                pd.Series(np.asarray(s, dtype=object), name=s.name).astype(
+                    categories.dtype if not s.isna().any() else "object"
+                )
+            )
         return s.astype("string")
-    if dtype == object:
+    if pd.api.types.is_object_dtype(dtype):
         present = s.dropna()
         if len(present) and all(isinstance(v, bool | np.bool_) for v in present):
             return _flags(s.astype("boolean"))

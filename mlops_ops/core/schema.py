@@ -261,7 +261,11 @@ def _to_number(values: pd.Series, logical: str, column: str, where: str | None) 
             if len(big) and (big.astype("float64").abs() > _EXACT_FLOAT).any():
                 bad = big[big.astype("float64").abs() > _EXACT_FLOAT]
                 raise _fail(
-                    column, bad.iloc[0], "integer", where, len(bad),
+                    column,
+                    bad.iloc[0],
+                    "integer",
+                    where,
+                    len(bad),
                     "integers beyond 2**53 are not exact as numbers; declare the column as id",
                 )
         out = values.to_numpy(dtype="float64", na_value=np.nan)
@@ -273,7 +277,11 @@ def _to_number(values: pd.Series, logical: str, column: str, where: str | None) 
         if bad_at:
             count = int(np.isin(codes, bad_at).sum())
             raise _fail(
-                column, [distinct[i] for i in bad_at[:3]], logical, where, count,
+                column,
+                [distinct[i] for i in bad_at[:3]],
+                logical,
+                where,
+                count,
                 "fix the source, or list the column under features.categorical",
             )
         lookup = np.array([np.nan if c is None else c for c in converted] + [np.nan], dtype="float64")
@@ -288,10 +296,16 @@ def _to_number(values: pd.Series, logical: str, column: str, where: str | None) 
         finite = out[np.isfinite(out)]
         frac = finite[finite != np.round(finite)]
         if len(frac):
-            raise _fail(column, float(frac[0]), "integer", where, len(frac), "integer columns hold whole numbers")
+            raise _fail(
+                column, float(frac[0]), "integer", where, len(frac), "integer columns hold whole numbers"
+            )
         if len(finite) and np.abs(finite).max() > _EXACT_FLOAT:
             raise _fail(
-                column, float(finite[np.abs(finite) > _EXACT_FLOAT][0]), "integer", where, 1,
+                column,
+                float(finite[np.abs(finite) > _EXACT_FLOAT][0]),
+                "integer",
+                where,
+                1,
                 "integers beyond 2**53 are not exact as numbers; declare the column as id",
             )
     return pd.Series(out, index=values.index, name=values.name, dtype="float64")
@@ -314,13 +328,17 @@ def _bool_of(value: Any) -> float | None:
 
 def _to_boolean(values: pd.Series, column: str, where: str | None) -> pd.Series:
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    table = []
+    table: list[float] = []
     for u in list(uniques):
         b = None if _is_missing(u) else _bool_of(u)
         if b is None and not _is_missing(u):
             count = int((codes == len(table)).sum())
             raise _fail(
-                column, u, "boolean", where, count,
+                column,
+                u,
+                "boolean",
+                where,
+                count,
                 "booleans are True/False, 1/0 or the text true/false, t/f, yes/no, y/n, 1/0",
             )
         table.append(np.nan if b is None else b)
@@ -368,13 +386,19 @@ def _to_days(values: pd.Series, column: str, where: str | None) -> pd.Series:
         bad = text.notna() & stamps.isna()
         if bad.any():
             raise _fail(
-                column, text[bad].iloc[0], "datetime", where, int(bad.sum()),
+                column,
+                text[bad].iloc[0],
+                "datetime",
+                where,
+                int(bad.sum()),
                 "write timestamps as ISO 8601 (2026-01-31 or 2026-01-31T08:00:00)",
             )
     if getattr(stamps.dt, "tz", None) is not None:
         stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
     seconds = (stamps - _EPOCH).dt.total_seconds()
-    return pd.Series(seconds.to_numpy(dtype="float64", na_value=np.nan) / 86400.0, index=values.index, name=values.name)
+    return pd.Series(
+        seconds.to_numpy(dtype="float64", na_value=np.nan) / 86400.0, index=values.index, name=values.name
+    )
 
 
 # -- inference -----------------------------------------------------------------------------------

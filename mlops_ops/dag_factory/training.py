@@ -118,7 +118,7 @@ def build_training_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | Non
             task=spec.model.task,
             holdout_fraction=spec.model.holdout_fraction,
             seed=spec.model.seed,
-            column_types=spec.features.types or None,
+            column_types=dict(spec.features.types) or None,
             id_columns=[*spec.features.id_columns, *(spec.scoring.id_columns if spec.scoring else [])] or None,
             force="{{ params.force }}",
             reason="{{ params.reason or dag_run.run_type }}",

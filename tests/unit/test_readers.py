@@ -13,7 +13,14 @@ import pandas as pd
 import pytest
 
 from mlops_ops.config import CsvSpec, SourceSpec
-from mlops_ops.core.data import DataError, content_sha256, from_parquet_bytes, normalise, read_frame, to_parquet_bytes
+from mlops_ops.core.data import (
+    DataError,
+    content_sha256,
+    from_parquet_bytes,
+    normalise,
+    read_frame,
+    to_parquet_bytes,
+)
 
 
 def _parquet(frame: pd.DataFrame) -> pd.DataFrame:
@@ -52,7 +59,8 @@ def test_flags_with_missing_values_are_read_as_missing(dtype):
     frame = pd.DataFrame({"flag": pd.Series([True, None, False, True], dtype=dtype)})
     out = _parquet(frame)
     assert out["flag"].dtype == "float64"
-    assert out["flag"].tolist()[0] == 1.0 and np.isnan(out["flag"].tolist()[1])
+    assert out["flag"].tolist()[0] == 1.0
+    assert np.isnan(out["flag"].tolist()[1])
     assert out["flag"].tolist()[2:] == [0.0, 1.0]
 
 
@@ -120,7 +128,8 @@ def test_integers_beyond_any_machine_integer_in_a_csv_are_kept_as_exact_text():
 
 def test_uint64_with_a_gap_beyond_int64_stays_exact():
     out = _parquet(pd.DataFrame({"id": pd.array([BIG, None, 3], dtype="UInt64")}))
-    assert int(out["id"].iloc[0]) == BIG and out["id"].isna().iloc[1]
+    assert int(out["id"].iloc[0]) == BIG
+    assert out["id"].isna().iloc[1]
 
 
 # -- CSV options ---------------------------------------------------------------------------------
@@ -131,17 +140,21 @@ EUROPEAN = "kunde;umsatz;region\n1;12,50;nord\n2;7,25;süd\n3;;ost\n"
 def test_semicolon_file_with_decimal_commas_is_read_with_the_spec_options():
     out = _csv(EUROPEAN, sep=";", decimal=",")
     assert list(out.columns) == ["kunde", "umsatz", "region"]
-    assert out["umsatz"].tolist()[:2] == [12.5, 7.25] and np.isnan(out["umsatz"].iloc[2])
+    assert out["umsatz"].tolist()[:2] == [12.5, 7.25]
+    assert np.isnan(out["umsatz"].iloc[2])
     latin = _csv(EUROPEAN, sep=";", decimal=",", encoding="latin-1")
     assert latin["region"].tolist() == ["nord", "süd", "ost"]
 
 
-@pytest.mark.parametrize(("text", "found"), [(EUROPEAN, ";"), ("a|b|c\n1|2|3\n", "|"), ("a\tb\n1\t2\n", "\\t")])
+@pytest.mark.parametrize(
+    ("text", "found"), [(EUROPEAN, ";"), ("a|b|c\n1|2|3\n", "|"), ("a\tb\n1\t2\n", "\\t")]
+)
 def test_a_file_read_into_one_column_names_the_separator(text, found):
     with pytest.raises(DataError) as err:
         read_frame("exports/day.csv", io.BytesIO(text.encode()), "csv")
     message = str(err.value)
-    assert "exports/day.csv" in message and "single column" in message
+    assert "exports/day.csv" in message
+    assert "single column" in message
     assert f"source.csv.sep to {found!r}" in message
 
 
@@ -155,9 +168,7 @@ def test_a_one_column_file_is_fine():
     assert list(_csv("amount\n1\n2\n").columns) == ["amount"]
 
 
-@pytest.mark.parametrize(
-    "text", ["id,churned,churned\n1,0,1\n", "a,b,a,c\n1,2,3,4\n", "x;x\n1;2\n"]
-)
+@pytest.mark.parametrize("text", ["id,churned,churned\n1,0,1\n", "a,b,a,c\n1,2,3,4\n", "x;x\n1;2\n"])
 def test_a_duplicated_header_name_is_refused(text):
     sep = ";" if ";" in text else ","
     with pytest.raises(DataError, match=r"header names column\(s\) .* more than once"):

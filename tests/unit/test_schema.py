@@ -34,7 +34,16 @@ LOGREG = "sklearn.linear_model.LogisticRegression"
 
 @pytest.mark.parametrize(
     "value",
-    [101, 101.0, "101", np.int8(101), np.uint64(101), np.float32(101.0), decimal.Decimal("101.00"), np.int64(101)],
+    [
+        101,
+        101.0,
+        "101",
+        np.int8(101),
+        np.uint64(101),
+        np.float32(101.0),
+        decimal.Decimal("101.00"),
+        np.int64(101),
+    ],
 )
 def test_one_label_per_category_whatever_its_dtype(value):
     assert canonical_label(value) == "101"
@@ -42,7 +51,8 @@ def test_one_label_per_category_whatever_its_dtype(value):
 
 def test_labels_of_other_values():
     assert canonical_label(1.5) == "1.5"
-    assert canonical_label(True) == "1" and canonical_label(False) == "0"
+    assert canonical_label(True) == "1"
+    assert canonical_label(False) == "0"
     assert canonical_label("00101") == "00101"  # text is kept exactly
     assert canonical_label(2**63) == str(2**63)
     for missing in (None, np.nan, pd.NA, pd.NaT):
@@ -104,7 +114,9 @@ def test_numeric_coercion_accepts_numbers_flags_and_numeric_text():
     out = coerce_column(pd.Series([1, True, "2.5", "", None, "false"], dtype=object), "numeric", column="x")
     assert out.iloc[[0, 1, 2, 5]].tolist() == [1.0, 1.0, 2.5, 0.0]
     assert out.iloc[[3, 4]].isna().all()
-    with pytest.raises(SchemaError, match=r"column 'x' should be numeric but holds text in 2 row\(s\), e\.g\. \['seventy'\]"):
+    with pytest.raises(
+        SchemaError, match=r"column 'x' should be numeric but holds text in 2 row\(s\), e\.g\. \['seventy'\]"
+    ):
         coerce_column(pd.Series(["1", "seventy", "seventy"]), "numeric", column="x")
     with pytest.raises(SchemaError, match="infinite"):
         coerce_column(pd.Series([1.0, np.inf]), "numeric", column="x")
@@ -120,7 +132,9 @@ def test_integer_coercion_refuses_fractions_and_inexact_integers():
 
 def test_datetime_coercion_gives_days_and_names_bad_text():
     out = coerce_column(pd.Series(["1970-01-02", None, "1970-01-01T12:00:00"]), "datetime", column="t")
-    assert out.iloc[0] == 1.0 and np.isnan(out.iloc[1]) and out.iloc[2] == 0.5
+    assert out.iloc[0] == 1.0
+    assert np.isnan(out.iloc[1])
+    assert out.iloc[2] == 0.5
     with pytest.raises(SchemaError, match="column 't' should be datetime"):
         coerce_column(pd.Series(["2026-01-01", "next tuesday"]), "datetime", column="t")
 
@@ -227,7 +241,8 @@ def test_an_integer_category_with_a_gap_in_an_arrow_table_does_not_drift():
 def test_inferred_profile_leaves_datetimes_out_and_says_why():
     frame = _mixed(51)
     profile = build_reference_profile(frame.drop(columns="y"))
-    assert "signup" not in profile.columns and "signup_text" not in profile.columns
+    assert "signup" not in profile.columns
+    assert "signup_text" not in profile.columns
     assert "big_id" not in profile.columns
     assert "not a feature unless declared" in profile.excluded["signup"]
     assert set(profile.excluded) == {"signup", "signup_text", "big_id"}
@@ -286,12 +301,12 @@ def _flags(n: int, seed: int) -> pd.DataFrame:
 def flag_model():
     frame = normalise(_flags(600, seed=0))
     schema = infer_schema(frame, "y", numeric=["flag", "x"])
-    return train_model(frame, target="y", features=schema.feature_set, estimator=LOGREG, params={}, schema=schema), schema
+    return train_model(
+        frame, target="y", features=schema.feature_set, estimator=LOGREG, params={}, schema=schema
+    ), schema
 
 
-@pytest.mark.parametrize(
-    "spelling", [("True", "False"), ("true", "false"), ("TRUE", "FALSE"), ("1", "0")]
-)
+@pytest.mark.parametrize("spelling", [("True", "False"), ("true", "false"), ("TRUE", "FALSE"), ("1", "0")])
 def test_a_flag_with_one_empty_cell_in_a_csv_is_scored(flag_model, spelling):
     result, schema = flag_model
     batch = _flags(50, seed=1)
@@ -345,7 +360,9 @@ def _to_parquet(frame: pd.DataFrame) -> bytes:
 def _widen(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     """The same values in another dtype each column might arrive in."""
     out = frame.copy()
-    out["tenure"] = frame["tenure"].astype(rng.choice(["int64", "Int64", "Int32", "float64", "UInt16", "int32"]))
+    out["tenure"] = frame["tenure"].astype(
+        rng.choice(["int64", "Int64", "Int32", "float64", "UInt16", "int32"])
+    )
     out["store"] = frame["store"].astype(rng.choice(["int64", "Int16", "float64", "category", "UInt64"]))
     out["flag"] = frame["flag"].astype(rng.choice(["bool", "boolean", "object"]))
     out["amount"] = frame["amount"].astype(rng.choice(["float64", "Float64"]))
@@ -369,7 +386,9 @@ def _base(n: int, seed: int) -> pd.DataFrame:
 def test_property_gaps_and_widenings_leave_labels_hash_and_predictions_of_other_rows_unchanged():
     train = normalise(_base(800, seed=0))
     schema = infer_schema(train, "y", numeric=["tenure", "amount", "flag"], categorical=["store", "plan"])
-    result = train_model(train, target="y", features=schema.feature_set, estimator=LOGREG, params={}, schema=schema)
+    result = train_model(
+        train, target="y", features=schema.feature_set, estimator=LOGREG, params={}, schema=schema
+    )
     base = _base(120, seed=1)
     base_norm = normalise(base)
     x_base = schema.coerce(base_norm)
