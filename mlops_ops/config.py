@@ -106,7 +106,8 @@ class CsvSpec(_Model):
         default=None, description="Extra strings that mean 'missing' (e.g. ['-', 'n/a'])."
     )
     keep_default_na: bool = Field(
-        default=True, description="Also treat pandas' default missing markers ('', 'NA', 'NaN'...) as missing."
+        default=True,
+        description="Also treat pandas' default missing markers ('', 'NA', 'NaN'...) as missing.",
     )
 
     @field_validator("encoding")
@@ -200,6 +201,9 @@ class FeaturesSpec(_Model):
         both = set(self.numeric or ()) & set(self.categorical or ())
         if both:
             raise ValueError(f"columns listed as both numeric and categorical: {sorted(both)}")
+        listed_ids = sorted(set(self.id_columns) & {*(self.numeric or ()), *(self.categorical or ())})
+        if listed_ids:
+            raise ValueError(f"id columns are never features, but {listed_ids} are also listed as features")
         numberish = ("numeric", "integer", "boolean", "datetime")
         clash = sorted(
             c
@@ -491,7 +495,9 @@ class PipelineSpec(_Model):
     def _consistent(self) -> PipelineSpec:
         listed = [*(self.features.numeric or ()), *(self.features.categorical or ())]
         if self.target in self.features.declared_types():
-            raise FieldError("features.types", f"the target column {self.target!r} cannot have a feature type")
+            raise FieldError(
+                "features.types", f"the target column {self.target!r} cannot have a feature type"
+            )
         if self.target in listed:
             kind = "numeric" if self.target in (self.features.numeric or ()) else "categorical"
             raise FieldError(
@@ -518,7 +524,9 @@ class PipelineSpec(_Model):
                         "monitoring.performance.metric",
                         f"{perf!r} does not apply to a {task} model; use one of {list(allowed)}",
                     )
-        listed += [c for c, t in self.features.types.items() if t not in ("id", "ignored") and c not in listed]
+        listed += [
+            c for c, t in self.features.types.items() if t not in ("id", "ignored") and c not in listed
+        ]
         if listed:
             for where, columns in (
                 ("monitoring.drift.critical_columns", self.monitoring.drift.critical_columns),
@@ -559,8 +567,17 @@ class PipelineSpec(_Model):
             task=self.model.task,
             holdout_fraction=self.model.holdout_fraction,
             seed=self.model.seed,
-            types=self.features.declared_types() or None,
+            types=self.training_types() or None,
         )
+
+    def training_id_columns(self) -> list[str]:
+        """Columns the training schema keeps as ids: ``features.id_columns`` and ``scoring.id_columns``."""
+        ids = [*self.features.id_columns, *(self.scoring.id_columns if self.scoring else [])]
+        return list(dict.fromkeys(ids))
+
+    def training_types(self) -> dict[str, str]:
+        """The declared logical types the training schema starts from (ids first, ``types`` win)."""
+        return {**{c: "id" for c in self.training_id_columns()}, **self.features.types}
 
 
 def training_fingerprint(

@@ -463,21 +463,23 @@ def infer_schema(
     :raises SchemaError: a declared or listed column is missing, or a declared type is unknown.
     """
     types = dict(types or {})
-    ids = [c for c in id_columns if c != target]
-    declared = {**{c: ID for c in ids}, **types}
-    unknown = {c: t for c, t in declared.items() if t not in LOGICAL_TYPES}
+    unknown = {c: t for c, t in types.items() if t not in LOGICAL_TYPES}
     if unknown:
         raise SchemaError(f"unknown logical type(s) {unknown}; use one of {list(LOGICAL_TYPES)}")
     listed_mode = numeric is not None or categorical is not None
     listed = {**{c: NUMERIC for c in numeric or ()}, **{c: CATEGORICAL for c in categorical or ()}}
-    wanted = [*listed, *declared]
+    # an id column absent from the training data (only in scoring partitions) is not an error,
+    # and a listed feature that is also copied into predictions stays a feature
+    ids = [c for c in id_columns if c != target and c in frame.columns and c not in listed]
+    declared = {**{c: ID for c in ids}, **types}
+    wanted = [*listed, *types]
     absent = [c for c in dict.fromkeys(wanted) if c not in frame.columns]
     if absent:
         raise SchemaError(
             f"column(s) {absent} named in the spec's features are missing; the data has "
             f"{list(frame.columns)[:30]}. Fix the source or the spec's 'features'"
         )
-    if target in declared or target in listed:
+    if target in types or target in listed:
         raise SchemaError(f"the target column {target!r} cannot also be a feature or an id")
     cols = []
     for name in frame.columns:

@@ -189,3 +189,44 @@ def test_csv_spec_validates_its_options():
     with pytest.raises(ValueError, match="'csv' only applies to a file source"):
         SourceSpec(sql="select 1", conn_id="db", csv=CsvSpec())
     assert SourceSpec(uri="/data/*.csv", csv={"sep": ";"}).csv.sep == ";"
+
+
+# -- the spec's typed declarations ---------------------------------------------------------------
+
+
+def _spec(**features):
+    from mlops_ops.config import parse_pipeline_spec
+
+    return parse_pipeline_spec(
+        {
+            "name": "p",
+            "source": {"uri": "/d/*.csv", "csv": {"sep": ";", "decimal": ","}},
+            "target": "y",
+            "features": features,
+            "model": {"estimator": "sklearn.linear_model.LogisticRegression"},
+        }
+    )
+
+
+def test_features_types_and_id_columns_are_validated():
+    from mlops_ops.config import SpecError
+
+    spec = _spec(
+        numeric=["x"], categorical=["store"], types={"x": "integer", "flag": "boolean"}, id_columns=["cid"]
+    )
+    assert spec.training_types() == {"cid": "id", "x": "integer", "flag": "boolean"}
+    assert spec.source.csv.reader_options()["sep"] == ";"
+    with pytest.raises(SpecError, match="features.types.x"):
+        _spec(types={"x": "money"})
+    with pytest.raises(SpecError, match="contradicts the list"):
+        _spec(categorical=["store"], types={"store": "numeric"})
+    with pytest.raises(SpecError, match="id columns are never features"):
+        _spec(numeric=["cid"], id_columns=["cid"])
+    with pytest.raises(SpecError, match="target column 'y' cannot have a feature type"):
+        _spec(types={"y": "boolean"})
+
+
+def test_the_training_fingerprint_changes_with_types_only_when_they_are_given():
+    plain = _spec(numeric=["x"]).training_config_sha256()
+    assert _spec(numeric=["x"], types={}).training_config_sha256() == plain
+    assert _spec(numeric=["x"], types={"x": "integer"}).training_config_sha256() != plain

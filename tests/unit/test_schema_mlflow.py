@@ -33,7 +33,12 @@ def logged(tmp_path_factory):
         raise
     frame = normalise(_rows(400, seed=0))
     schema = infer_schema(
-        frame, "y", numeric=["x", "flag"], categorical=["store"], types={"flag": "boolean"}, id_columns=["customer_id"]
+        frame,
+        "y",
+        numeric=["x", "flag"],
+        categorical=["store"],
+        types={"flag": "boolean"},
+        id_columns=["customer_id"],
     )
     result = train_model(
         frame,
