@@ -363,6 +363,8 @@ def canonical_label(value: Any) -> str | None:
             return str(int(number))
         if isinstance(value, decimal.Decimal):
             return str(value.normalize())
+        if isinstance(value, np.floating) and value.dtype.itemsize < 8:
+            return str(value)  # the shortest text of its own precision: float32 0.1 is "0.1"
         return repr(number)
     if isinstance(value, pd.Timestamp | dt.datetime | dt.date):
         return value.isoformat()

@@ -51,6 +51,7 @@ def test_one_label_per_category_whatever_its_dtype(value):
 
 def test_labels_of_other_values():
     assert canonical_label(1.5) == "1.5"
+    assert canonical_label(np.float32(0.1)) == canonical_label(0.1) == "0.1"
     assert canonical_label(True) == "1"
     assert canonical_label(False) == "0"
     assert canonical_label("00101") == "00101"  # text is kept exactly
