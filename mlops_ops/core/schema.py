@@ -44,6 +44,7 @@ import datetime as dt
 import decimal
 import math
 import numbers
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -76,6 +77,7 @@ _NUMERIC_BOOL_TEXT = {"true": 1.0, "false": 0.0}
 _EXACT_FLOAT = 2**53
 _INT64_MAX = 2**63 - 1
 _EPOCH = pd.Timestamp("1970-01-01")
+_DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
 _DAY = pd.Timedelta(days=1)
 
 
@@ -276,13 +278,17 @@ def _to_number(values: pd.Series, logical: str, column: str, where: str | None) 
         bad_at = [i for i, c in enumerate(converted) if c is None and not _is_missing(distinct[i])]
         if bad_at:
             count = int(np.isin(codes, bad_at).sum())
+            sample = [distinct[i] for i in bad_at[:3]]
+            comma = any(isinstance(v, str) and _DECIMAL_COMMA.match(v.strip()) for v in sample)
             raise _fail(
                 column,
-                [distinct[i] for i in bad_at[:3]],
+                sample,
                 logical,
                 where,
                 count,
-                "fix the source, or list the column under features.categorical",
+                "a decimal comma: set source.csv.decimal to ','"
+                if comma
+                else "fix the source, or list the column under features.categorical",
             )
         lookup = np.array([np.nan if c is None else c for c in converted] + [np.nan], dtype="float64")
         out = lookup[np.where(codes >= 0, codes, len(converted))]

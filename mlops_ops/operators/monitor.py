@@ -215,12 +215,12 @@ class DetectDriftOperator(_ChampionMixin):
 
     def _coerced_batch(self, champion: Any, profile: Any) -> Any:
         """The batch with every profiled feature coerced to the champion's schema (never re-inferred)."""
+        from mlops_ops.core.schema import coerce_column
+
         frame, manifest = self.read_snapshot(self.snapshot)
         schema = self._schema(champion, profile)
         present = [c for c in schema.features if c in frame.columns and c in profile.columns]
         types = {c.name: c.type for c in schema.columns}
-        from mlops_ops.core.schema import coerce_column
-
         where = f"snapshot {manifest['sha256'][:12]}"
         batch = frame.loc[:, [c for c in profile.columns if c in frame.columns]].copy()
         for name in present:

@@ -119,6 +119,8 @@ def test_numeric_coercion_accepts_numbers_flags_and_numeric_text():
         SchemaError, match=r"column 'x' should be numeric but holds text in 2 row\(s\), e\.g\. \['seventy'\]"
     ):
         coerce_column(pd.Series(["1", "seventy", "seventy"]), "numeric", column="x")
+    with pytest.raises(SchemaError, match=r"\['12,50'\]; a decimal comma: set source\.csv\.decimal"):
+        coerce_column(pd.Series(["12,50", "7"]), "numeric", column="x")
     with pytest.raises(SchemaError, match="infinite"):
         coerce_column(pd.Series([1.0, np.inf]), "numeric", column="x")
 
