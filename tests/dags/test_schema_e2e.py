@@ -131,7 +131,7 @@ def test_a_csv_day_is_watched_without_unseen_stores_or_drift(shop):
     assert result.tasks["detect_drift"] == "success", result.tasks
     drift = result.returned["detect_drift"]
     assert drift["status"] == "no_drift", drift["reasons"]
-    report = yaml.safe_load(Path(drift["report_uri"]).read_text())
+    report = yaml.safe_load(Path(drift["report_uri"].removeprefix("file:")).read_text())
     store = next(c for c in report["columns"] if c["name"] == "store")
     assert store["unseen_share"] == 0.0
     assert result.tasks["check_performance"] == "success"
