@@ -134,6 +134,51 @@ def _day_format(value: str) -> str:
     return value
 
 
+class CsvSpec(_Model):
+    """How to read CSV files: the options of :func:`pandas.read_csv` that differ between exports.
+
+    A ``;``-separated file with decimal commas (``1,5``) needs ``sep: ";"`` and ``decimal: ","``.
+    """
+
+    sep: str | None = Field(
+        default=None, min_length=1, description="Field separator; default ',' ('\\t' for .tsv files)."
+    )
+    decimal: str = Field(default=".", min_length=1, max_length=1, description="Decimal mark.")
+    thousands: str | None = Field(default=None, min_length=1, max_length=1, description="Thousands mark.")
+    encoding: str = Field(default="utf-8", description="Text encoding, e.g. 'latin-1', 'utf-8-sig'.")
+    quotechar: str = Field(default='"', min_length=1, max_length=1, description="Quote character.")
+    na_values: list[str] | None = Field(
+        default=None, description="Extra strings that mean 'missing' (e.g. ['-', 'n/a'])."
+    )
+    keep_default_na: bool = Field(
+        default=True,
+        description="Also treat pandas' default missing markers ('', 'NA', 'NaN'...) as missing.",
+    )
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, value: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"unknown text encoding {value!r} (e.g. 'utf-8', 'latin-1')") from None
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_marks(self) -> CsvSpec:
+        if self.sep is not None and self.sep == self.decimal:
+            raise ValueError(f"sep and decimal are both {self.sep!r}; a decimal comma needs sep ';'")
+        if self.thousands is not None and self.thousands == self.decimal:
+            raise ValueError(f"thousands and decimal are both {self.decimal!r}")
+        return self
+
+    def reader_options(self) -> dict[str, Any]:
+        """The options as :func:`pandas.read_csv` keyword arguments (unset ones left out)."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
 class SourceSpec(_Model):
     """Where the pipeline's data comes from: files (CSV/Parquet, a glob) or a SQL query."""
 
@@ -153,6 +198,9 @@ class SourceSpec(_Model):
     )
     window: WindowSpec | None = Field(
         default=None, description="Read only the last N days of dated partitions (file sources)."
+    )
+    csv: CsvSpec | None = Field(
+        default=None, description="How to read CSV files: sep, decimal, encoding, quotechar, na_values."
     )
 
     @field_validator("uri")
@@ -175,21 +223,61 @@ class SourceSpec(_Model):
             raise ValueError("'parameters' only apply to a 'sql' source")
         if self.window and not self.uri:
             raise ValueError("'window' only applies to a file source ('uri'); filter a query in its SQL")
+        if self.csv and not self.uri:
+            raise ValueError("'csv' only applies to a file source ('uri')")
+        if self.csv and self.format == "parquet":
+            raise ValueError("'csv' options were given but format is 'parquet'")
         return self
 
 
+LogicalType = Literal["numeric", "integer", "boolean", "categorical", "datetime", "id", "ignored"]
+
+
 class FeaturesSpec(_Model):
-    """Feature columns by kind. Omit both lists to infer them from the data (all but the target)."""
+    """Feature columns by kind. Omit both lists to infer them from the data (all but the target).
+
+    ``types`` declares a column's logical type (see docs/concepts.md, "Schema"): it wins over the
+    lists and over inference, and is frozen with each model version. ``id_columns`` are kept
+    exactly and never used as features.
+    """
 
     numeric: list[str] | None = None
     categorical: list[str] | None = None
+    types: dict[str, LogicalType] = Field(
+        default_factory=dict,
+        description="Logical type by column: numeric, integer, boolean, categorical, datetime, id, ignored.",
+    )
+    id_columns: list[str] = Field(
+        default_factory=list, description="Columns kept exactly (e.g. uint64 ids), never features."
+    )
 
     @model_validator(mode="after")
     def _no_overlap(self) -> FeaturesSpec:
         both = set(self.numeric or ()) & set(self.categorical or ())
         if both:
             raise ValueError(f"columns listed as both numeric and categorical: {sorted(both)}")
+        listed_ids = sorted(set(self.id_columns) & {*(self.numeric or ()), *(self.categorical or ())})
+        if listed_ids:
+            raise ValueError(f"id columns are never features, but {listed_ids} are also listed as features")
+        numberish = ("numeric", "integer", "boolean", "datetime")
+        clash = sorted(
+            c
+            for c, t in self.types.items()
+            if (c in (self.numeric or ()) and t not in numberish)
+            or (c in (self.categorical or ()) and t != "categorical")
+            or (c in self.id_columns and t != "id")
+        )
+        if clash:
+            raise ValueError(
+                f"column(s) {clash} have a type in 'types' that contradicts the list they are in "
+                "(numeric takes numeric/integer/boolean/datetime, categorical takes categorical, "
+                "id_columns take id)"
+            )
         return self
+
+    def declared_types(self) -> dict[str, str]:
+        """``types`` plus ``id`` for every id column."""
+        return {**{c: "id" for c in self.id_columns}, **self.types}
 
     @property
     def inferred(self) -> bool:
@@ -577,6 +665,10 @@ class PipelineSpec(_Model):
     @model_validator(mode="after")
     def _consistent(self) -> PipelineSpec:
         listed = [*(self.features.numeric or ()), *(self.features.categorical or ())]
+        if self.target in self.features.declared_types():
+            raise FieldError(
+                "features.types", f"the target column {self.target!r} cannot have a feature type"
+            )
         if self.target in listed:
             kind = "numeric" if self.target in (self.features.numeric or ()) else "categorical"
             raise FieldError(
@@ -603,6 +695,9 @@ class PipelineSpec(_Model):
                         "monitoring.performance.metric",
                         f"{perf!r} does not apply to a {task} model; use one of {list(allowed)}",
                     )
+        listed += [
+            c for c, t in self.features.types.items() if t not in ("id", "ignored") and c not in listed
+        ]
         if listed:
             for where, columns in (
                 ("monitoring.drift.critical_columns", self.monitoring.drift.critical_columns),
@@ -668,7 +763,17 @@ class PipelineSpec(_Model):
             task=self.model.task,
             holdout_fraction=self.model.holdout_fraction,
             seed=self.model.seed,
+            types=self.training_types() or None,
         )
+
+    def training_id_columns(self) -> list[str]:
+        """Columns the training schema keeps as ids: ``features.id_columns`` and ``scoring.id_columns``."""
+        ids = [*self.features.id_columns, *(self.scoring.id_columns if self.scoring else [])]
+        return list(dict.fromkeys(ids))
+
+    def training_types(self) -> dict[str, str]:
+        """The declared logical types the training schema starts from (ids first, ``types`` win)."""
+        return {**{c: "id" for c in self.training_id_columns()}, **self.features.types}
 
 
 def training_fingerprint(
@@ -681,8 +786,13 @@ def training_fingerprint(
     task: str,
     holdout_fraction: float,
     seed: int,
+    types: dict[str, str] | None = None,
 ) -> str:
-    """SHA-256 of a training configuration: the same snapshot and fingerprint give the same model."""
+    """SHA-256 of a training configuration: the same snapshot and fingerprint give the same model.
+
+    ``types`` (declared logical types) only enters the hash when given, so configurations without
+    it keep their fingerprint.
+    """
     payload = {
         "target": target,
         "numeric": numeric,
@@ -693,6 +803,8 @@ def training_fingerprint(
         "holdout_fraction": float(holdout_fraction),
         "seed": int(seed),
     }
+    if types:
+        payload["types"] = dict(sorted(types.items()))
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -6,11 +6,13 @@ Pure logic over pandas/pyarrow; the operators hand it open files and get frames 
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import hashlib
 import io
 import json
+import numbers
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -39,17 +41,39 @@ def detect_format(name: str, declared: str = "auto") -> str:
     )
 
 
-def read_frame(name: str, fh: IO[bytes], fmt: str) -> pd.DataFrame:
-    """Read one file. Empty or malformed files raise :class:`DataError` naming the file."""
+#: separators tried when a CSV file is read into a single column, to name the likely one
+_LIKELY_SEPARATORS = (";", "\t", "|", ",")
+
+
+def read_frame(name: str, fh: IO[bytes], fmt: str, csv: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Read one file. Empty or malformed files raise :class:`DataError` naming the file.
+
+    :param csv: reader options of a CSV file (``source.csv``): ``sep``, ``decimal``,
+        ``encoding``, ``quotechar``, ``na_values``, ``keep_default_na``, ``thousands``. The
+        separator defaults to ``,`` (``\t`` for ``.tsv`` files).
+    :raises DataError: the file is empty or unreadable; a CSV header names a column twice; a
+        CSV file with several columns in its header was read into one (a wrong separator).
+    """
     raw = fh.read()
     if not raw or not raw.strip():
         raise DataError(f"{name} is empty (0 data bytes); write the data before this task runs")
+    options = {k: v for k, v in dict(csv or {}).items() if v is not None}
     try:
         if fmt == "parquet":
             frame = pd.read_parquet(io.BytesIO(raw))
         else:
-            sep = "\t" if _strip_compression(name.lower()).endswith(".tsv") else ","
-            frame = pd.read_csv(io.BytesIO(raw), sep=sep, compression=_compression(name))
+            if "sep" not in options:
+                options["sep"] = "\t" if _strip_compression(name.lower()).endswith(".tsv") else ","
+            header = _csv_header(raw, name, options)
+            frame = pd.read_csv(io.BytesIO(raw), compression=_compression(name), **options)
+            _check_csv_header(name, header, frame, options["sep"])
+    except DataError:
+        raise
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"{name} is not valid {options.get('encoding', 'utf-8')!r} text ({err.reason} at byte "
+            f"{err.start}); set source.csv.encoding, e.g. 'latin-1' or 'cp1252'"
+        ) from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{name} has no columns or rows; write the data before this task runs") from None
     except Exception as err:  # parser errors differ by engine; name the file and the cause
@@ -57,6 +81,34 @@ def read_frame(name: str, fh: IO[bytes], fmt: str) -> pd.DataFrame:
     if frame.shape[1] == 0:
         raise DataError(f"{name} has no columns")
     return frame
+
+
+def _csv_header(raw: bytes, name: str, options: Mapping[str, Any]) -> list[str]:
+    """The CSV header's names exactly as written (pandas renames a repeated name to ``x.1``)."""
+    keep = {k: options[k] for k in ("sep", "encoding", "quotechar") if k in options}
+    head = pd.read_csv(
+        io.BytesIO(raw), compression=_compression(name), header=None, nrows=1, dtype=str, **keep
+    )
+    return ["" if pd.isna(v) else str(v).strip() for v in head.iloc[0].tolist()] if len(head) else []
+
+
+def _check_csv_header(name: str, header: list[str], frame: pd.DataFrame, sep: str) -> None:
+    dupes = sorted({c for c in header if header.count(c) > 1})
+    if dupes:
+        raise DataError(
+            f"{name}: the CSV header names column(s) {dupes} more than once; a reader would rename the "
+            "second to '<name>.1' and use only one. Rename or drop the repeated column in the export"
+        )
+    if frame.shape[1] == 1 and header:
+        text = header[0]
+        other = [s for s in _LIKELY_SEPARATORS if s != sep and s in text]
+        if other:
+            shown = {"\t": "\\t"}.get(other[0], other[0])
+            raise DataError(
+                f"{name} was read into a single column {text[:80]!r} with the separator {sep!r}, but its "
+                f"header holds {other[0]!r}; set source.csv.sep to {shown!r}"
+                + ("" if other[0] != ";" else " (and source.csv.decimal to ',' for decimal commas)")
+            )
 
 
 _COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip"}  # standard library codecs
@@ -96,40 +148,109 @@ def combine(frames: Sequence[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
 # -- normalising and hashing -------------------------------------------------------------------
 
 
-def normalise(frame: pd.DataFrame) -> pd.DataFrame:
-    """One canonical form per content: string column names, a fresh index, text as ``str``.
+_INT64_MAX = 2**63 - 1
+_EXACT_FLOAT = 2**53
 
-    Text columns become pandas' string dtype and integer-valued floats are kept as floats, so the
-    same rows read from CSV or from Parquet give the same frame and the same hash.
+
+def normalise(frame: pd.DataFrame) -> pd.DataFrame:
+    """One canonical form per content: string column names, a fresh index, faithful values.
+
+    So that the same rows read from CSV or from Parquet, with numpy or pandas' nullable dtypes,
+    give the same frame and the same hash:
+
+    - flags (``bool``, nullable ``boolean``, or an object column of True/False) become int64
+      0/1, or float64 0/1 with NaN when a value is missing;
+    - integers (numpy or nullable ``Int8``..``UInt64``) become int64; with missing values,
+      float64 with NaN (as a CSV reader gives them) while every value is exact as a float
+      (``|v| <= 2**53``), else nullable ``Int64``; integers beyond int64 stay ``uint64`` (or
+      ``UInt64``) and are never wrapped to negative numbers;
+    - floats (``float32``, nullable ``Float64``) become float64 with NaN for missing;
+    - numbers held as objects (SQL ``NUMERIC`` as ``Decimal``) become float64, except integers
+      beyond int64, which are kept exactly as text;
+    - text, categorical dtypes and mixed objects become pandas' string dtype;
+    - timestamps keep their values: microsecond resolution when that loses nothing (so
+      ``9999-12-31`` fits), nanoseconds otherwise; time zones are kept.
     """
     frame = frame.copy()
     frame.columns = [str(c).strip() for c in frame.columns]
     dupes = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
     if dupes:
         raise DataError(f"duplicate column names {dupes}; rename them in the source")
+    out = {}
     for col in frame.columns:
-        s = frame[col]
-        if pd.api.types.is_bool_dtype(s):
-            frame[col] = s.astype("int64")
-        elif pd.api.types.is_numeric_dtype(s):
-            frame[col] = s.astype("float64") if pd.api.types.is_float_dtype(s) else s.astype("int64")
-        elif s.dtype == object and _all_numbers(s):
-            frame[col] = pd.to_numeric(s).astype("float64")  # e.g. Decimal from a SQL NUMERIC column
-        elif isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == object or pd.api.types.is_string_dtype(s):
-            frame[col] = s.astype("string")
-        elif pd.api.types.is_datetime64_any_dtype(s):
-            frame[col] = s.astype("datetime64[ns]") if getattr(s.dt, "tz", None) is None else s
-    return frame.reset_index(drop=True)
+        out[col] = _normalise_column(frame[col])
+    return pd.DataFrame(out, columns=list(frame.columns)).reset_index(drop=True)
+
+
+def _normalise_column(s: pd.Series) -> pd.Series:
+    s = s.reset_index(drop=True)
+    dtype = s.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return _flags(s)
+    if pd.api.types.is_integer_dtype(dtype):
+        return _integers(s)
+    if pd.api.types.is_float_dtype(dtype):
+        return pd.Series(s.to_numpy(dtype="float64", na_value=np.nan), name=s.name)
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return _timestamps(s)
+    if isinstance(dtype, pd.CategoricalDtype):  # a memory encoding: normalise the values it encodes
+        categories = dtype.categories
+        if pd.api.types.is_numeric_dtype(categories.dtype) or pd.api.types.is_bool_dtype(categories.dtype):
+            return _normalise_column(
+                pd.Series(np.asarray(s, dtype=object), name=s.name).astype(
+                    categories.dtype if not s.isna().any() else "object"
+                )
+            )
+        return s.astype("string")
+    if pd.api.types.is_object_dtype(dtype):
+        present = s.dropna()
+        if len(present) and all(isinstance(v, bool | np.bool_) for v in present):
+            return _flags(s.astype("boolean"))
+        if _all_numbers(s):
+            if all(isinstance(v, numbers.Integral) for v in present) and any(
+                abs(int(v)) > _INT64_MAX for v in present
+            ):
+                return s.map(lambda v: str(int(v)) if v is not None and not _na(v) else v).astype("string")
+            return pd.to_numeric(s).astype("float64")  # e.g. Decimal from a SQL NUMERIC column
+    if pd.api.types.is_numeric_dtype(dtype):  # e.g. complex: keep as it is
+        return s
+    return s.astype("string")
 
 
 def _all_numbers(s: pd.Series) -> bool:
-    import decimal
-    import numbers
-
     values = s.dropna()
     return len(values) > 0 and all(
-        isinstance(v, numbers.Number | decimal.Decimal) and not isinstance(v, bool) for v in values
+        isinstance(v, numbers.Number | decimal.Decimal) and not isinstance(v, bool | np.bool_) for v in values
     )
+
+
+def _na(value: Any) -> bool:
+    return value is pd.NA or (isinstance(value, float) and value != value)
+
+
+def _flags(s: pd.Series) -> pd.Series:
+    if s.isna().any():
+        return pd.Series(s.astype("boolean").to_numpy(dtype="float64", na_value=np.nan), name=s.name)
+    return s.astype("int64")
+
+
+def _integers(s: pd.Series) -> pd.Series:
+    present = s.dropna()
+    top = int(present.max()) if len(present) else 0
+    bottom = int(present.min()) if len(present) else 0
+    if not s.isna().any():
+        return s.astype("uint64") if top > _INT64_MAX else s.astype("int64")
+    if max(abs(top), abs(bottom)) <= _EXACT_FLOAT:
+        return pd.Series(s.to_numpy(dtype="float64", na_value=np.nan), name=s.name)
+    return s.astype("UInt64") if top > _INT64_MAX else s.astype("Int64")
+
+
+def _timestamps(s: pd.Series) -> pd.Series:
+    unit = s.dt.unit
+    if unit == "ns":
+        ticks = s.dropna().dt.tz_localize(None) if s.dt.tz is not None else s.dropna()
+        return s.dt.as_unit("us") if (ticks.astype("int64") % 1000 == 0).all() else s
+    return s.dt.as_unit("us") if unit in ("s", "ms") else s
 
 
 def schema_of(frame: pd.DataFrame) -> dict[str, str]:
@@ -137,18 +258,45 @@ def schema_of(frame: pd.DataFrame) -> dict[str, str]:
 
 
 def content_sha256(frame: pd.DataFrame) -> str:
-    """Hash of the normalised content: column names, dtypes and every value, in row order.
+    """Hash of the content: column names, each column's kind and every value, in row order.
 
-    Independent of the file format and of the Parquet writer's version.
+    Independent of the file format, of the Parquet writer's version and of how a reader
+    represents the same values: numbers (bool, any integer or float width, nullable or not) are
+    hashed as float64 while that is exact (integers beyond 2**53 by their exact digits), text of
+    any dtype as text, timestamps as their ticks. So ``1`` read as ``int64``, ``Int32`` or
+    ``float64`` gives one snapshot.
     """
     h = hashlib.sha256()
-    h.update(json.dumps(schema_of(frame), sort_keys=False).encode())
-    h.update(str(len(frame)).encode())
+    kinds = {}
+    columns = []
     for col in frame.columns:
-        values = pd.util.hash_pandas_object(frame[col], index=False, categorize=False).to_numpy()
+        kind, canonical = _hash_form(frame[col])
+        kinds[str(col)] = kind
+        columns.append((str(col), canonical))
+    h.update(json.dumps(kinds, sort_keys=False).encode())
+    h.update(str(len(frame)).encode())
+    for col, canonical in columns:
+        values = pd.util.hash_pandas_object(canonical, index=False, categorize=False).to_numpy()
         h.update(col.encode() + b"\0")
         h.update(np.ascontiguousarray(values).tobytes())
     return h.hexdigest()
+
+
+def _hash_form(s: pd.Series) -> tuple[str, pd.Series]:
+    """A column's kind and values in one representation per content (see :func:`content_sha256`)."""
+    dtype = s.dtype
+    if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_integer_dtype(dtype):
+        present = s.dropna()
+        exact = not len(present) or max(abs(int(present.max())), abs(int(present.min()))) <= _EXACT_FLOAT
+        if exact:
+            return "number", pd.Series(s.to_numpy(dtype="float64", na_value=np.nan))
+        return "integer", s.astype("object").map(lambda v: None if _na(v) else str(int(v))).astype("string")
+    if pd.api.types.is_float_dtype(dtype):
+        return "number", pd.Series(s.to_numpy(dtype="float64", na_value=np.nan))
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        tz = str(getattr(s.dt, "tz", None) or "")
+        return f"datetime[{s.dt.unit}{',' + tz if tz else ''}]", s
+    return "text", s.astype("string")
 
 
 def to_parquet_bytes(frame: pd.DataFrame) -> bytes:
@@ -272,10 +420,15 @@ def describe_manifest(
 
 
 def infer_feature_kinds(frame: pd.DataFrame, target: str) -> tuple[list[str], list[str]]:
-    """Numeric and categorical columns besides the target, by dtype."""
-    rest = [c for c in frame.columns if c != target]
-    numeric = [c for c in rest if pd.api.types.is_numeric_dtype(frame[c])]
-    return numeric, [c for c in rest if c not in numeric]
+    """Numeric and categorical columns besides the target, inferred once per column.
+
+    Numbers and flags are numeric, text is categorical; timestamps, ISO 8601 date text and
+    integers beyond int64 are neither (see :func:`mlops_ops.core.schema.infer_column`).
+    """
+    from mlops_ops.core.schema import CATEGORICAL, NUMERIC, infer_column
+
+    kinds = {c: infer_column(frame[c])[0] for c in frame.columns if c != target}
+    return [c for c, k in kinds.items() if k == NUMERIC], [c for c, k in kinds.items() if k == CATEGORICAL]
 
 
 def _date_regex(date_format: str) -> re.Pattern[str]:

@@ -116,10 +116,15 @@ class CategoricalProfile:
 
 @dataclass
 class ReferenceProfile:
+    """Profiles by column kind; ``excluded`` names the columns left out and why (e.g. datetimes),
+    ``schema`` is the model version's frozen schema (:mod:`mlops_ops.core.schema`) when known."""
+
     rows: int
     numeric: dict[str, NumericProfile] = field(default_factory=dict)
     categorical: dict[str, CategoricalProfile] = field(default_factory=dict)
     version: int = PROFILE_VERSION
+    excluded: dict[str, str] = field(default_factory=dict)
+    schema: dict[str, Any] | None = None
 
     @property
     def columns(self) -> list[str]:
@@ -131,6 +136,8 @@ class ReferenceProfile:
             "rows": self.rows,
             "numeric": {k: asdict(v) for k, v in self.numeric.items()},
             "categorical": {k: asdict(v) for k, v in self.categorical.items()},
+            **({"excluded": dict(self.excluded)} if self.excluded else {}),
+            **({"schema": self.schema} if self.schema is not None else {}),
         }
 
     @classmethod
@@ -143,6 +150,8 @@ class ReferenceProfile:
             rows=int(doc["rows"]),
             numeric={k: NumericProfile(**v) for k, v in doc.get("numeric", {}).items()},
             categorical={k: CategoricalProfile(**v) for k, v in doc.get("categorical", {}).items()},
+            excluded=dict(doc.get("excluded") or {}),
+            schema=doc.get("schema"),
         )
 
 
@@ -310,7 +319,9 @@ def _numeric_profile(values: pd.Series, bins: int) -> NumericProfile:
 
 
 def _categorical_profile(values: pd.Series, max_categories: int) -> CategoricalProfile:
-    text = values.astype("string")
+    from mlops_ops.core.schema import coerce_column
+
+    text = coerce_column(values, "categorical", column=str(values.name)).astype("string")
     missing = int(text.isna().sum())
     counts = text.dropna().value_counts()
     top = counts.iloc[:max_categories]
@@ -328,11 +339,29 @@ def build_reference_profile(
     numeric: list[str] | tuple[str, ...] | None = None,
     bins: int = 20,
     max_categories: int = 50,
+    schema: Any = None,
 ) -> ReferenceProfile:
-    """Profile the given columns (default: every column, kinds inferred from dtypes)."""
+    """Profile the given columns (default: every column, kinds inferred once).
+
+    Inferred kinds follow :func:`mlops_ops.core.schema.infer_column`: numbers and flags are
+    numeric, text is categorical, and timestamps (or ISO 8601 date text) and integers beyond
+    int64 are never categories: they are left out and listed in ``excluded`` with the reason.
+    ``schema`` (:class:`~mlops_ops.core.schema.Schema`) is stored in the profile, and its
+    excluded columns are listed. Categorical values are profiled as the schema's canonical labels.
+    """
+    from mlops_ops.core.schema import CATEGORICAL, infer_column
+
+    excluded: dict[str, str] = {}
     if categorical is None and numeric is None:
-        numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
-        categorical = [c for c in frame.columns if c not in numeric]
+        numeric, categorical = [], []
+        for col in frame.columns:
+            kind, why = infer_column(frame[col])
+            if kind == "numeric":
+                numeric.append(col)
+            elif kind == CATEGORICAL:
+                categorical.append(col)
+            else:
+                excluded[str(col)] = why or f"{kind} column: not profiled"
     elif numeric is None:
         given = set(categorical or ())
         numeric = [c for c in frame.columns if c not in given and pd.api.types.is_numeric_dtype(frame[c])]
@@ -342,6 +371,10 @@ def build_reference_profile(
         profile.numeric[col] = _numeric_profile(frame[col], bins)
     for col in categorical:
         profile.categorical[col] = _categorical_profile(frame[col], max_categories)
+    if schema is not None:
+        excluded.update({k: v for k, v in schema.excluded.items() if k not in excluded})
+        profile.schema = schema.to_dict()
+    profile.excluded = excluded
     return profile
 
 
@@ -771,15 +804,16 @@ def _numeric_chunks(values: pd.Series | pa.ChunkedArray) -> Iterator[np.ndarray]
     return arrays()
 
 
-def _text(values: pa.Array, *, as_float: bool = False) -> pa.Array:
-    """Arrow values as ``large_string``, made text the way the profile made text (pandas ``astype("string")``)."""
+def _text(values: pa.Array) -> pa.Array:
+    """Arrow values as ``large_string`` canonical labels, as the profile made them
+    (:func:`mlops_ops.core.schema.canonical_label`: ``101``, ``101.0`` and ``Int64`` 101 are "101")."""
+    from mlops_ops.core.schema import coerce_column
+
     kind = values.type
     if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
         return values.cast(pa.large_string())
-    series = values.to_pandas()
-    if as_float:  # pandas holds an integer column with missing values as float64: "1.0"
-        series = series.astype("float64")
-    return pa.array(series.astype("string"), type=pa.large_string())
+    series = coerce_column(values.to_pandas(), "categorical", column="")
+    return pa.array(series, type=pa.large_string(), from_pandas=True)
 
 
 def _category_counts(values: pd.Series | pa.ChunkedArray, names: list[str]) -> tuple[np.ndarray, int, int]:
@@ -799,7 +833,10 @@ def _category_counts(values: pd.Series | pa.ChunkedArray, names: list[str]) -> t
         tallies.append(np.bincount(codes[codes >= 0], minlength=len(values.cat.categories)))
     else:
         if isinstance(values, pd.Series):
-            values = pa.chunked_array([pa.array(values.astype("string"), type=pa.large_string())])
+            from mlops_ops.core.schema import coerce_column
+
+            labels = coerce_column(values, "categorical", column=str(values.name))
+            values = pa.chunked_array([pa.array(labels, type=pa.large_string(), from_pandas=True)])
         plain = []
         for chunk in values.chunks:
             if pa.types.is_dictionary(chunk.type):
@@ -813,8 +850,7 @@ def _category_counts(values: pd.Series | pa.ChunkedArray, names: list[str]) -> t
             column = pa.chunked_array(plain)
             counted = pc.value_counts(column)
             distinct = counted.field("values")
-            as_float = pa.types.is_integer(column.type) and column.null_count > 0
-            texts.append(_text(distinct, as_float=as_float))
+            texts.append(_text(distinct))
             tallies.append(counted.field("counts").to_numpy(zero_copy_only=False))
     named = np.zeros(len(names), dtype=np.int64)
     if not texts:

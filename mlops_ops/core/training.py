@@ -76,8 +76,12 @@ def detect_task(estimator: Any, declared: str) -> str:
     )
 
 
-def build_pipeline(estimator: Any, features: FeatureSet) -> Any:
-    """Impute; scale numeric columns; one-hot encode categorical ones (unknown categories ignored)."""
+def build_pipeline(estimator: Any, features: FeatureSet, schema: Any = None) -> Any:
+    """Impute; scale numeric columns; one-hot encode categorical ones (unknown categories ignored).
+
+    With a :class:`~mlops_ops.core.schema.Schema`, the first step coerces raw rows to it, so the
+    logged model reads any later batch (or served request) as it was trained.
+    """
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
@@ -124,19 +128,28 @@ def build_pipeline(estimator: Any, features: FeatureSet) -> Any:
             "no feature columns: list some under 'features' or add columns besides the target"
         )
     pre = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
-    return Pipeline([("preprocess", pre), ("model", estimator)])
+    steps: list[tuple[str, Any]] = [("preprocess", pre), ("model", estimator)]
+    if schema is not None:
+        from mlops_ops.core.schema import SchemaCoercion
+
+        steps.insert(0, ("schema", SchemaCoercion(schema.to_dict())))
+    return Pipeline(steps)
 
 
-def prepare_features(frame: pd.DataFrame, features: FeatureSet) -> pd.DataFrame:
-    """The model's input frame: numeric columns as float64, categorical ones as object text."""
-    check_numeric(frame, features.numeric)
-    out = pd.DataFrame(index=frame.index)
-    for col in features.numeric:
-        out[col] = pd.to_numeric(frame[col]).astype("float64")
-    for col in features.categorical:
-        text = frame[col].astype("string")
-        out[col] = text.astype("object").where(text.notna(), np.nan)
-    return out
+def prepare_features(
+    frame: pd.DataFrame, features: FeatureSet, schema: Any = None, *, where: str | None = None
+) -> pd.DataFrame:
+    """The model's input frame, coerced to ``schema`` (default: the feature lists' plain schema).
+
+    Numeric columns become float64, categorical ones canonical object text (see
+    :mod:`mlops_ops.core.schema`). Raises :class:`DataError` naming the column and the value
+    that cannot be coerced.
+    """
+    from mlops_ops.core.schema import Schema
+
+    if schema is None:
+        schema = Schema.from_feature_set(features)
+    return schema.coerce(frame, where=where)
 
 
 def prepare_target(frame: pd.DataFrame, target: str, task: str) -> pd.Series:
@@ -188,8 +201,23 @@ def train_model(
     holdout_fraction: float = 0.25,
     seed: int = 42,
     min_rows: int = 20,
+    schema: Any = None,
 ) -> TrainingResult:
-    """Fit the pipeline on the training side of the split and score it on the holdout side."""
+    """Fit the pipeline on the training side of the split and score it on the holdout side.
+
+    ``schema`` (:class:`~mlops_ops.core.schema.Schema`): the frozen logical types; default, the
+    plain schema of ``features``. A feature with no value in any row raises :class:`DataError`.
+    """
+    from mlops_ops.core.schema import Schema, empty_features
+
+    if schema is None:
+        schema = Schema.from_feature_set(features, target)
+    empty = empty_features(frame, schema)
+    if empty:
+        raise DataError(
+            f"feature column(s) {empty} are empty in every row: the model cannot learn from them. "
+            "Fix the export, or remove them from features"
+        )
     est = make_estimator(estimator, params, seed)
     task = detect_task(est, task)
     train, holdout = split(frame, holdout_fraction, seed)
@@ -198,9 +226,9 @@ def train_model(
             f"too few rows to train: {len(train)} for training and {len(holdout)} for the holdout "
             f"(need at least {min_rows} and 2); add data or lower model.holdout_fraction"
         )
-    x_train, y_train = prepare_features(train, features), prepare_target(train, target, task)
-    x_hold, y_hold = prepare_features(holdout, features), prepare_target(holdout, target, task)
-    pipeline = build_pipeline(est, features)
+    x_train, y_train = prepare_features(train, features, schema), prepare_target(train, target, task)
+    x_hold, y_hold = prepare_features(holdout, features, schema), prepare_target(holdout, target, task)
+    pipeline = build_pipeline(est, features, schema)
     np.random.seed(seed)  # noqa: NPY002 - estimators that ignore random_state still draw from here
     try:
         pipeline.fit(x_train, y_train)

@@ -41,6 +41,8 @@ NUMERIC_TYPES = [
     "uint64",
 ]
 _FINITE = 1e300
+#: ``mostly`` of the "not empty in every row" check of a feature: one value in a billion rows passes
+_SOME_VALUE = 1e-9
 
 
 class ValidationConfigError(ValueError):
@@ -113,6 +115,15 @@ def schema_checks(
         checks.append(Check("expect_column_to_exist", {"column": col}, "error", "schema"))
     if target:
         checks.append(Check("expect_column_values_to_not_be_null", {"column": target}, "error", "schema"))
+    for col in [*numeric, *categorical]:  # a feature empty in every row teaches the model nothing
+        checks.append(
+            Check(
+                "expect_column_values_to_not_be_null",
+                {"column": col, "mostly": _SOME_VALUE},
+                "error",
+                "schema",
+            )
+        )
     for col in numeric:
         checks.append(
             Check(
@@ -271,6 +282,8 @@ def run_checks(frame: pd.DataFrame, checks: list[Check], *, reference: str | Non
             continue
         meta = cfg.meta or {}
         column = cfg.kwargs.get("column")
+        if column is not None and column not in frame.columns and cfg.kwargs.get("mostly") == _SOME_VALUE:
+            continue  # a missing feature is reported once, by expect_column_to_exist
         results.append(
             _result(
                 frame,
@@ -335,6 +348,11 @@ def _result(
             msg = f"{where} could not be checked for infinite values: it does not hold numbers"
         else:
             msg = f"{where} holds {details['unexpected_count']} infinite value(s); replace them or leave them empty"
+    elif etype == "expect_column_values_to_not_be_null" and kw.get("mostly") == _SOME_VALUE:
+        msg = (
+            f"{where} is a listed feature but is empty in every row: the model cannot learn from it; "
+            "fix the export, or remove it from features"
+        )
     elif etype == "expect_table_row_count_to_be_between":
         msg = f"the table has {details.get('observed_value')} rows, needs {kw}"
     elif exc.get("raised_exception"):

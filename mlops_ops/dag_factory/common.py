@@ -80,5 +80,6 @@ def ingest_task(source: Any, *, task_id: str, pipeline: str, min_rows: int, **kw
         min_rows=min_rows,
         window_days=window.days if window else None,
         window_date_format=window.date_format if window else "%Y-%m-%d",
+        csv_options=source.csv.reader_options() if source.csv else None,
         **kwargs,
     )

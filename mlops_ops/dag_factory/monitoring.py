@@ -75,6 +75,7 @@ def build_monitoring_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | N
             snapshot=ingest.output,
             target=spec.target,
             require_target=False,
+            coerce_to_reference=True,
             numeric_features=spec.features.numeric,
             categorical_features=spec.features.categorical,
             expectations=[e.model_dump() for e in spec.validation.expectations],

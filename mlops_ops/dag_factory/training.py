@@ -118,6 +118,8 @@ def build_training_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | Non
             task=spec.model.task,
             holdout_fraction=spec.model.holdout_fraction,
             seed=spec.model.seed,
+            column_types=dict(spec.features.types) or None,
+            id_columns=spec.training_id_columns() or None,
             force="{{ params.force }}",
             reason="{{ params.reason or dag_run.run_type }}",
             **features,

@@ -537,6 +537,7 @@ class MlflowHook(BaseHook):
         input_example: Any,
         signature_output: Any,
         artifacts: dict[str, dict[str, Any]],
+        signature: Any = None,
         run_name: str | None = None,
     ) -> dict[str, Any]:
         """Log one training run and register its model as a new version.
@@ -557,7 +558,8 @@ class MlflowHook(BaseHook):
             mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items()})
             for name, doc in artifacts.items():
                 mlflow.log_dict(json_safe(doc), name)
-            signature = infer_signature(input_example, signature_output)
+            if signature is None:
+                signature = infer_signature(input_example, signature_output)
             info = mlflow.sklearn.log_model(
                 sk_model=model,
                 name="model",

@@ -107,6 +107,22 @@ class MlopsBaseOperator(BaseOperator):
         except (FileNotFoundError, ValueError) as err:
             raise AirflowFailException(str(err)) from None
 
+    def version_schema(self, run_id: str | None, training: dict[str, Any] | None) -> Any:
+        """The frozen schema of a model version (its ``schema.json``); for a version trained before
+        schemas were stored, the plain schema of its recorded feature lists."""
+        from mlops_ops.core.data import FeatureSet
+        from mlops_ops.core.schema import SCHEMA_ARTIFACT, Schema
+
+        doc = self.mlflow_hook.load_dict(run_id, SCHEMA_ARTIFACT) if run_id else None
+        if doc is not None:
+            return Schema.from_dict(doc)
+        if training is None:
+            raise ValueError(f"run {run_id} has neither a schema nor a training spec")
+        features = FeatureSet(
+            tuple(training["features"]["numeric"]), tuple(training["features"]["categorical"])
+        )
+        return Schema.from_feature_set(features, training.get("target"))
+
     @staticmethod
     def lineage(context: Context) -> dict[str, str]:
         ti = context["ti"]

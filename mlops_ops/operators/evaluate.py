@@ -210,7 +210,8 @@ class EvaluateModelOperator(MlopsBaseOperator):
         feats = FeatureSet(tuple(training["features"]["numeric"]), tuple(training["features"]["categorical"]))
         model = hook.load_sklearn_model(model_version_uri(name, version))
         task = challenger_training["task"]
-        x = prepare_features(holdout, feats)
+        schema = self.version_schema(run_id, training)
+        x = prepare_features(holdout, feats, schema, where=f"the holdout, read for v{version}")
         y = prepare_target(holdout, challenger_training["target"], task).to_numpy()
         return {"model": model, "x": x, "y": y, "scores": score_model(model, x, task)}
 

@@ -35,6 +35,8 @@ class IngestDatasetOperator(MlopsBaseOperator):
     :param window_days: read only the files whose path carries a date in the last ``window_days``
         days up to ``window_end`` (a rolling training window over dated partitions).
     :param window_date_format: strftime format of the date in the partition paths.
+    :param csv_options: how CSV files are read (``source.csv``): ``sep``, ``decimal``,
+        ``encoding``, ``quotechar``, ``na_values``, ``keep_default_na``, ``thousands``.
     :param window_end: last day of the window, ``YYYY-MM-DD`` (templated); default: the run's
         logical date, or the day the run was queued when it has none (asset-triggered runs).
     """
@@ -55,6 +57,7 @@ class IngestDatasetOperator(MlopsBaseOperator):
         window_days: int | None = None,
         window_date_format: str = "%Y-%m-%d",
         window_end: str | None = None,
+        csv_options: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         if "outlets" not in kwargs and "pipeline" in kwargs:
@@ -70,6 +73,7 @@ class IngestDatasetOperator(MlopsBaseOperator):
         self.conn_id = conn_id
         self.parameters = parameters
         self.min_rows = min_rows
+        self.csv_options = csv_options
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.core.data import DataError
@@ -141,7 +145,7 @@ class IngestDatasetOperator(MlopsBaseOperator):
         for f in files:
             fmt = data.detect_format(f.name, self.source_format)
             with f.open("rb") as fh:
-                frames.append((str(f), data.read_frame(str(f), fh, fmt)))
+                frames.append((str(f), data.read_frame(str(f), fh, fmt, csv=self.csv_options)))
         self.log.info("read %d file(s) from %s", len(files), uri)
         frame = data.normalise(data.combine(frames))
         return frame, {

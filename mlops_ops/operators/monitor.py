@@ -146,14 +146,14 @@ class DetectDriftOperator(_ChampionMixin):
         data_path = to_path(snapshot_uri_of(self.snapshot), self.storage.conn_id) / "data.parquet"
         if not data_path.exists():
             raise AirflowFailException(f"no snapshot data at {data_path}; run the ingest task first")
-        import pyarrow.parquet as pq
-
         try:
-            with data_path.open("rb") as fh:
-                report = detect_drift(profile, pq.ParquetFile(fh), config)
-        except ValueError as err:  # e.g. a profile column missing from the batch
+            batch = self._coerced_batch(champion, profile)
+            report = detect_drift(profile, batch, config)
+        except ValueError as err:  # e.g. a profile column missing from the batch, a value off-schema
             raise AirflowFailException(f"drift check of {self.pipeline} cannot run: {err}") from None
         report.reasons[:0] = [f"reference: {choice.describe()}: {choice.why}", *rule_note]
+        for column, why in profile.excluded.items():
+            self.log.info("column %r is not tested for drift: %s", column, why)
         self._log_columns(report)
 
         prediction = None
@@ -166,6 +166,7 @@ class DetectDriftOperator(_ChampionMixin):
             "snapshot_uri": snapshot_uri_of(self.snapshot),
             **report.to_dict(),
             "reference": choice.to_dict(),
+            "excluded_columns": dict(profile.excluded),
             "prediction": prediction.to_dict() if prediction is not None else None,
             "prediction_drift": prediction_drift,
             **self.lineage(context),
@@ -265,6 +266,8 @@ class DetectDriftOperator(_ChampionMixin):
         from mlops_ops.core.drift import build_reference_profile
 
         choice.rows = len(frame)
+        # the reference partitions are a later read too: coerced to the champion's schema
+        frame = self._coerce_profiled(frame, champion, trained, where=f"drift reference {choice.source}")
         profile = build_reference_profile(
             frame, numeric=list(trained.numeric), categorical=list(trained.categorical)
         )
@@ -385,6 +388,38 @@ class DetectDriftOperator(_ChampionMixin):
                 choice.intervals = [interval] if interval else []
         return choice
 
+    def _schema(self, champion: Any, profile: Any = None) -> Any:
+        """The champion's frozen schema: in its profile, its schema.json, or its feature lists."""
+        from mlops_ops.core.schema import Schema
+
+        if profile is not None and profile.schema is not None:
+            return Schema.from_dict(profile.schema)
+        return self.version_schema(
+            champion.run_id, self.mlflow_hook.load_dict(champion.run_id, TRAINING_SPEC_ARTIFACT)
+        )
+
+    def _coerced_batch(self, champion: Any, profile: Any) -> Any:
+        """The batch with every profiled feature coerced to the champion's schema (never re-inferred)."""
+        frame, manifest = self.read_snapshot(self.snapshot)
+        return self._coerce_profiled(frame, champion, profile, where=f"snapshot {manifest['sha256'][:12]}")
+
+    def _coerce_profiled(self, frame: Any, champion: Any, profile: Any, *, where: str) -> Any:
+        """``frame``'s profiled columns, each feature coerced to the champion's schema."""
+        from mlops_ops.core.schema import coerce_column
+
+        schema = self._schema(champion, profile)
+        present = [c for c in schema.features if c in frame.columns and c in profile.columns]
+        types = {c.name: c.type for c in schema.columns}
+        batch = frame.loc[:, [c for c in profile.columns if c in frame.columns]].copy()
+        for name in present:
+            batch[name] = coerce_column(frame[name], types[name], column=name, where=where)
+        for name in [c for c in profile.columns if c in frame.columns and c not in present]:
+            batch[name] = frame[name]
+        missing = [c for c in profile.columns if c not in frame.columns]
+        if missing:
+            batch = frame  # detect_drift names the missing columns
+        return batch
+
     def _prediction_drift(self, champion: Any, config: Any, reference_frame: Any) -> Any:
         import dataclasses
 
@@ -400,15 +435,15 @@ class DetectDriftOperator(_ChampionMixin):
             )
             return None
         frame, _ = self.read_snapshot(self.snapshot)
-        features = [*spec["features"]["numeric"], *spec["features"]["categorical"]]
         model = hook.load_sklearn_model(model_version_uri(self.pipeline, champion.version))
         try:
-            predictions = prediction_frame(model, frame[features], spec["task"])
+            schema = self._schema(champion)
+            predictions = prediction_frame(model, schema.coerce(frame), spec["task"])
             # a windowed reference: the champion's outputs on that window, not on its training data
             reference = (
                 ReferenceProfile.from_dict(doc)
                 if reference_frame is None
-                else build_prediction_profile(model, reference_frame[features], spec["task"])
+                else build_prediction_profile(model, schema.coerce(reference_frame), spec["task"])
             )
         except Exception as err:
             raise AirflowFailException(
@@ -487,10 +522,12 @@ class CheckModelPerformanceOperator(_ChampionMixin):
             labelled = frame[frame[self.target].notna()]
             value = None
             if len(labelled) >= self.min_rows:
-                features = [*spec["features"]["numeric"], *spec["features"]["categorical"]]
                 model = hook.load_sklearn_model(model_version_uri(self.pipeline, champion.version))
                 try:
-                    scores = score_model(model, labelled[features], spec["task"])
+                    x = self.version_schema(champion.run_id, spec).coerce(
+                        labelled, where=f"snapshot {manifest['sha256'][:12]}"
+                    )
+                    scores = score_model(model, x, spec["task"])
                     value = compute_metrics(spec["task"], labelled[self.target].to_numpy(), scores).get(
                         self.metric
                     )

@@ -129,7 +129,7 @@ class BatchScoreOperator(MlopsBaseOperator):
         hook = self.mlflow_hook
         name = self.pipeline
         version = self._version(hook)
-        training = self._training_spec(hook, version)
+        training, run_id = self._training_spec(hook, version)
         features = FeatureSet(
             tuple(training["features"]["numeric"]), tuple(training["features"]["categorical"])
         )
@@ -138,11 +138,12 @@ class BatchScoreOperator(MlopsBaseOperator):
 
         frame, snapshot = self.read_snapshot(self.snapshot)
         input_sha = str(snapshot["sha256"])
+        schema = self.version_schema(run_id, training)
         try:
             check_columns(
                 list(frame.columns), features=features.all, id_columns=ids, model=f"{name} v{version}"
             )
-            x = prepare_features(frame, features)
+            x = prepare_features(frame, features, schema, where=f"snapshot {input_sha[:12]}")
         except DataError as err:
             raise AirflowFailException(
                 f"batch scoring of pipeline {name!r} (snapshot {input_sha[:12]}) cannot proceed: {err}"
@@ -221,8 +222,8 @@ class BatchScoreOperator(MlopsBaseOperator):
         self.log.info("%s@%s is v%s", self.pipeline, settings.CHAMPION_ALIAS, current.version)
         return str(current.version)
 
-    def _training_spec(self, hook: Any, version: str) -> dict[str, Any]:
-        """The feature lists and task recorded when ``version`` was trained."""
+    def _training_spec(self, hook: Any, version: str) -> tuple[dict[str, Any], str | None]:
+        """The feature lists and task recorded when ``version`` was trained, and its run id."""
         from mlflow.exceptions import MlflowException
 
         try:
@@ -240,7 +241,7 @@ class BatchScoreOperator(MlopsBaseOperator):
                 f"{self.pipeline} v{version} has no {TRAINING_SPEC_ARTIFACT}, so its feature columns are "
                 "unknown; was it trained by mlops-ops?"
             )
-        return training
+        return training, mv.run_id
 
     def _log_summary(self, out: Any, task: str, version: str, input_sha: str) -> None:
         if task == "classification" and out["probability"].notna().any():

@@ -37,6 +37,9 @@ class TrainModelOperator(MlopsBaseOperator):
     :param estimator_params: constructor parameters of the estimator.
     :param numeric_features: numeric feature columns (both None: inferred).
     :param categorical_features: categorical feature columns.
+    :param column_types: declared logical types by column (``features.types``): ``numeric``,
+        ``integer``, ``boolean``, ``categorical``, ``datetime``, ``id``, ``ignored``.
+    :param id_columns: columns kept exactly and never used as features (ids).
     :param task: ``auto``, ``classification`` or ``regression``.
     :param holdout_fraction: share of rows held out for evaluation.
     :param seed: seed of the split and of the estimator's ``random_state``.
@@ -56,6 +59,8 @@ class TrainModelOperator(MlopsBaseOperator):
         estimator_params: dict[str, Any] | None = None,
         numeric_features: list[str] | None = None,
         categorical_features: list[str] | None = None,
+        column_types: dict[str, str] | None = None,
+        id_columns: list[str] | None = None,
         task: str = "auto",
         holdout_fraction: float = 0.25,
         seed: int = 42,
@@ -70,6 +75,8 @@ class TrainModelOperator(MlopsBaseOperator):
         self.estimator_params = estimator_params
         self.numeric_features = numeric_features
         self.categorical_features = categorical_features
+        self.column_types = column_types
+        self.id_columns = id_columns
         self.task = task
         self.holdout_fraction = holdout_fraction
         self.seed = seed
@@ -88,6 +95,7 @@ class TrainModelOperator(MlopsBaseOperator):
             task=self.task,
             holdout_fraction=self.holdout_fraction,
             seed=self.seed,
+            types={**{c: "id" for c in self.id_columns or ()}, **(self.column_types or {})} or None,
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -95,14 +103,27 @@ class TrainModelOperator(MlopsBaseOperator):
         from mlops_ops.core.data import DataError, resolve_features
         from mlops_ops.core.drift import build_reference_profile
         from mlops_ops.core.monitoring import build_prediction_profile
-        from mlops_ops.core.training import TrainingError, train_model
+        from mlops_ops.core.schema import SCHEMA_ARTIFACT, infer_schema, mlflow_signature
+        from mlops_ops.core.training import TrainingError, prepare_features, train_model
 
         frame, manifest = self.read_snapshot(self.snapshot)
         config_sha = self._config_sha256()
         hook = self.mlflow_hook
         self._skip_if_already_trained(hook, manifest["sha256"], config_sha)
+        where = f"snapshot {manifest['sha256'][:12]}"
         try:
-            features = resolve_features(frame, self.target, self.numeric_features, self.categorical_features)
+            resolve_features(frame, self.target, self.numeric_features, self.categorical_features)
+            schema = infer_schema(
+                frame,
+                self.target,
+                numeric=self.numeric_features,
+                categorical=self.categorical_features,
+                types=self.column_types,
+                id_columns=self.id_columns or (),
+            )
+            features = schema.feature_set
+            for column, why in schema.excluded.items():
+                self.log.info("column %r is not a feature: %s", column, why)
             result = train_model(
                 frame,
                 target=self.target,
@@ -112,17 +133,19 @@ class TrainModelOperator(MlopsBaseOperator):
                 task=self.task,
                 holdout_fraction=self.holdout_fraction,
                 seed=self.seed,
+                schema=schema,
             )
+            coerced = prepare_features(frame, features, schema, where=where)
         except (DataError, TrainingError) as err:
             raise AirflowFailException(
                 f"training of pipeline {self.pipeline!r} cannot proceed: {err}"
             ) from None
 
         profile = build_reference_profile(
-            frame, numeric=list(features.numeric), categorical=list(features.categorical)
+            coerced, numeric=list(features.numeric), categorical=list(features.categorical), schema=schema
         )
         # the model's own outputs on its training snapshot: the reference of prediction drift
-        prediction_profile = build_prediction_profile(result.model, frame[features.all], result.task)
+        prediction_profile = build_prediction_profile(result.model, coerced, result.task)
         tags = {
             **self.lineage(context),
             "mlops.pipeline": self.pipeline,
@@ -137,6 +160,7 @@ class TrainModelOperator(MlopsBaseOperator):
         training_spec = {
             "target": self.target,
             "features": features.to_dict(),
+            "schema": SCHEMA_ARTIFACT,
             "task": result.task,
             "holdout_fraction": self.holdout_fraction,
             "seed": self.seed,
@@ -164,9 +188,11 @@ class TrainModelOperator(MlopsBaseOperator):
             dataset_source=manifest["uri"],
             dataset_name=f"{self.pipeline}@{manifest['sha256'][:12]}",
             target=self.target,
-            input_example=result.input_example,
+            input_example=frame[features.all].head(5),
             signature_output=result.predictions_example,
+            signature=mlflow_signature(schema, result.predictions_example),
             artifacts={
+                SCHEMA_ARTIFACT: schema.to_dict(),
                 PROFILE_ARTIFACT: profile.to_dict(),
                 PREDICTION_PROFILE_ARTIFACT: prediction_profile.to_dict(),
                 TRAINING_SPEC_ARTIFACT: training_spec,

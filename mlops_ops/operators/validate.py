@@ -38,6 +38,9 @@ class ValidateDataOperator(MlopsBaseOperator):
     :param reference: ``"champion"`` (the serving model's training data profile), a snapshot URI
         (templated), or ``None`` for no inferred suite.
     :param min_rows: fewer rows is an error.
+    :param coerce_to_reference: read the data through the reference's frozen schema first (the
+        champion's logical types), as every later read of a model version is; a value that cannot
+        be coerced fails the task naming the column and the value. For monitoring batches.
     """
 
     template_fields: Sequence[str] = ("snapshot", "reference")
@@ -55,6 +58,7 @@ class ValidateDataOperator(MlopsBaseOperator):
         reference: str | None = "champion",
         min_rows: int = 1,
         require_target: bool = True,
+        coerce_to_reference: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -67,6 +71,7 @@ class ValidateDataOperator(MlopsBaseOperator):
         self.inferred_severities = inferred_severities
         self.reference = reference
         self.min_rows = min_rows
+        self.coerce_to_reference = coerce_to_reference
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.config import InferredSeverities
@@ -86,6 +91,8 @@ class ValidateDataOperator(MlopsBaseOperator):
         except ValueError as err:  # pydantic's ValidationError: a bad setting, not a passing fault
             raise AirflowFailException(f"inferred_severities is invalid: {err}") from None
         profile, reference_desc = self._reference_profile()
+        if self.coerce_to_reference and profile is not None and profile.schema is not None:
+            frame = self._coerced(frame, profile.schema, manifest)
         # monitoring batches may be partly labelled: the target is only required when asked for
         checks = validation.schema_checks(
             self.target if self.require_target else None,
@@ -139,6 +146,23 @@ class ValidateDataOperator(MlopsBaseOperator):
             "snapshot_sha256": manifest["sha256"],
             "reference": reference_desc,
         }
+
+    def _coerced(self, frame: Any, schema_doc: dict[str, Any], manifest: dict[str, Any]) -> Any:
+        """The frame with the reference schema's features coerced to their logical types."""
+        from mlops_ops.core.data import DataError
+        from mlops_ops.core.schema import Schema, coerce_column
+
+        schema = Schema.from_dict(schema_doc)
+        types = {c.name: c.type for c in schema.columns}
+        frame = frame.copy()
+        where = f"snapshot {manifest['sha256'][:12]}"
+        try:
+            for name in schema.features:
+                if name in frame.columns:
+                    frame[name] = coerce_column(frame[name], types[name], column=name, where=where)
+        except DataError as err:
+            raise AirflowFailException(f"validation of {where} failed: {err}") from None
+        return frame
 
     def _expectations(self, labelled: bool) -> list[dict[str, Any]]:
         """The spec's expectations; for unlabelled data, those about the target are left out."""

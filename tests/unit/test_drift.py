@@ -161,10 +161,11 @@ def test_dictionary_and_large_string_categories_count_like_plain_text(profile):
 def test_pandas_categoricals_and_integer_codes_count_like_their_text(tmp_path):
     rng = np.random.default_rng(23)
     codes = rng.integers(0, 4, 3_000).astype(float)
-    codes[rng.random(3_000) < 0.1] = np.nan  # an integer column with gaps: pandas holds floats, "1.0"
+    codes[rng.random(3_000) < 0.1] = np.nan  # an integer column with gaps: pandas holds floats
     frame = pd.DataFrame({"code": codes, "tier": pd.Categorical(rng.choice(["gold", "silver"], 3_000))})
     profile = build_reference_profile(frame, categorical=["code", "tier"])
-    assert set(profile.categorical["code"].counts) == {"0.0", "1.0", "2.0", "3.0"}
+    # issue 8: one canonical label per category whatever the dtype, "1" (not "1.0")
+    assert set(profile.categorical["code"].counts) == {"0", "1", "2", "3"}
     expected = detect_drift(profile, frame).to_dict()
     assert detect_drift(profile, frame.astype({"tier": "string"})).to_dict() == expected
     table = pa.table(
