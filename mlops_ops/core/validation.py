@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from mlops_ops.core.drift import OTHER, ReferenceProfile
+from mlops_ops.errors import SpecError
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ NUMERIC_TYPES = [
 _FINITE = 1e300
 
 
-class ValidationConfigError(ValueError):
+class ValidationConfigError(SpecError):
     """An expectation in the spec cannot be built (unknown type or bad arguments)."""
 
 

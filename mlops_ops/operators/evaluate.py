@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +18,6 @@ DECISION_ARTIFACT = "gate/decision.json"
 IMPORTANCE_ARTIFACT = "explain/permutation_importance.json"
 #: permutation importance runs on at most this many holdout rows (seeded subsample), to bound time
 IMPORTANCE_MAX_ROWS = 5000
-#: characters MLflow does not accept in a metric name
-_METRIC_NAME_UNSAFE = re.compile(r"[^0-9A-Za-z_\-. /]")
 
 
 class EvaluateModelOperator(MlopsBaseOperator):
@@ -247,12 +244,12 @@ class EvaluateModelOperator(MlopsBaseOperator):
 
         from mlflow.entities import Metric
 
+        from mlops_ops.core.naming import IMPORTANCE_PREFIX, mlflow_keys
+
         hook.client.log_dict(run_id, importance, IMPORTANCE_ARTIFACT)
         now = int(time.time() * 1000)
-        metrics = [
-            Metric(f"importance.{_METRIC_NAME_UNSAFE.sub('_', f['feature'])}", f["importance"], now, 0)
-            for f in importance["features"]
-        ]
+        keys = mlflow_keys(IMPORTANCE_PREFIX, [f["feature"] for f in importance["features"]])
+        metrics = [Metric(keys[f["feature"]], f["importance"], now, 0) for f in importance["features"]]
         for start in range(0, len(metrics), 1000):  # MLflow's limit per batch
             hook.client.log_batch(run_id, metrics=metrics[start : start + 1000])
 

@@ -116,7 +116,7 @@ class DetectDriftOperator(_ChampionMixin):
 
         from mlops_ops.core.drift import ReferenceProfile, detect_drift
         from mlops_ops.core.drift_report import render_drift_html
-        from mlops_ops.hooks.storage import snapshot_uri_of, to_path
+        from mlops_ops.hooks.storage import snapshot_uri_of, verify_snapshot_file
 
         config, with_prediction = self._config()
         champion = self.champion()
@@ -128,9 +128,10 @@ class DetectDriftOperator(_ChampionMixin):
                 "with this version of mlops-ops so monitoring has a reference"
             )
         profile = ReferenceProfile.from_dict(profile_doc)
-        data_path = to_path(snapshot_uri_of(self.snapshot), self.storage.conn_id) / "data.parquet"
-        if not data_path.exists():
-            raise AirflowFailException(f"no snapshot data at {data_path}; run the ingest task first")
+        try:  # the bytes hash, streamed: the data file is then read column by column
+            data_path, _ = verify_snapshot_file(self.snapshot, self.storage.conn_id)
+        except FileNotFoundError as err:
+            raise AirflowFailException(str(err)) from None
         import pyarrow.parquet as pq
 
         try:
@@ -303,9 +304,10 @@ class CheckModelPerformanceOperator(_ChampionMixin):
                     value = compute_metrics(spec["task"], labelled[self.target].to_numpy(), scores).get(
                         self.metric
                     )
-                except (KeyError, ValueError) as err:
+                except (KeyError, ValueError, AttributeError, TypeError) as err:
                     raise AirflowFailException(
-                        f"champion v{champion.version} could not be scored on the batch: {err}"
+                        f"champion v{champion.version} could not be scored on the batch "
+                        f"({type(err).__name__}: {err}); check the batch's columns or retrain the champion"
                     ) from None
             check = check_performance(
                 metric=self.metric,

@@ -124,6 +124,7 @@ class BatchScoreOperator(MlopsBaseOperator):
             positive_class,
         )
         from mlops_ops.core.training import prepare_features
+        from mlops_ops.errors import ModelError
 
         hook = self.mlflow_hook
         name = self.pipeline
@@ -148,7 +149,14 @@ class BatchScoreOperator(MlopsBaseOperator):
             ) from None
 
         model_uri = f"models:/{name}/{version}"
-        scores = score_model(hook.load_sklearn_model(model_uri), x, task)
+        model = hook.load_sklearn_model(model_uri)
+        try:
+            scores = score_model(model, x, task)
+        except (AttributeError, TypeError, ValueError) as err:  # e.g. an estimator that cannot predict
+            raise ModelError(
+                f"{name} v{version} cannot score snapshot {input_sha[:12]} ({type(err).__name__}: {err}); "
+                "score with another version, or retrain this one"
+            ) from None
         start, end = _utc(context.get("data_interval_start")), _utc(context.get("data_interval_end"))
         out = assemble_predictions(
             frame,
