@@ -334,7 +334,7 @@ def _promote_in_between(monkeypatch, winner, expected, *, record):
     winner write its ledger record before the alias read returns.
     """
     real = MlflowHook.get_alias_version
-    done = []
+    done: list[bool] = []
 
     def alias_after_the_winner_moved(self, name, alias="champion"):
         if not done:
@@ -364,7 +364,6 @@ def test_a_promotion_in_flight_is_named_not_mistaken_for_a_hand_moved_alias(home
     if not record:
         assert "another promotion still in progress" in message
         assert "manual__winner" in message
-    monkeypatch.undo()
     assert _champion() == v2
     assert not [r for r in _records(home) if r["version"] == v3]
 

@@ -97,12 +97,12 @@ def _kill_after_register(monkeypatch):
 
 
 @pytest.mark.parametrize("force", [False, True], ids=["scheduled", "forced"])
-def test_a_retry_after_a_kill_right_after_registering_finds_its_version(mlops_home, monkeypatch, force):
+def test_a_retry_after_a_kill_right_after_registering_finds_its_version(mlops_home, force):
     snapshot = _ingest(_source(mlops_home), "manual__1")
-    _kill_after_register(monkeypatch)
-    with pytest.raises(_Killed):
-        _train(snapshot, "manual__1", force=force)
-    monkeypatch.undo()
+    with pytest.MonkeyPatch.context() as patch:
+        _kill_after_register(patch)
+        with pytest.raises(_Killed):
+            _train(snapshot, "manual__1", force=force)
     client = mlflow_client()
     assert version_count(client) == 1
     assert "mlops.snapshot_sha256" not in client.get_model_version("churn", "1").tags  # half-registered
