@@ -16,6 +16,10 @@ place (``MlopsBaseOperator.execute_verdicts``).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class MlopsError(Exception):
@@ -81,3 +85,18 @@ def damaged(
     :param cls: the error class to build (default :class:`StoredDocumentError`).
     """
     return cls(f"{what} is damaged or unreadable ({type(err).__name__}: {str(err)[:300]}); {fix}")
+
+
+def parse_stored(what: str, parse: Callable[[Any], T], document: Any, fix: str) -> T:
+    """``parse(document)``, where a malformed stored document is a verdict naming it and the fix.
+
+    For documents already read (no I/O inside ``parse``): a missing key, a wrong type or value is
+    the document's fault, and no retry can change it.
+
+    :raises StoredDocumentError: ``parse`` raised ``KeyError``, ``TypeError``, ``ValueError``,
+        ``AttributeError`` or ``IndexError``.
+    """
+    try:
+        return parse(document)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+        raise damaged(what, err, fix) from None

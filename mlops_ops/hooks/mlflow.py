@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -520,10 +521,12 @@ class MlflowHook(BaseHook):
         self._configure()
         return mlflow.sklearn.load_model(uri)
 
-    def load_dict(self, run_id: str, artifact: str) -> dict[str, Any] | None:
+    def load_dict(self, run_id: str, artifact: str, *, required: Sequence[str] = ()) -> dict[str, Any] | None:
         """A JSON artifact of a run as a dict; None only when the artifact does not exist.
 
-        :raises StoredDocumentError: the artifact exists but is not a JSON object (a verdict).
+        :param required: keys the document must have.
+        :raises StoredDocumentError: the artifact exists but is not a JSON object, or lacks a
+            ``required`` key (a verdict naming the artifact and the run).
         Any other error (the server or the artifact store did not answer) propagates, so Airflow
         retries: an outage must not read as "no such document".
         """
@@ -547,6 +550,11 @@ class MlflowHook(BaseHook):
         if not isinstance(doc, dict):
             raise StoredDocumentError(
                 f"MLflow artifact {artifact} of run {run_id} is not a JSON object; {_RETRAIN_FIX}"
+            )
+        missing = [k for k in required if k not in doc]
+        if missing:
+            raise StoredDocumentError(
+                f"MLflow artifact {artifact} of run {run_id} has no {missing}; {_RETRAIN_FIX}"
             )
         return doc
 

@@ -9,7 +9,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.links import MlflowModelVersionLink, MlflowRunLink, ReportLink
 from mlops_ops.operators.base import MlopsBaseOperator
-from mlops_ops.operators.train import TRAINING_SPEC_ARTIFACT
+from mlops_ops.operators.train import TRAINING_SPEC_ARTIFACT, TRAINING_SPEC_KEYS, TRAINING_SPLIT_KEYS
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -80,7 +80,7 @@ class EvaluateModelOperator(MlopsBaseOperator):
         if not challenger.run_id:
             raise AirflowFailException(f"{name} v{version} has no MLflow run; was it trained by mlops-ops?")
         run_id: str = challenger.run_id
-        training = hook.load_dict(run_id, TRAINING_SPEC_ARTIFACT)
+        training = hook.load_dict(run_id, TRAINING_SPEC_ARTIFACT, required=TRAINING_SPLIT_KEYS)
         if training is None:
             raise AirflowFailException(
                 f"{name} v{version} has no {TRAINING_SPEC_ARTIFACT}; was it trained by mlops-ops?"
@@ -199,7 +199,7 @@ class EvaluateModelOperator(MlopsBaseOperator):
         from mlops_ops.core.evaluation import score_model
         from mlops_ops.core.training import prepare_features, prepare_target
 
-        training = hook.load_dict(run_id, TRAINING_SPEC_ARTIFACT)
+        training = hook.load_dict(run_id, TRAINING_SPEC_ARTIFACT, required=TRAINING_SPEC_KEYS)
         if training is None:
             raise ValueError(f"v{version} has no {TRAINING_SPEC_ARTIFACT}, so its input columns are unknown")
         feats = FeatureSet(tuple(training["features"]["numeric"]), tuple(training["features"]["categorical"]))

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlops_ops.assets import retrain_asset
+from mlops_ops.errors import parse_stored
 from mlops_ops.links import MlflowRunLink, ReportLink
 from mlops_ops.operators.base import MlopsBaseOperator
-from mlops_ops.operators.train import PREDICTION_PROFILE_ARTIFACT, TRAINING_SPEC_ARTIFACT
+from mlops_ops.operators.train import PREDICTION_PROFILE_ARTIFACT, TRAINING_SPEC_ARTIFACT, TRAINING_SPEC_KEYS
 from mlops_ops.operators.validate import PROFILE_ARTIFACT
 
 if TYPE_CHECKING:
@@ -127,7 +128,12 @@ class DetectDriftOperator(_ChampionMixin):
                 f"champion v{champion.version} of {self.pipeline} has no {PROFILE_ARTIFACT}; retrain it "
                 "with this version of mlops-ops so monitoring has a reference"
             )
-        profile = ReferenceProfile.from_dict(profile_doc)
+        profile = parse_stored(
+            f"{PROFILE_ARTIFACT} of champion v{champion.version} (run {champion.run_id})",
+            ReferenceProfile.from_dict,
+            profile_doc,
+            "retrain the champion with this version of mlops-ops",
+        )
         try:  # the bytes hash, streamed: the data file is then read column by column
             data_path, _ = verify_snapshot_file(self.snapshot, self.storage.conn_id)
         except FileNotFoundError as err:
@@ -209,7 +215,7 @@ class DetectDriftOperator(_ChampionMixin):
 
         hook = self.mlflow_hook
         doc = hook.load_dict(champion.run_id, PREDICTION_PROFILE_ARTIFACT)
-        spec = hook.load_dict(champion.run_id, TRAINING_SPEC_ARTIFACT)
+        spec = hook.load_dict(champion.run_id, TRAINING_SPEC_ARTIFACT, required=TRAINING_SPEC_KEYS)
         if doc is None or spec is None:
             self.log.warning(
                 "champion v%s has no prediction profile: prediction drift not checked", champion.version
@@ -225,7 +231,13 @@ class DetectDriftOperator(_ChampionMixin):
                 f"champion v{champion.version} could not score the batch for prediction drift: {err}"
             ) from None
         cfg = dataclasses.replace(config, critical_columns=(), drift_share=1.0, columns=None)
-        return detect_drift(ReferenceProfile.from_dict(doc), predictions, cfg)
+        reference = parse_stored(
+            f"{PREDICTION_PROFILE_ARTIFACT} of champion v{champion.version} (run {champion.run_id})",
+            ReferenceProfile.from_dict,
+            doc,
+            "retrain the champion with this version of mlops-ops",
+        )
+        return detect_drift(reference, predictions, cfg)
 
 
 class CheckModelPerformanceOperator(_ChampionMixin):
@@ -276,7 +288,7 @@ class CheckModelPerformanceOperator(_ChampionMixin):
         champion = self.champion()
         hook = self.mlflow_hook
         frame, manifest = self.read_snapshot(self.snapshot)
-        spec = hook.load_dict(champion.run_id, TRAINING_SPEC_ARTIFACT)
+        spec = hook.load_dict(champion.run_id, TRAINING_SPEC_ARTIFACT, required=TRAINING_SPEC_KEYS)
         if spec is None:
             raise AirflowFailException(f"champion v{champion.version} has no {TRAINING_SPEC_ARTIFACT}")
         baseline = self._baseline(champion)

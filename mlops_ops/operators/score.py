@@ -12,7 +12,7 @@ from mlops_ops import settings
 from mlops_ops.assets import predictions_asset
 from mlops_ops.links import MlflowModelVersionLink
 from mlops_ops.operators.base import MlopsBaseOperator
-from mlops_ops.operators.train import TRAINING_SPEC_ARTIFACT
+from mlops_ops.operators.train import TRAINING_SPEC_ARTIFACT, TRAINING_SPEC_KEYS
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -241,7 +241,11 @@ class BatchScoreOperator(MlopsBaseOperator):
                     "score with an existing version, or leave model unset to use the champion"
                 ) from None
             raise
-        training = hook.load_dict(mv.run_id, TRAINING_SPEC_ARTIFACT) if mv.run_id else None
+        training = (
+            hook.load_dict(mv.run_id, TRAINING_SPEC_ARTIFACT, required=TRAINING_SPEC_KEYS)
+            if mv.run_id
+            else None
+        )
         if training is None:
             raise AirflowFailException(
                 f"{self.pipeline} v{version} has no {TRAINING_SPEC_ARTIFACT}, so its feature columns are "

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 TRAINING_SPEC_ARTIFACT = "training_spec.json"
+#: keys every reader of ``training_spec.json`` relies on (evaluation also needs the split's)
+TRAINING_SPEC_KEYS = ("features", "task")
+TRAINING_SPLIT_KEYS = ("target", "features", "task", "holdout_fraction", "seed", "snapshot_uri")
 #: values of the ``mlops.gate`` version tag that record a gate decision
 GATE_DECISIONS = ("promote", "reject")
 PREDICTION_PROFILE_ARTIFACT = "prediction_profile.json"

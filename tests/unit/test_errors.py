@@ -139,6 +139,20 @@ def test_a_missing_artifact_is_absent_and_a_damaged_one_is_a_verdict_naming_it(m
         assert "retrain" in str(err.value)
 
 
+def test_a_stored_document_without_what_its_readers_need_is_a_verdict_naming_it(mlops_home):
+    from mlops_ops.core.drift import ReferenceProfile
+
+    hook = MlflowHook()
+    run_id = _run_with_artifact(hook, "training_spec.json", '{"task": "classification"}')
+    with pytest.raises(StoredDocumentError, match=r"training_spec.json of run .* has no \['features'\]"):
+        hook.load_dict(run_id, "training_spec.json", required=("features", "task"))
+    for doc in ({"version": 1}, {"version": 1, "rows": 3, "numeric": {"a": {"nope": 1}}}, {"version": 99}):
+        with pytest.raises(StoredDocumentError, match="reference_profile.json of champion v1"):
+            errors.parse_stored(
+                "reference_profile.json of champion v1", ReferenceProfile.from_dict, doc, "retrain it"
+            )
+
+
 def test_an_mlflow_outage_is_not_read_as_a_missing_document(mlops_home):
     """Nothing listens on port 9: reading the champion's profile must fail (retried), not be None."""
     hook = MlflowHook()
