@@ -616,30 +616,27 @@ class MlflowHook(BaseHook):
             "model_uri": f"models:/{model_name}/{version}",
         }
 
-    def register_version(self, name: str, source: str, run_id: str, tags: dict[str, str]) -> str:
-        """Register ``source`` (logged by run ``run_id``) as a new version of ``name``, with ``tags``.
+    def register_version(self, name: str, model_uri: str, run_id: str, tags: dict[str, str]) -> str:
+        """Register ``model_uri`` (logged by run ``run_id``) as a new version of ``name``, with ``tags``.
 
-        The tags are given to MLflow in the same call that creates the version, so a version never
-        exists without its lineage. Idempotent per run: a version already registered from
-        ``run_id`` (an earlier attempt killed after registering) is returned, not duplicated.
-        Returns the version number as a string.
+        The tags are given to MLflow in the same call that creates the version
+        (``mlflow.register_model(..., tags=...)``), so a version never exists without its lineage.
+        Idempotent per run: a version already registered from ``run_id`` (an earlier attempt killed
+        after registering) is returned, its missing tags completed, not duplicated. Returns the
+        version number as a string.
         """
-        from mlflow.exceptions import MlflowException
+        import mlflow
 
-        try:
-            self.client.create_registered_model(name)
-        except MlflowException as err:
-            if "RESOURCE_ALREADY_EXISTS" not in str(getattr(err, "error_code", "")):
-                raise
         existing = self.client.search_model_versions(
             f"name = '{_quote(name)}' and run_id = '{run_id}'", max_results=10
         )
         if existing:
             version = str(max(int(v.version) for v in existing))
+            log.warning("run %s already registered %s v%s: not registering it again", run_id, name, version)
             self._tag_version(name, version, tags)
             return version
-        mv = self.client.create_model_version(name, source, run_id=run_id, tags=tags)
-        return str(mv.version)
+        self._configure()
+        return str(mlflow.register_model(model_uri, name, tags=tags).version)
 
 
 _RETRAIN_FIX = "it was changed after training: retrain the model version (trigger training with force=true)"

@@ -2,8 +2,9 @@
 
 The real operators (ingest, train, evaluate, deploy) run with ``execute()`` and a minimal task
 context on the embedded MLflow (SQLite) and the local disk. A worker killed right after MLflow
-registered a version is simulated by letting MLflow's ``create_model_version`` succeed and then
-raising a BaseException, as a SIGKILL would stop the task there (the one thing patched here).
+registered a version is simulated by letting MLflow's ``_create_model_version`` (what
+``mlflow.register_model`` calls) create the version without its tags and then raising a
+BaseException, as a SIGKILL would stop the task there (the one thing patched here).
 """
 
 from __future__ import annotations
@@ -87,13 +88,14 @@ def _kill_after_register(monkeypatch):
     """MLflow registers the version (without the tags the caller asked for), then the task dies."""
     from mlflow import MlflowClient
 
-    real = MlflowClient.create_model_version
+    real = MlflowClient._create_model_version
 
-    def create_then_die(self, name, source, run_id=None, tags=None, **kwargs):
-        real(self, name, source, run_id=run_id, **kwargs)
+    def create_then_die(self, *args, **kwargs):
+        kwargs.pop("tags", None)
+        real(self, *args, **kwargs)
         raise _Killed()
 
-    monkeypatch.setattr(MlflowClient, "create_model_version", create_then_die)
+    monkeypatch.setattr(MlflowClient, "_create_model_version", create_then_die)
 
 
 @pytest.mark.parametrize("force", [False, True], ids=["scheduled", "forced"])
