@@ -167,6 +167,11 @@ def load(manifest_raw: bytes, data_raw: bytes, *, name: str, uri: str) -> tuple[
     return frame, manifest
 
 
+def missing_data(uri: str) -> SnapshotIntegrityError:
+    """The error for a snapshot whose manifest exists but whose data file does not."""
+    return _error(uri, f"its {DATA_FILE} is missing although its {MANIFEST_FILE} exists")
+
+
 def _error(uri: str, what: str) -> SnapshotIntegrityError:
     return SnapshotIntegrityError(
         f"snapshot {uri} failed its integrity check: {what}. It was not used. To fix it, {_FIX}"

@@ -180,7 +180,10 @@ def read_snapshot(snapshot: Any, conn_id: str | None = None) -> tuple[Any, dict[
         raise FileNotFoundError(f"no snapshot at {base} (manifest.json missing); run the ingest task first")
     with manifest_path.open("rb") as fh:
         manifest_raw = fh.read()
-    with (base / snap.DATA_FILE).open("rb") as fh:
+    data_path = base / snap.DATA_FILE
+    if not data_path.exists():
+        raise snap.missing_data(str(base))
+    with data_path.open("rb") as fh:
         data_raw = fh.read()
     return snap.load(manifest_raw, data_raw, name=base.name, uri=str(base))
 
@@ -205,6 +208,8 @@ def verify_snapshot_file(
     with manifest_path.open("rb") as fh:
         manifest = snap.parse_manifest(fh.read(), name=base.name, uri=str(base))
     data_path = base / snap.DATA_FILE
+    if not data_path.exists():
+        raise snap.missing_data(str(base))
     with data_path.open("rb") as fh:
         digest, size = snap.bytes_sha256(iter(lambda: fh.read(8 << 20), b""))
     snap.check_data_digest(manifest, digest, size, uri=str(base))

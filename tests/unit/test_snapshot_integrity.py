@@ -156,6 +156,16 @@ def test_a_damaged_manifest_is_refused_naming_the_snapshot(stored, damage, messa
     assert isinstance(err.value, MlopsError)
 
 
+def test_a_missing_data_file_is_refused_and_rewritten_by_the_next_ingest(source, stored):
+    (_dir(stored) / "data.parquet").unlink()
+    with pytest.raises(SnapshotIntegrityError, match="data.parquet is missing"):
+        read_snapshot(stored["uri"])
+    with pytest.raises(SnapshotIntegrityError, match="data.parquet is missing"):
+        verify_snapshot_file(stored["uri"])
+    assert _ingest(source)["created"] is True
+    assert read_snapshot(stored["uri"])[1]["sha256"] == stored["sha256"]
+
+
 def test_a_truncated_data_file_is_refused(stored):
     path = _dir(stored) / "data.parquet"
     path.write_bytes(path.read_bytes()[:-100])
