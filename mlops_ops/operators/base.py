@@ -135,10 +135,12 @@ class MlopsBaseOperator(BaseOperator):
 
     def write_report(self, context: Context, document: dict[str, Any], html: str | None) -> str:
         """Store a decision document (JSON, plus its HTML view) under reports/; returns the JSON URI."""
-        from mlops_ops.hooks.storage import json_bytes, write_atomic
+        from mlops_ops.hooks.storage import json_bytes, remove_temporaries, write_atomic
 
         ti = context["ti"]
         path = self.storage.report_path(ti.dag_id, ti.run_id, ti.task_id, "json")
+        # a killed attempt's temporary files; tasks of one run share the folder, so only old ones
+        remove_temporaries(path.parent, older_than_seconds=3600)
         if html is not None:
             write_atomic(self.storage.report_path(ti.dag_id, ti.run_id, ti.task_id, "html"), html.encode())
         write_atomic(path, json_bytes(document))
