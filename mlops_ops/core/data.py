@@ -19,9 +19,9 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
+from mlops_ops.errors import DataError
 
-class DataError(ValueError):
-    """Input data is unusable. The message names the problem and how to fix it."""
+__all__ = ["DataError"]  # defined in mlops_ops.errors, importable here as before
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -134,15 +134,35 @@ def combine(frames: Sequence[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
     first_name, first = frames[0]
     for name, frame in frames[1:]:
         if list(frame.columns) != list(first.columns):
-            missing = sorted(set(first.columns) - set(frame.columns))
-            extra = sorted(set(frame.columns) - set(first.columns))
             raise DataError(
-                f"{name} does not have the columns of {first_name}: missing {missing}, extra {extra}; "
+                f"{name} does not have the columns of {first_name}: {_column_difference(first, frame)}; "
                 "all files of one source must share one schema"
             )
     if len(frames) == 1:
         return first
     return pd.concat([f for _, f in frames], ignore_index=True)
+
+
+def _column_difference(first: pd.DataFrame, other: pd.DataFrame) -> str:
+    """What differs between two files' columns: missing, extra, or the order (first position)."""
+    want, got = [str(c) for c in first.columns], [str(c) for c in other.columns]
+    missing = [c for c in want if c not in got]
+    extra = [c for c in got if c not in want]
+    parts = []
+    if missing:
+        parts.append(f"missing {missing}")
+    if extra:
+        parts.append(f"extra {extra}")
+    if not parts and sorted(want) == sorted(got) and len(want) == len(got):
+        at = next(i for i, (a, b) in enumerate(zip(want, got, strict=True)) if a != b)
+        parts.append(
+            f"the same columns in another order (column {at + 1} is {got[at]!r}, expected {want[at]!r}; "
+            f"expected order {want}, found {got})"
+        )
+    elif not parts:  # the same names, but repeated a different number of times
+        dupes = sorted({c for c in got if got.count(c) != want.count(c)})
+        parts.append(f"column(s) {dupes} appear a different number of times")
+    return ", ".join(parts)
 
 
 # -- normalising and hashing -------------------------------------------------------------------

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from mlops_ops.config import METRIC_DIRECTIONS
+from mlops_ops.errors import MlopsError
 
 #: Metrics computed from the positive-class probability rather than the predicted label.
 PROBABILITY_METRICS = frozenset({"roc_auc", "log_loss", "brier"})
@@ -27,7 +28,7 @@ PROBABILITY_METRICS = frozenset({"roc_auc", "log_loss", "brier"})
 _LOG_EPS = 1e-15  # probabilities are clipped to [eps, 1 - eps], as in compute_metrics
 
 
-class GateError(ValueError):
+class GateError(MlopsError, ValueError):
     """The gate cannot evaluate a rule on the data it was given (the rule then fails closed).
 
     Raised here for a metric that does not apply to the model, and by the bootstrap, the gate and

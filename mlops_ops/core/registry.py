@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from mlops_ops.errors import MlopsError, StoredDocumentError
+
 #: Version of the ledger record layout (records written before ``seq`` existed have none).
 RECORD_SCHEMA = 1
 
@@ -44,11 +46,11 @@ _LINEAGE_KEYS = ("airflow.dag_id", "airflow.run_id", "airflow.task_id")
 # -- errors ---------------------------------------------------------------------------------------
 
 
-class LedgerError(ValueError):
+class LedgerError(StoredDocumentError):
     """A ledger record or claim that cannot be read as one."""
 
 
-class PromotionRefusedError(ValueError):
+class PromotionRefusedError(MlopsError, ValueError):
     """The alias must not move: the evidence behind the promotion no longer holds."""
 
 
@@ -60,7 +62,7 @@ class AliasDivergedError(PromotionRefusedError):
     """The alias points elsewhere than the ledger's head: it was moved outside mlops-ops."""
 
 
-class RollbackRefusedError(ValueError):
+class RollbackRefusedError(MlopsError, ValueError):
     """A rollback target that must not serve (unknown, never gated, or no ledger to go by)."""
 
 
@@ -331,6 +333,11 @@ class LedgerState:
         pending = self.pending
         return pending[-1] if pending else None
 
+    @property
+    def fingerprint(self) -> tuple[Any, ...]:
+        """What identifies this state: two reads with equal fingerprints saw the same ledger."""
+        return (tuple(r.name for r in self.records), tuple(c.seq for c in self.claims), self.released)
+
     def is_live(self, claim: Claim) -> bool:
         """``claim`` is still the one promotion allowed to move the alias."""
         live = self.live_claim
@@ -422,7 +429,8 @@ def plan_promotion(
                 # the champion changed whether or not that claimant lives to write its record
                 raise ChampionChangedError(
                     f"champion changed since evaluation: expected {describe(expected_s)}, found "
-                    f"v{live.version} (promoted by {live}); re-run the evaluation against the new champion"
+                    f"v{live.version} (promoted by {live}, another promotion still in progress: its ledger "
+                    "record is being written); re-run the evaluation against the new champion"
                 )
             return PromotionPlan("roll_forward", seq=live.seq, claim=live)
         age = (now - live.claimed_at).total_seconds()
@@ -430,9 +438,9 @@ def plan_promotion(
             expires = live.claimed_at + dt.timedelta(seconds=lease_seconds)
             raise ChampionChangedError(
                 f"champion changed since evaluation: expected {describe(expected_s)}, but another "
-                f"promotion holds the champion ({live}); re-run the evaluation against the new "
-                f"champion once it completes. A claim left by a crashed task counts as abandoned "
-                f"from {expires:%Y-%m-%dT%H:%M:%S}Z"
+                f"promotion holds the champion: {live} is in progress (moving the alias to "
+                f"v{live.version}); re-run the evaluation against the new champion once it completes. "
+                f"A claim left by a crashed task counts as abandoned from {expires:%Y-%m-%dT%H:%M:%S}Z"
             )
         superseded = tuple(c.seq for c in state.pending)
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from mlops_ops.core.data import DataError, FeatureSet, check_numeric, holdout_mask
 from mlops_ops.core.evaluation import compute_metrics, score_model
+from mlops_ops.errors import MlopsError
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 MISSING = "__missing__"
 
 
-class TrainingError(ValueError):
+class TrainingError(MlopsError, ValueError):
     """Training cannot start or did not produce a usable model."""
 
 

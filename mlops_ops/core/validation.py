@@ -21,6 +21,7 @@ import pandas as pd
 
 from mlops_ops.core.drift import OTHER, ReferenceProfile
 from mlops_ops.core.jsonsafe import json_safe
+from mlops_ops.errors import SpecError
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ _FINITE = 1e300
 _SOME_VALUE = 1e-9
 
 
-class ValidationConfigError(ValueError):
+class ValidationConfigError(SpecError):
     """An expectation in the spec cannot be built (unknown type or bad arguments)."""
 
 

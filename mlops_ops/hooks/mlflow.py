@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from mlops_ops import settings
 from mlops_ops.core.jsonsafe import json_safe
 from mlops_ops.core.model_uri import model_version_uri
 from mlops_ops.core.registry import DEFAULT_CLAIM_LEASE_SECONDS, ChampionChangedError
+from mlops_ops.errors import MlflowUnavailableError, StoredDocumentError, damaged
 from mlops_ops.url_credentials import mask_credentials, split_credentials, without_credentials
 
 if TYPE_CHECKING:
@@ -31,10 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["ChampionChangedError", "MlflowHook", "MlflowUnavailableError", "Promotion"]
 
 log = logging.getLogger(__name__)
-
-
-class MlflowUnavailableError(RuntimeError):
-    """The tracking server did not answer. Not a verdict: Airflow's retries apply."""
 
 
 @dataclass(frozen=True)
@@ -331,8 +329,7 @@ class MlflowHook(BaseHook):
 
         rolled: list[int] = []
         for _ in range(10):
-            state = ledger.read()
-            champion = self.get_alias_version(name, alias)
+            state, champion = self._read_consistent(ledger, name, alias)
             plan = registry.plan_promotion(
                 state,
                 alias_version=champion.version if champion is not None else None,
@@ -417,6 +414,24 @@ class MlflowHook(BaseHook):
             f"promoting v{version}; re-run the evaluation"
         )
 
+    def _read_consistent(self, ledger: DeploymentLedger, name: str, alias: str) -> tuple[Any, Any]:
+        """The ledger and the alias as of one moment: the ledger read before and after the alias.
+
+        A promotion claims its ledger sequence before it moves the alias and writes its record
+        after, so if the ledger did not change around the alias read, the two belong together.
+        Otherwise a promotion was in flight (e.g. its alias move was seen but not yet its claim,
+        which would look like an alias moved by hand): read again.
+        """
+        state = ledger.read()
+        champion = None
+        for _ in range(20):
+            champion = self.get_alias_version(name, alias)
+            again = ledger.read()
+            if again.fingerprint == state.fingerprint:
+                return state, champion
+            state = again
+        return state, champion
+
     def _move_alias(self, name: str, claim: Claim, ledger: DeploymentLedger, alias: str) -> Any:
         """Move the alias for a claim this task holds, then record it. Returns the record's path."""
         from mlops_ops.core.registry import describe
@@ -495,15 +510,50 @@ class MlflowHook(BaseHook):
                     self.client.set_model_version_tag(name, version, key, value)
 
     def find_versions(self, name: str, tags: dict[str, str]) -> list[ModelVersion]:
-        """Versions of ``name`` carrying all of ``tags``, oldest first ([] if the model does not exist)."""
+        """Versions of ``name`` carrying all of ``tags``, oldest first ([] if the model does not exist).
+
+        Errors other than "does not exist" propagate (an outage is not "no version").
+        """
         from mlflow.exceptions import MlflowException
 
         try:
-            versions = self.client.search_model_versions(f"name = '{name}'", max_results=10_000)
-        except MlflowException:
-            return []
+            versions = self.client.search_model_versions(f"name = '{_quote(name)}'", max_results=10_000)
+        except MlflowException as err:
+            if _is_not_found(err):
+                return []
+            raise
         hits = [v for v in versions if all((v.tags or {}).get(k) == val for k, val in tags.items())]
         return sorted(hits, key=lambda v: int(v.version))
+
+    def find_own_version(self, name: str, experiment: str, lineage: dict[str, str]) -> ModelVersion | None:
+        """The version registered from a run carrying all of ``lineage``'s tags, if any.
+
+        The run's tags are set when the run starts, before its model is registered, so this finds
+        a version whose registering task was killed before it could tag the version. The version's
+        missing tags are copied from ``lineage`` before it is returned.
+        """
+        exp = self.client.get_experiment_by_name(experiment)
+        if exp is None:
+            return None
+        query = " and ".join(f"tags.`{k}` = '{_quote(v)}'" for k, v in lineage.items())
+        runs = self.client.search_runs([exp.experiment_id], filter_string=query, max_results=100)
+        found: list[ModelVersion] = []
+        for run in runs:
+            found += self.client.search_model_versions(
+                f"name = '{_quote(name)}' and run_id = '{run.info.run_id}'", max_results=100
+            )
+        if not found:
+            return None
+        version = max(found, key=lambda v: int(v.version))
+        self._tag_version(name, str(version.version), {**lineage, "mlops.run_id": str(version.run_id)})
+        return self.client.get_model_version(name, str(version.version))
+
+    def _tag_version(self, name: str, version: str, tags: dict[str, str]) -> None:
+        """Set ``tags`` on a version, skipping those it already has with the same value."""
+        have = self.client.get_model_version(name, version).tags or {}
+        for key, value in tags.items():
+            if have.get(key) != value:
+                self.client.set_model_version_tag(name, version, key, value)
 
     def load_sklearn_model(self, uri: str) -> Any:
         import mlflow.sklearn
@@ -511,15 +561,42 @@ class MlflowHook(BaseHook):
         self._configure()
         return mlflow.sklearn.load_model(uri)
 
-    def load_dict(self, run_id: str, artifact: str) -> dict[str, Any] | None:
+    def load_dict(self, run_id: str, artifact: str, *, required: Sequence[str] = ()) -> dict[str, Any] | None:
+        """A JSON artifact of a run as a dict; None only when the artifact does not exist.
+
+        :param required: keys the document must have.
+        :raises StoredDocumentError: the artifact exists but is not a JSON object, or lacks a
+            ``required`` key (a verdict naming the artifact and the run).
+        Any other error (the server or the artifact store did not answer) propagates, so Airflow
+        retries: an outage must not read as "no such document".
+        """
+        import json
+
         import mlflow.artifacts
 
         self._configure()
+        uri = f"runs:/{run_id}/{artifact}"
         try:
-            return mlflow.artifacts.load_dict(f"runs:/{run_id}/{artifact}")
-        except Exception as err:  # missing artifact: the caller decides
-            log.info("no %s in run %s: %s", artifact, run_id, err)
-            return None
+            text = mlflow.artifacts.load_text(uri)
+        except Exception as err:
+            if _is_not_found(err):
+                log.info("no %s in run %s: %s", artifact, run_id, err)
+                return None
+            raise
+        try:
+            doc = json.loads(text)
+        except ValueError as err:
+            raise damaged(f"MLflow artifact {artifact} of run {run_id}", err, _RETRAIN_FIX) from None
+        if not isinstance(doc, dict):
+            raise StoredDocumentError(
+                f"MLflow artifact {artifact} of run {run_id} is not a JSON object; {_RETRAIN_FIX}"
+            )
+        missing = [k for k in required if k not in doc]
+        if missing:
+            raise StoredDocumentError(
+                f"MLflow artifact {artifact} of run {run_id} has no {missing}; {_RETRAIN_FIX}"
+            )
+        return doc
 
     def log_training_run(
         self,
@@ -565,22 +642,62 @@ class MlflowHook(BaseHook):
                 name="model",
                 signature=signature,
                 input_example=input_example,
-                registered_model_name=model_name,
                 serialization_format="cloudpickle",
             )
             run_id = run.info.run_id
-        version = str(info.registered_model_version)
-        for key, value in tags.items():
-            self.client.set_model_version_tag(model_name, version, key, value)
-        for metric, number in metrics.items():
-            self.client.set_model_version_tag(model_name, version, f"mlops.metric.{metric}", f"{number:.6g}")
-        self.client.set_model_version_tag(model_name, version, "mlops.run_id", run_id)
+        version_tags = {
+            **tags,
+            **{f"mlops.metric.{metric}": f"{number:.6g}" for metric, number in metrics.items()},
+            "mlops.run_id": run_id,
+        }
+        version = self.register_version(model_name, info.model_uri, run_id, version_tags)
         return {
             "run_id": run_id,
             "experiment_id": experiment_id,
             "version": version,
             "model_uri": model_version_uri(model_name, version),
         }
+
+    def register_version(self, name: str, model_uri: str, run_id: str, tags: dict[str, str]) -> str:
+        """Register ``model_uri`` (logged by run ``run_id``) as a new version of ``name``, with ``tags``.
+
+        The tags are given to MLflow in the same call that creates the version
+        (``mlflow.register_model(..., tags=...)``), so a version never exists without its lineage.
+        Idempotent per run: a version already registered from ``run_id`` (an earlier attempt killed
+        after registering) is returned, its missing tags completed, not duplicated. Returns the
+        version number as a string.
+        """
+        import mlflow
+
+        existing = self.client.search_model_versions(
+            f"name = '{_quote(name)}' and run_id = '{run_id}'", max_results=10
+        )
+        if existing:
+            version = str(max(int(v.version) for v in existing))
+            log.warning("run %s already registered %s v%s: not registering it again", run_id, name, version)
+            self._tag_version(name, version, tags)
+            return version
+        self._configure()
+        return str(mlflow.register_model(model_uri, name, tags=tags).version)
+
+
+_RETRAIN_FIX = "it was changed after training: retrain the model version (trigger training with force=true)"
+
+
+def _is_not_found(err: BaseException) -> bool:
+    """Whether ``err`` says a run, version or artifact does not exist (and nothing else)."""
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(err, FileNotFoundError):
+        return True
+    if isinstance(err, MlflowException):
+        return "RESOURCE_DOES_NOT_EXIST" in str(getattr(err, "error_code", ""))
+    return False
+
+
+def _quote(value: str) -> str:
+    """A value inside a single-quoted MLflow search filter."""
+    return str(value).replace("\\", "\\\\").replace("'", "\\'")
 
 
 def _v(version: Any) -> str:

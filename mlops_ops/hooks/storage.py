@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _TMP_MARK = ".tmp-"
+#: age after which a temporary file in a folder with concurrent writers counts as a killed writer's
+_STALE_TMP_SECONDS = 3600.0
 
 
 def to_path(uri: str, conn_id: str | None = None) -> ObjectStoragePath:
@@ -166,32 +168,81 @@ def snapshot_uri_of(snapshot: Any) -> str:
 
 
 def read_snapshot(snapshot: Any, conn_id: str | None = None) -> tuple[Any, dict[str, Any]]:
-    """Read a snapshot's data frame and manifest. Raises FileNotFoundError naming the URI."""
-    from mlops_ops.core.data import from_parquet_bytes
+    """Read a snapshot's data frame and manifest, verified (see :mod:`mlops_ops.core.snapshot`).
+
+    :raises FileNotFoundError: no manifest (the snapshot does not exist); the message names the URI.
+    :raises SnapshotIntegrityError: the files do not match the snapshot's hashes (never read past).
+    Storage I/O errors propagate unchanged (transient: Airflow's retries apply).
+    """
+    from mlops_ops.core import snapshot as snap
 
     base = to_path(snapshot_uri_of(snapshot), conn_id)
-    manifest_path = base / "manifest.json"
+    manifest_path = base / snap.MANIFEST_FILE
     if not manifest_path.exists():
         raise FileNotFoundError(f"no snapshot at {base} (manifest.json missing); run the ingest task first")
-    manifest = read_json(manifest_path)
-    with (base / "data.parquet").open("rb") as fh:
-        frame = from_parquet_bytes(fh.read())
-    return frame, manifest
+    with manifest_path.open("rb") as fh:
+        manifest_raw = fh.read()
+    data_path = base / snap.DATA_FILE
+    if not data_path.exists():
+        raise snap.missing_data(str(base))
+    with data_path.open("rb") as fh:
+        data_raw = fh.read()
+    return snap.load(manifest_raw, data_raw, name=base.name, uri=str(base))
 
 
-def remove_temporaries(directory: ObjectStoragePath) -> int:
+def verify_snapshot_file(
+    snapshot: Any, conn_id: str | None = None
+) -> tuple[ObjectStoragePath, dict[str, Any]]:
+    """Check a snapshot's manifest and its data file's bytes hash without decoding the data.
+
+    For readers that stream the Parquet file themselves (the drift check): the file's bytes are
+    hashed in 8 MiB chunks. Returns the data file's path and the manifest.
+
+    :raises FileNotFoundError: no manifest.
+    :raises SnapshotIntegrityError: the manifest or the file's bytes do not match.
+    """
+    from mlops_ops.core import snapshot as snap
+
+    base = to_path(snapshot_uri_of(snapshot), conn_id)
+    manifest_path = base / snap.MANIFEST_FILE
+    if not manifest_path.exists():
+        raise FileNotFoundError(f"no snapshot at {base} (manifest.json missing); run the ingest task first")
+    with manifest_path.open("rb") as fh:
+        manifest = snap.parse_manifest(fh.read(), name=base.name, uri=str(base))
+    data_path = base / snap.DATA_FILE
+    if not data_path.exists():
+        raise snap.missing_data(str(base))
+    with data_path.open("rb") as fh:
+        digest, size = snap.bytes_sha256(iter(lambda: fh.read(8 << 20), b""))
+    snap.check_data_digest(manifest, digest, size, uri=str(base))
+    return data_path, manifest
+
+
+def remove_temporaries(directory: ObjectStoragePath, *, older_than_seconds: float = 0.0) -> int:
     """Delete temporary files that a killed writer left in ``directory``; returns how many.
 
-    Only for folders with a single writer at a time (e.g. one DAG with ``max_active_runs=1``):
-    a concurrent writer's temporary file would be removed before its move.
+    With ``older_than_seconds=0`` only for folders with a single writer at a time (one DAG with
+    ``max_active_runs=1``, or content-addressed files that every writer writes identically): a
+    concurrent writer's temporary file would be removed before its move. In folders with
+    concurrent writers (the ledger) pass an age no live writer's temporary file reaches.
     """
+    import time
+
     if not directory.exists():
         return 0
     removed = 0
+    now = time.time()
     for path in directory.iterdir():
-        if _TMP_MARK in path.name and path.is_file():
-            _unlink_quietly(path)
-            removed += 1
+        if _TMP_MARK not in path.name or not path.is_file():
+            continue
+        if older_than_seconds > 0:
+            try:
+                if now - float(path.stat().st_mtime) < older_than_seconds:
+                    continue
+            except (OSError, AttributeError, TypeError, ValueError):
+                continue  # no modification time: keep it
+        _unlink_quietly(path)
+        removed += 1
     return removed
 
 
@@ -286,6 +337,9 @@ class DeploymentLedger:
         """Take sequence ``document["seq"]``; False if another promotion already took it."""
         from mlops_ops.core.registry import claim_file_name
 
+        # a killed writer's temporary files; a live writer's exist for milliseconds
+        remove_temporaries(self.claims_dir, older_than_seconds=_STALE_TMP_SECONDS)
+        remove_temporaries(self.directory, older_than_seconds=_STALE_TMP_SECONDS)
         return create_exclusive(self.claims_dir / claim_file_name(int(document["seq"])), json_bytes(document))
 
     def release(self, claim: Any, why: str) -> bool:

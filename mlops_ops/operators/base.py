@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +23,46 @@ def parse_bool(value: Any) -> bool:
     return bool(value)
 
 
+def fail_on_verdicts(execute: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap an operator's ``execute``: a verdict fails the task once, anything else propagates.
+
+    The one place where mlops-ops maps its errors to Airflow outcomes. A ``ValueError`` (every
+    :class:`~mlops_ops.errors.MlopsError` verdict: ``DataError``, ``SpecError``,
+    ``SnapshotIntegrityError``, ``StoredDocumentError``...; and a library's plain ``ValueError``
+    about the input) becomes ``AirflowFailException``: no retry can change it. Transient errors
+    (:class:`~mlops_ops.errors.TransientError`, network and storage errors) propagate, so
+    Airflow's retries apply. Airflow's own exceptions pass through unchanged.
+    """
+
+    @functools.wraps(execute)
+    def wrapper(self: MlopsBaseOperator, context: Any, *args: Any, **kwargs: Any) -> Any:
+        from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+        from mlops_ops.errors import MlopsError, is_verdict
+
+        try:
+            return execute(self, context, *args, **kwargs)
+        except AirflowException:
+            raise
+        except Exception as err:
+            if not is_verdict(err):
+                raise
+            if not isinstance(err, MlopsError):  # a library's ValueError: keep where it came from
+                self.log.exception("%s failed on its input", self.task_id)
+            raise AirflowFailException(
+                f"{self.task_id} of pipeline {self.pipeline!r} failed, and no retry can change that: "
+                f"{type(err).__name__}: {err}"
+            ) from None
+
+    wrapper.__mlops_verdicts__ = True  # type: ignore[attr-defined]
+    return wrapper
+
+
 class MlopsBaseOperator(BaseOperator):
     """Base of the mlops-ops operators.
+
+    Every subclass's ``execute`` is wrapped by :func:`fail_on_verdicts`: data, spec and stored
+    document problems fail the task once; transient faults are retried.
 
     :param pipeline: the pipeline's name: storage prefix, MLflow experiment and registered model.
     :param mlflow_conn_id: Airflow connection of the MLflow server (conn type ``mlflow``).
@@ -30,6 +70,12 @@ class MlopsBaseOperator(BaseOperator):
     """
 
     ui_color = "#e8f1fb"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        execute = cls.__dict__.get("execute")
+        if callable(execute) and not getattr(execute, "__mlops_verdicts__", False):
+            setattr(cls, "execute", fail_on_verdicts(execute))  # noqa: B010 - assigning a method
 
     def __init__(
         self,
@@ -97,7 +143,11 @@ class MlopsBaseOperator(BaseOperator):
             raise AirflowFailException(str(err)) from None
 
     def read_snapshot(self, snapshot: Any) -> tuple[Any, dict[str, Any]]:
-        """A snapshot's frame and manifest, read with the storage connection; missing -> fail."""
+        """A snapshot's frame and manifest, read with the storage connection and verified.
+
+        Missing, or failing its integrity check (:class:`~mlops_ops.errors.SnapshotIntegrityError`):
+        the task fails once, naming the snapshot and the fix. Storage errors propagate (retried).
+        """
         from airflow.sdk.exceptions import AirflowFailException
 
         from mlops_ops.hooks.storage import read_snapshot
@@ -130,10 +180,12 @@ class MlopsBaseOperator(BaseOperator):
 
     def write_report(self, context: Context, document: dict[str, Any], html: str | None) -> str:
         """Store a decision document (JSON, plus its HTML view) under reports/; returns the JSON URI."""
-        from mlops_ops.hooks.storage import json_bytes, write_atomic
+        from mlops_ops.hooks.storage import json_bytes, remove_temporaries, write_atomic
 
         ti = context["ti"]
         path = self.storage.report_path(ti.dag_id, ti.run_id, ti.task_id, "json")
+        # a killed attempt's temporary files; tasks of one run share the folder, so only old ones
+        remove_temporaries(path.parent, older_than_seconds=3600)
         if html is not None:
             write_atomic(self.storage.report_path(ti.dag_id, ti.run_id, ti.task_id, "html"), html.encode())
         write_atomic(path, json_bytes(document))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +11,7 @@ from mlops_ops.core.jsonsafe import json_safe
 from mlops_ops.core.model_uri import model_version_uri
 from mlops_ops.links import MlflowModelVersionLink, MlflowRunLink, ReportLink
 from mlops_ops.operators.base import MlopsBaseOperator
-from mlops_ops.operators.train import TRAINING_SPEC_ARTIFACT
+from mlops_ops.operators.train import TRAINING_SPEC_ARTIFACT, TRAINING_SPEC_KEYS, TRAINING_SPLIT_KEYS
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -21,8 +20,6 @@ DECISION_ARTIFACT = "gate/decision.json"
 IMPORTANCE_ARTIFACT = "explain/permutation_importance.json"
 #: permutation importance runs on at most this many holdout rows (seeded subsample), to bound time
 IMPORTANCE_MAX_ROWS = 5000
-#: characters MLflow does not accept in a metric name
-_METRIC_NAME_UNSAFE = re.compile(r"[^0-9A-Za-z_\-. /]")
 
 
 class EvaluateModelOperator(MlopsBaseOperator):
@@ -85,7 +82,7 @@ class EvaluateModelOperator(MlopsBaseOperator):
         if not challenger.run_id:
             raise AirflowFailException(f"{name} v{version} has no MLflow run; was it trained by mlops-ops?")
         run_id: str = challenger.run_id
-        training = hook.load_dict(run_id, TRAINING_SPEC_ARTIFACT)
+        training = hook.load_dict(run_id, TRAINING_SPEC_ARTIFACT, required=TRAINING_SPLIT_KEYS)
         if training is None:
             raise AirflowFailException(
                 f"{name} v{version} has no {TRAINING_SPEC_ARTIFACT}; was it trained by mlops-ops?"
@@ -204,7 +201,7 @@ class EvaluateModelOperator(MlopsBaseOperator):
         from mlops_ops.core.evaluation import score_model
         from mlops_ops.core.training import prepare_features, prepare_target
 
-        training = hook.load_dict(run_id, TRAINING_SPEC_ARTIFACT)
+        training = hook.load_dict(run_id, TRAINING_SPEC_ARTIFACT, required=TRAINING_SPEC_KEYS)
         if training is None:
             raise ValueError(f"v{version} has no {TRAINING_SPEC_ARTIFACT}, so its input columns are unknown")
         feats = FeatureSet(tuple(training["features"]["numeric"]), tuple(training["features"]["categorical"]))
@@ -250,12 +247,12 @@ class EvaluateModelOperator(MlopsBaseOperator):
 
         from mlflow.entities import Metric
 
+        from mlops_ops.core.naming import IMPORTANCE_PREFIX, mlflow_keys
+
         hook.client.log_dict(run_id, json_safe(importance), IMPORTANCE_ARTIFACT)
         now = int(time.time() * 1000)
-        metrics = [
-            Metric(f"importance.{_METRIC_NAME_UNSAFE.sub('_', f['feature'])}", f["importance"], now, 0)
-            for f in importance["features"]
-        ]
+        keys = mlflow_keys(IMPORTANCE_PREFIX, [f["feature"] for f in importance["features"]])
+        metrics = [Metric(keys[f["feature"]], f["importance"], now, 0) for f in importance["features"]]
         for start in range(0, len(metrics), 1000):  # MLflow's limit per batch
             hook.client.log_batch(run_id, metrics=metrics[start : start + 1000])
 

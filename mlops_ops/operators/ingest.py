@@ -171,7 +171,6 @@ class IngestDatasetOperator(MlopsBaseOperator):
 
     def _store(self, context: Context, frame: Any, source: dict[str, Any]) -> dict[str, Any]:
         from mlops_ops.core import data
-        from mlops_ops.hooks.storage import json_bytes, read_json, write_atomic, write_once
 
         if len(frame) < self.min_rows:
             raise data.DataError(
@@ -180,30 +179,9 @@ class IngestDatasetOperator(MlopsBaseOperator):
             )
         sha = data.content_sha256(frame)
         directory = self.storage.snapshot_dir(sha)
-        manifest_path = directory / "manifest.json"
-        if manifest_path.exists():
-            manifest = read_json(manifest_path)
-            created = False
-            self.log.info("snapshot %s already exists (%d rows): nothing written", sha[:12], manifest["rows"])
-        else:
-            manifest = data.describe_manifest(
-                sha256=sha,
-                frame=frame,
-                source=source,
-                uri=str(directory),
-                dag_run={**self.lineage(context), "logical_date": str(context.get("logical_date"))},
-            )
-            write_atomic(directory / "data.parquet", data.to_parquet_bytes(frame))
-            created = write_once(manifest_path, json_bytes(manifest))
-            if not created:  # another run stored the same content a moment ago
-                manifest = read_json(manifest_path)
-            self.log.info(
-                "stored snapshot %s: %d rows x %d columns at %s",
-                sha[:12],
-                len(frame),
-                frame.shape[1],
-                directory,
-            )
+        manifest, created = self._reuse(directory), False
+        if manifest is None:
+            manifest, created = self._write_snapshot(context, directory, sha, frame, source)
         for asset in self.outlets:
             if getattr(asset, "uri", "").endswith("/dataset"):
                 context["outlet_events"][asset].extra = {
@@ -219,3 +197,83 @@ class IngestDatasetOperator(MlopsBaseOperator):
             "created": created,
             "source": source.get("uri") or source.get("conn_id"),
         }
+
+    def _reuse(self, directory: Any) -> dict[str, Any] | None:
+        """The manifest of the snapshot already stored at ``directory``, verified; None if absent.
+
+        A stored snapshot that fails its integrity check is never reused: its files are moved to
+        ``snapshots/.damaged/<sha256>-<utc>/`` (kept for inspection) and the snapshot is written
+        again from the source, whose content has exactly this hash.
+        """
+        from mlops_ops.errors import SnapshotIntegrityError
+        from mlops_ops.hooks.storage import read_snapshot, remove_temporaries
+
+        stale = remove_temporaries(directory)
+        if stale:
+            self.log.info(
+                "removed %d temporary file(s) left by an interrupted ingest in %s", stale, directory
+            )
+        if not (directory / "manifest.json").exists():
+            return None
+        try:
+            _, manifest = read_snapshot(str(directory), self.storage.conn_id)
+        except SnapshotIntegrityError as err:
+            moved_to = self._quarantine(directory)
+            self.log.warning(
+                "%s; its files were moved to %s and the snapshot is written again", err, moved_to
+            )
+            return None
+        self.log.info(
+            "snapshot %s already exists (%d rows, verified): nothing written",
+            directory.name[:12],
+            manifest["rows"],
+        )
+        return manifest
+
+    def _quarantine(self, directory: Any) -> Any:
+        import datetime as dt
+
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        target = directory.parent / ".damaged" / f"{directory.name}-{stamp}"
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("manifest.json", "data.parquet"):  # the manifest first: readers see no snapshot
+            path = directory / name
+            if path.exists():
+                path.move(target / name)
+        return target
+
+    def _write_snapshot(
+        self, context: Context, directory: Any, sha: str, frame: Any, source: dict[str, Any]
+    ) -> tuple[dict[str, Any], bool]:
+        """Write ``data.parquet``, then the manifest recording its bytes hash (both atomically).
+
+        Returns the manifest and whether this call created it (False: a concurrent run did).
+        """
+        from mlops_ops.core import data
+        from mlops_ops.core import snapshot as snap
+        from mlops_ops.hooks.storage import json_bytes, read_json, write_atomic, write_once
+
+        raw = data.to_parquet_bytes(frame)
+        manifest = data.describe_manifest(
+            sha256=sha,
+            frame=frame,
+            source=source,
+            uri=str(directory),
+            dag_run={**self.lineage(context), "logical_date": str(context.get("logical_date"))},
+        )
+        manifest["files"] = {snap.DATA_FILE: snap.file_entry(raw)}
+        manifest["manifest_version"] = snap.MANIFEST_VERSION
+        # readers re-hash the decoded content; say so only if the stored file reproduces it
+        manifest["content_verifiable"] = data.content_sha256(data.from_parquet_bytes(raw)) == sha
+        if not manifest["content_verifiable"]:
+            self.log.warning(
+                "snapshot %s: a dtype does not round-trip Parquet; readers check bytes only", sha[:12]
+            )
+        write_atomic(directory / snap.DATA_FILE, raw)
+        created = write_once(directory / snap.MANIFEST_FILE, json_bytes(manifest))
+        if not created:  # another run stored the same content a moment ago: keep its manifest
+            manifest = read_json(directory / snap.MANIFEST_FILE)
+        self.log.info(
+            "stored snapshot %s: %d rows x %d columns at %s", sha[:12], len(frame), frame.shape[1], directory
+        )
+        return manifest, created

@@ -10,9 +10,10 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from mlops_ops.assets import retrain_asset
 from mlops_ops.core.jsonsafe import json_safe
 from mlops_ops.core.model_uri import model_version_uri
+from mlops_ops.errors import parse_stored
 from mlops_ops.links import MlflowRunLink, ReportLink
 from mlops_ops.operators.base import MlopsBaseOperator
-from mlops_ops.operators.train import PREDICTION_PROFILE_ARTIFACT, TRAINING_SPEC_ARTIFACT
+from mlops_ops.operators.train import PREDICTION_PROFILE_ARTIFACT, TRAINING_SPEC_ARTIFACT, TRAINING_SPEC_KEYS
 from mlops_ops.operators.validate import PROFILE_ARTIFACT
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ class DetectDriftOperator(_ChampionMixin):
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.core.drift import ReferenceProfile, detect_drift
         from mlops_ops.core.drift_report import render_drift_html
-        from mlops_ops.hooks.storage import snapshot_uri_of, to_path
+        from mlops_ops.hooks.storage import snapshot_uri_of
 
         config, spec = self._config()
         champion = self.champion()
@@ -139,13 +140,16 @@ class DetectDriftOperator(_ChampionMixin):
                 f"champion v{champion.version} of {self.pipeline} has no {PROFILE_ARTIFACT}; retrain it "
                 "with this version of mlops-ops so monitoring has a reference"
             )
+        trained = parse_stored(
+            f"{PROFILE_ARTIFACT} of champion v{champion.version} (run {champion.run_id})",
+            ReferenceProfile.from_dict,
+            profile_doc,
+            "retrain the champion with this version of mlops-ops",
+        )
         config, rule_note = self._with_importance(config, spec.rule, champion)
         profile, choice, reference_frame = self._reference(
-            context, champion, ReferenceProfile.from_dict(profile_doc), spec.reference, config.min_rows
+            context, champion, trained, spec.reference, config.min_rows
         )
-        data_path = to_path(snapshot_uri_of(self.snapshot), self.storage.conn_id) / "data.parquet"
-        if not data_path.exists():
-            raise AirflowFailException(f"no snapshot data at {data_path}; run the ingest task first")
         try:
             batch = self._coerced_batch(champion, profile)
             report = detect_drift(profile, batch, config)
@@ -428,23 +432,32 @@ class DetectDriftOperator(_ChampionMixin):
 
         hook = self.mlflow_hook
         doc = hook.load_dict(champion.run_id, PREDICTION_PROFILE_ARTIFACT)
-        spec = hook.load_dict(champion.run_id, TRAINING_SPEC_ARTIFACT)
+        spec = hook.load_dict(champion.run_id, TRAINING_SPEC_ARTIFACT, required=TRAINING_SPEC_KEYS)
         if doc is None or spec is None:
             self.log.warning(
                 "champion v%s has no prediction profile: prediction drift not checked", champion.version
             )
             return None
         frame, _ = self.read_snapshot(self.snapshot)
+        stored = (
+            parse_stored(
+                f"{PREDICTION_PROFILE_ARTIFACT} of champion v{champion.version} (run {champion.run_id})",
+                ReferenceProfile.from_dict,
+                doc,
+                "retrain the champion with this version of mlops-ops",
+            )
+            if reference_frame is None
+            else None
+        )
         model = hook.load_sklearn_model(model_version_uri(self.pipeline, champion.version))
         try:
             schema = self._schema(champion)
             predictions = prediction_frame(model, schema.coerce(frame), spec["task"])
             # a windowed reference: the champion's outputs on that window, not on its training data
-            reference = (
-                ReferenceProfile.from_dict(doc)
-                if reference_frame is None
-                else build_prediction_profile(model, schema.coerce(reference_frame), spec["task"])
-            )
+            if stored is not None:
+                reference = stored
+            else:
+                reference = build_prediction_profile(model, schema.coerce(reference_frame), spec["task"])
         except Exception as err:
             raise AirflowFailException(
                 f"champion v{champion.version} could not score the batch for prediction drift: {err}"
@@ -501,7 +514,7 @@ class CheckModelPerformanceOperator(_ChampionMixin):
         champion = self.champion()
         hook = self.mlflow_hook
         frame, manifest = self.read_snapshot(self.snapshot)
-        spec = hook.load_dict(champion.run_id, TRAINING_SPEC_ARTIFACT)
+        spec = hook.load_dict(champion.run_id, TRAINING_SPEC_ARTIFACT, required=TRAINING_SPEC_KEYS)
         if spec is None:
             raise AirflowFailException(f"champion v{champion.version} has no {TRAINING_SPEC_ARTIFACT}")
         baseline = self._baseline(champion)
@@ -531,9 +544,10 @@ class CheckModelPerformanceOperator(_ChampionMixin):
                     value = compute_metrics(spec["task"], labelled[self.target].to_numpy(), scores).get(
                         self.metric
                     )
-                except (KeyError, ValueError) as err:
+                except (KeyError, ValueError, AttributeError, TypeError) as err:
                     raise AirflowFailException(
-                        f"champion v{champion.version} could not be scored on the batch: {err}"
+                        f"champion v{champion.version} could not be scored on the batch "
+                        f"({type(err).__name__}: {err}); check the batch's columns or retrain the champion"
                     ) from None
             check = check_performance(
                 metric=self.metric,

@@ -13,7 +13,7 @@ from mlops_ops.assets import predictions_asset
 from mlops_ops.core.model_uri import model_version_uri
 from mlops_ops.links import MlflowModelVersionLink
 from mlops_ops.operators.base import MlopsBaseOperator
-from mlops_ops.operators.train import TRAINING_SPEC_ARTIFACT
+from mlops_ops.operators.train import TRAINING_SPEC_ARTIFACT, TRAINING_SPEC_KEYS
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -125,6 +125,7 @@ class BatchScoreOperator(MlopsBaseOperator):
             positive_class,
         )
         from mlops_ops.core.training import prepare_features
+        from mlops_ops.errors import ModelError
 
         hook = self.mlflow_hook
         name = self.pipeline
@@ -150,7 +151,14 @@ class BatchScoreOperator(MlopsBaseOperator):
             ) from None
 
         model_uri = model_version_uri(name, version)
-        scores = score_model(hook.load_sklearn_model(model_uri), x, task)
+        model = hook.load_sklearn_model(model_uri)
+        try:
+            scores = score_model(model, x, task)
+        except (AttributeError, TypeError, ValueError) as err:  # e.g. an estimator that cannot predict
+            raise ModelError(
+                f"{name} v{version} cannot score snapshot {input_sha[:12]} ({type(err).__name__}: {err}); "
+                "score with another version, or retrain this one"
+            ) from None
         start, end = _utc(context.get("data_interval_start")), _utc(context.get("data_interval_end"))
         out = assemble_predictions(
             frame,
@@ -235,7 +243,11 @@ class BatchScoreOperator(MlopsBaseOperator):
                     "score with an existing version, or leave model unset to use the champion"
                 ) from None
             raise
-        training = hook.load_dict(mv.run_id, TRAINING_SPEC_ARTIFACT) if mv.run_id else None
+        training = (
+            hook.load_dict(mv.run_id, TRAINING_SPEC_ARTIFACT, required=TRAINING_SPEC_KEYS)
+            if mv.run_id
+            else None
+        )
         if training is None:
             raise AirflowFailException(
                 f"{self.pipeline} v{version} has no {TRAINING_SPEC_ARTIFACT}, so its feature columns are "

@@ -15,6 +15,11 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 TRAINING_SPEC_ARTIFACT = "training_spec.json"
+#: keys every reader of ``training_spec.json`` relies on (evaluation also needs the split's)
+TRAINING_SPEC_KEYS = ("features", "task")
+TRAINING_SPLIT_KEYS = ("target", "features", "task", "holdout_fraction", "seed", "snapshot_uri")
+#: values of the ``mlops.gate`` version tag that record a gate decision
+GATE_DECISIONS = ("promote", "reject")
 PREDICTION_PROFILE_ARTIFACT = "prediction_profile.json"
 
 
@@ -29,7 +34,11 @@ class TrainModelOperator(MlopsBaseOperator):
     reference profile; the model is registered as a new version of ``<pipeline>``.
 
     When a version was already trained on the same snapshot with the same training configuration
-    the task skips (training is deterministic: nothing new to learn), unless ``force`` is true.
+    and gated, the task skips (training is deterministic: nothing new to learn), unless ``force``
+    is true; when that version has no gate decision yet, the task returns it, so evaluate and
+    deploy gate it. A retry after an attempt that registered a version returns that version:
+    registration never duplicates. Feature names are checked against MLflow's name limits before
+    anything is logged.
 
     :param snapshot: the ingest task's result or a snapshot URI (templated).
     :param target: target column.
@@ -103,13 +112,16 @@ class TrainModelOperator(MlopsBaseOperator):
         from mlops_ops.core.data import DataError, resolve_features
         from mlops_ops.core.drift import build_reference_profile
         from mlops_ops.core.monitoring import build_prediction_profile
+        from mlops_ops.core.naming import check_mlflow_names
         from mlops_ops.core.schema import SCHEMA_ARTIFACT, infer_schema, mlflow_signature
         from mlops_ops.core.training import TrainingError, prepare_features, train_model
 
         frame, manifest = self.read_snapshot(self.snapshot)
         config_sha = self._config_sha256()
         hook = self.mlflow_hook
-        self._skip_if_already_trained(hook, manifest["sha256"], config_sha)
+        existing = self._already_trained(hook, context, manifest["sha256"], config_sha)
+        if existing is not None:
+            return existing
         where = f"snapshot {manifest['sha256'][:12]}"
         try:
             resolve_features(frame, self.target, self.numeric_features, self.categorical_features)
@@ -122,6 +134,7 @@ class TrainModelOperator(MlopsBaseOperator):
                 id_columns=self.id_columns or (),
             )
             features = schema.feature_set
+            check_mlflow_names(features.all)
             for column, why in schema.excluded.items():
                 self.log.info("column %r is not a feature: %s", column, why)
             result = train_model(
@@ -235,17 +248,72 @@ class TrainModelOperator(MlopsBaseOperator):
             self.log.info("could not read the triggering asset events: %s", err)
         return reason or "scheduled"
 
-    def _skip_if_already_trained(self, hook: Any, snapshot_sha: str, config_sha: str) -> None:
-        """Training is deterministic: the same snapshot and configuration give the same model."""
+    def _already_trained(
+        self, hook: Any, context: Context, snapshot_sha: str, config_sha: str
+    ) -> dict[str, Any] | None:
+        """The version this training already produced, when there is nothing new to learn.
+
+        * A version registered by this very task instance (an attempt killed after registering,
+          found through its run's lineage tags): returned, even with ``force``; never a duplicate.
+        * Without ``force``, the latest version trained on the same snapshot with the same
+          configuration (training is deterministic): if its gate decision is missing it is
+          returned, so evaluate and deploy run on it; if it was gated, the task skips.
+        """
+        lineage = {
+            **self.lineage(context),
+            "mlops.snapshot_sha256": snapshot_sha,
+            "mlops.training_config_sha256": config_sha,
+        }
+        own = hook.find_own_version(self.pipeline, self.pipeline, lineage)
+        if own is not None:
+            self.log.warning(
+                "v%s was registered by an earlier attempt of this task (run %s): using it, not registering "
+                "a duplicate",
+                own.version,
+                own.run_id,
+            )
+            return self._result(hook, own, snapshot_sha)
         if parse_bool(self.force):
-            return
+            return None
         same = hook.find_versions(
             self.pipeline, {"mlops.snapshot_sha256": snapshot_sha, "mlops.training_config_sha256": config_sha}
         )
-        if same:
-            v = same[-1]
-            gate = (v.tags or {}).get("mlops.gate", "not evaluated")
-            raise AirflowSkipException(
-                f"v{v.version} was already trained on this snapshot ({snapshot_sha[:12]}) with this configuration "
-                f"(gate: {gate}): nothing new to learn. Trigger with force=true to retrain anyway"
+        if not same:
+            return None
+        v = same[-1]
+        gate = (v.tags or {}).get("mlops.gate")
+        if gate not in GATE_DECISIONS:
+            self.log.warning(
+                "v%s was trained on this snapshot (%s) with this configuration but has no gate decision: "
+                "handing it to evaluation instead of training again",
+                v.version,
+                snapshot_sha[:12],
             )
+            return self._result(hook, v, snapshot_sha)
+        raise AirflowSkipException(
+            f"v{v.version} was already trained on this snapshot ({snapshot_sha[:12]}) with this configuration "
+            f"(gate: {gate}): nothing new to learn. Trigger with force=true to retrain anyway"
+        )
+
+    def _result(self, hook: Any, version: Any, snapshot_sha: str) -> dict[str, Any]:
+        """The task's result for an existing version (the same keys as after training)."""
+        run = hook.client.get_run(version.run_id)
+        tags = version.tags or {}
+        metrics = {
+            k.removeprefix("mlops.metric."): float(v)
+            for k, v in tags.items()
+            if k.startswith("mlops.metric.")
+        }
+        number = str(version.version)
+        return {
+            "run_id": version.run_id,
+            "experiment_id": run.info.experiment_id,
+            "version": number,
+            "model_uri": f"models:/{self.pipeline}/{number}",
+            "model_name": self.pipeline,
+            "metrics": metrics,
+            "snapshot_sha256": snapshot_sha,
+            "run_url": hook.run_url(run.info.experiment_id, version.run_id),
+            "model_url": hook.model_version_url(self.pipeline, number),
+            "existing": True,
+        }

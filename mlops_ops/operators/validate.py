@@ -173,6 +173,7 @@ class ValidateDataOperator(MlopsBaseOperator):
 
     def _reference_profile(self) -> tuple[Any, str | None]:
         from mlops_ops.core.drift import ReferenceProfile, build_reference_profile
+        from mlops_ops.errors import parse_stored
 
         ref = self.reference
         if ref in (None, "", "none"):
@@ -189,6 +190,12 @@ class ValidateDataOperator(MlopsBaseOperator):
                     "champion v%s has no %s: no inferred suite", champion.version, PROFILE_ARTIFACT
                 )
                 return None, None
-            return ReferenceProfile.from_dict(doc), f"champion v{champion.version} training data"
+            profile = parse_stored(
+                f"{PROFILE_ARTIFACT} of champion v{champion.version} (run {champion.run_id})",
+                ReferenceProfile.from_dict,
+                doc,
+                "retrain the champion with this version of mlops-ops",
+            )
+            return profile, f"champion v{champion.version} training data"
         frame, manifest = self.read_snapshot(ref)
         return build_reference_profile(frame), f"snapshot {manifest['sha256'][:12]}"

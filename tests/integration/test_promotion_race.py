@@ -3,11 +3,14 @@ PostgreSQL, both expecting the same champion: exactly one wins, every round.
 
 Each process is a long-lived worker (spawned, so it shares no state with pytest or the other
 worker) that runs DeployModelOperator.execute() as a deploy task would. A barrier releases both
-at once each round. The ledger is on the local disk both processes share.
+at once each round. The ledger is on the local disk both processes share. A busy process per
+core runs beside them, as on a loaded machine: the loser must still be told that another
+promotion is in progress, never that the alias was moved by hand.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
@@ -16,6 +19,8 @@ from collections import defaultdict
 from types import SimpleNamespace
 
 import pytest
+
+from tests.load import busy_cpu
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -121,7 +126,10 @@ def test_two_processes_promoting_at_once_exactly_one_wins(airflow_db, mlops_home
         w.start()
     wins = {"a": 0, "b": 0}
     decided_by_claim = 0
+    load = contextlib.ExitStack()
     try:
+        # a busy process per core beside the race: a loaded machine stretches every window
+        load.enter_context(busy_cpu())
         for round_ in range(ROUNDS):
             challengers = {"a": versions[1 + 2 * round_], "b": versions[2 + 2 * round_]}
             for name, queue in queues.items():
@@ -134,6 +142,7 @@ def test_two_processes_promoting_at_once_exactly_one_wins(airflow_db, mlops_home
             assert len(won) == 1, outcomes
             assert len(refused) == 1, outcomes
             assert "champion changed since evaluation" in refused[0][2][1]
+            assert "outside mlops-ops" not in refused[0][2][1], "a promotion in flight is not a hand move"
             winner_name, winner, (_, returned), _ = won[0]
             assert returned["previous_version"] == champion
             alias = client.get_model_version_by_alias("churn", "champion")
@@ -149,6 +158,7 @@ def test_two_processes_promoting_at_once_exactly_one_wins(airflow_db, mlops_home
             decided_by_claim += refused[0][3]
             champion = winner
     finally:
+        load.close()
         for queue in queues.values():
             queue.put(None)
         for w in workers:

@@ -291,3 +291,105 @@ def test_a_rollback_first_records_a_promotion_that_died_after_moving_the_alias(h
         (v2, "rollback", 4),
     ]
     assert _champion() == v2
+
+
+def test_concurrent_promotions_under_cpu_load_one_wins_and_the_loser_is_told_why(home):
+    """The same race with a busy process per core beside it: the windows between reads stretch."""
+    from tests.load import busy_cpu
+
+    versions = _register(1 + 2 * ROUNDS)
+    _deploy(versions[0], None, "manual__first")
+    champion = versions[0]
+    with busy_cpu():
+        for round_ in range(ROUNDS):
+            contenders = versions[1 + 2 * round_ : 3 + 2 * round_]
+            barrier = threading.Barrier(len(contenders))
+            outcomes: dict[str, object] = {}
+            threads = [
+                threading.Thread(
+                    target=_contend, args=(v, champion, f"load__{round_}_{v}", barrier, outcomes)
+                )
+                for v in contenders
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            winners = [v for v, o in outcomes.items() if isinstance(o, dict)]
+            losers = [str(o) for o in outcomes.values() if isinstance(o, AirflowFailException)]
+            assert len(winners) == 1, outcomes
+            assert len(losers) == 1, outcomes
+            assert "champion changed since evaluation" in losers[0]
+            assert "outside mlops-ops" not in losers[0], losers[0]
+            assert "rollback" not in losers[0], losers[0]
+            assert _champion() == winners[0]
+            champion = winners[0]
+
+
+def _promote_in_between(monkeypatch, winner, expected, *, record):
+    """Make another promotion claim and move the alias right before this one reads the alias.
+
+    The loser has then read the ledger before that claim existed and reads the alias after it
+    moved: the interleaving that looked like an alias moved by hand. ``record`` also lets the
+    winner write its ledger record before the alias read returns.
+    """
+    real = MlflowHook.get_alias_version
+    done: list[bool] = []
+
+    def alias_after_the_winner_moved(self, name, alias="champion"):
+        if not done:
+            done.append(True)
+            seq = _leave_claim(winner, expected, "manual__winner")
+            MlflowHook().client.set_registered_model_alias("churn", "champion", winner)
+            if record:
+                ledger = _ledger()
+                claim = next(c for c in ledger.read().claims if c.seq == seq)
+                ledger.write_record(claim)
+        return real(self, name, alias)
+
+    monkeypatch.setattr(MlflowHook, "get_alias_version", alias_after_the_winner_moved)
+
+
+@pytest.mark.parametrize("record", [False, True], ids=["claim-in-flight", "just-recorded"])
+def test_a_promotion_in_flight_is_named_not_mistaken_for_a_hand_moved_alias(home, monkeypatch, record):
+    v1, v2, v3 = _register(3)
+    _deploy(v1, None, "manual__1")
+    _promote_in_between(monkeypatch, v2, v1, record=record)
+    with pytest.raises(AirflowFailException) as err:
+        _deploy(v3, v1, "manual__loser")
+    message = str(err.value)
+    assert "champion changed since evaluation" in message
+    assert f"v{v2}" in message
+    assert "outside mlops-ops" not in message
+    if not record:
+        assert "another promotion still in progress" in message
+        assert "manual__winner" in message
+    assert _champion() == v2
+    assert not [r for r in _records(home) if r["version"] == v3]
+
+
+def test_a_claim_in_flight_that_has_not_moved_the_alias_yet_is_named(home):
+    v1, v2, v3 = _register(3)
+    _deploy(v1, None, "manual__1")
+    _leave_claim(v2, v1, "manual__winner")
+    with pytest.raises(AirflowFailException, match="is in progress") as err:
+        _deploy(v3, v1, "manual__loser")
+    assert f"promote v{v2} by churn_training/manual__winner/deploy" in str(err.value)
+
+
+def test_a_killed_ledger_writers_temporary_file_is_removed_by_the_next_writer(home):
+    import os
+    import time
+
+    v1, v2 = _register(2)
+    _deploy(v1, None, "manual__1")
+    claims = home / "storage" / "churn" / "deployments" / "claims"
+    stale = claims / "00000002.json.tmp-deadbeef"
+    stale.write_text("{")
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    fresh = claims / "00000002.json.tmp-cafebabe"  # a live writer's: left alone
+    fresh.write_text("{")
+    _deploy(v2, v1, "manual__2")
+    assert not stale.exists()
+    assert fresh.exists()

@@ -1,0 +1,178 @@
+"""Snapshot integrity: a snapshot is read only after its bytes and content are checked.
+
+A snapshot ``snapshots/<sha256>/`` holds ``data.parquet`` and ``manifest.json``. Its name is the
+hash of its *normalised content* (:func:`mlops_ops.core.data.content_sha256`). Ingest also records
+in the manifest the SHA-256 of the stored *file bytes* of ``data.parquet`` (``files``).
+
+Every read checks, in this order, before a single value is used:
+
+1. the manifest parses and names this snapshot (``manifest["sha256"]`` equals the folder name);
+2. the SHA-256 of the data file's bytes equals the one in the manifest (streamed; as cheap as
+   reading the file). This catches bit flips, truncated copies and a replaced data file before
+   the Parquet decoder sees them: Parquet has no checksum of its own over values, so a flipped
+   bit in a value page decodes silently to a different value;
+3. for readers that decode the whole frame, the content hash of the decoded frame equals the
+   name. This also catches a data file replaced *together with* a rewritten manifest.
+
+Threat model: accidental damage (bit rot, partial copies, a killed writer) and a replaced or edited
+data file, with or without its manifest, are detected. A writer with full write access to the
+storage could still forge a snapshot under a new name; that is what object-store permissions and
+versioning are for.
+
+Pure logic over bytes; storage I/O is in :mod:`mlops_ops.hooks.storage`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from mlops_ops.errors import DAMAGED_FILE_ERRORS, SnapshotIntegrityError
+
+DATA_FILE = "data.parquet"
+MANIFEST_FILE = "manifest.json"
+#: manifest layout that records the data file's bytes hash
+MANIFEST_VERSION = 2
+
+#: what decoding bytes already in memory may raise: no I/O happens then, so every error is the file's
+_DECODE_ERRORS: tuple[type[BaseException], ...] = (
+    *DAMAGED_FILE_ERRORS,
+    AttributeError,
+    TypeError,
+    KeyError,
+    IndexError,
+)
+
+_FIX = "re-ingest the source (run the ingest task again: it rewrites a damaged snapshot)"
+
+
+def bytes_sha256(chunks: Iterable[bytes]) -> tuple[str, int]:
+    """SHA-256 (hex) and length of a byte stream given as chunks."""
+    h, n = hashlib.sha256(), 0
+    for chunk in chunks:
+        h.update(chunk)
+        n += len(chunk)
+    return h.hexdigest(), n
+
+
+def file_entry(raw: bytes) -> dict[str, Any]:
+    """The manifest's record of one stored file: ``{"sha256": <hex>, "bytes": <int>}``."""
+    digest, size = bytes_sha256([raw])
+    return {"sha256": digest, "bytes": size}
+
+
+def parse_manifest(raw: bytes, *, name: str, uri: str) -> dict[str, Any]:
+    """The manifest of snapshot ``name`` from its bytes, checked to describe that snapshot.
+
+    :raises SnapshotIntegrityError: not JSON, not an object, or written for another snapshot.
+    """
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+    except DAMAGED_FILE_ERRORS as err:
+        raise _error(uri, f"its {MANIFEST_FILE} is not readable JSON ({type(err).__name__}: {err})") from None
+    if not isinstance(manifest, dict):
+        raise _error(uri, f"its {MANIFEST_FILE} is not a JSON object")
+    if manifest.get("sha256") != name:
+        raise _error(
+            uri,
+            f"its {MANIFEST_FILE} describes snapshot {str(manifest.get('sha256'))[:16]!r}, not {name[:16]!r}",
+        )
+    for key in ("rows", "columns"):
+        if not isinstance(manifest.get(key), int) or isinstance(manifest.get(key), bool):
+            raise _error(uri, f"its {MANIFEST_FILE} has no valid {key!r}")
+    return manifest
+
+
+def expected_data_digest(manifest: dict[str, Any], *, uri: str) -> tuple[str, int] | None:
+    """The recorded bytes hash and size of the data file; None for manifests older than v2."""
+    files = manifest.get("files")
+    if files is None and int(manifest.get("manifest_version") or 1) < MANIFEST_VERSION:
+        return None
+    entry = files.get(DATA_FILE) if isinstance(files, dict) else None
+    if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
+        raise _error(uri, f"its {MANIFEST_FILE} records no hash of {DATA_FILE}")
+    return str(entry["sha256"]), int(entry.get("bytes", -1))
+
+
+def check_data_digest(manifest: dict[str, Any], digest: str, size: int, *, uri: str) -> None:
+    """Compare the data file's bytes hash with the manifest's record of it.
+
+    :raises SnapshotIntegrityError: the bytes differ from what ingest wrote.
+    """
+    expected = expected_data_digest(manifest, uri=uri)
+    if expected is None:
+        return
+    want, want_size = expected
+    if digest != want:
+        detail = f"{size} bytes, expected {want_size}" if size != want_size else f"{size} bytes"
+        raise _error(
+            uri,
+            f"the SHA-256 of its {DATA_FILE} is {digest[:16]}…, but ingest recorded {want[:16]}… "
+            f"({detail}): the file was changed or damaged after ingest",
+        )
+
+
+def decode(raw: bytes, *, uri: str) -> Any:
+    """The data frame of already-verified data bytes; a decoder error is a damaged file."""
+    from mlops_ops.core.data import from_parquet_bytes
+
+    try:
+        return from_parquet_bytes(raw)
+    except _DECODE_ERRORS as err:
+        # decoding bytes already in memory: no I/O here, every error is the file's
+        raise _error(uri, f"its {DATA_FILE} cannot be decoded ({type(err).__name__}: {err})") from None
+
+
+def check_content(frame: Any, manifest: dict[str, Any], *, name: str, uri: str) -> None:
+    """The decoded frame's content hash must be the snapshot's name (and its shape the manifest's).
+
+    Skipped for manifests that say the content is not reproducible from the stored file
+    (``content_verifiable: false``, written by ingest when a dtype does not round-trip Parquet).
+    """
+    from mlops_ops.core.data import content_sha256
+
+    if frame.shape != (manifest["rows"], manifest["columns"]):
+        raise _error(
+            uri,
+            f"its {DATA_FILE} has {frame.shape[0]} rows x {frame.shape[1]} columns, the manifest says "
+            f"{manifest['rows']} x {manifest['columns']}",
+        )
+    if manifest.get("content_verifiable") is False:
+        return
+    actual = content_sha256(frame)
+    if actual != name:
+        raise _error(
+            uri,
+            f"the content hash of its data is {actual[:16]}…, not its name {name[:16]}…: the data was "
+            "changed after ingest",
+        )
+
+
+def load(manifest_raw: bytes, data_raw: bytes, *, name: str, uri: str) -> tuple[Any, dict[str, Any]]:
+    """Frame and manifest of snapshot ``name`` from the bytes of its two files, all checks done.
+
+    :param manifest_raw: bytes of ``manifest.json``.
+    :param data_raw: bytes of ``data.parquet``.
+    :param name: the snapshot's folder name (the content SHA-256).
+    :param uri: the snapshot's URI, for messages.
+    :raises SnapshotIntegrityError: any check fails; the message names the snapshot and the fix.
+    """
+    manifest = parse_manifest(manifest_raw, name=name, uri=uri)
+    digest, size = bytes_sha256([data_raw])
+    check_data_digest(manifest, digest, size, uri=uri)
+    frame = decode(data_raw, uri=uri)
+    check_content(frame, manifest, name=name, uri=uri)
+    return frame, manifest
+
+
+def missing_data(uri: str) -> SnapshotIntegrityError:
+    """The error for a snapshot whose manifest exists but whose data file does not."""
+    return _error(uri, f"its {DATA_FILE} is missing although its {MANIFEST_FILE} exists")
+
+
+def _error(uri: str, what: str) -> SnapshotIntegrityError:
+    return SnapshotIntegrityError(
+        f"snapshot {uri} failed its integrity check: {what}. It was not used. To fix it, {_FIX}"
+    )
