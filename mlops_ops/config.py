@@ -284,7 +284,7 @@ class ValidationSpec(_Model):
 
 
 class DriftSpec(_Model):
-    """Drift of the batch against the champion's training data (see DESIGN.md, "Drift")."""
+    """Drift of the batch against the champion's training data (see docs/monitoring.md)."""
 
     enabled: bool = True
     alpha: float = Field(default=0.01, gt=0.0, lt=0.5, description="After Holm/BH correction.")
@@ -452,7 +452,7 @@ class PipelineSpec(_Model):
     def performance_metric(self) -> str:
         return self.monitoring.performance.metric or self.evaluation.primary_metric
 
-    # -- derived names (the contracts of DESIGN.md) --------------------------------------------
+    # -- derived names (docs/architecture.md, "MLflow lineage") ------------------------------------
     @property
     def experiment_name(self) -> str:
         return self.name

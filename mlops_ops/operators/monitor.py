@@ -7,16 +7,18 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from mlops_ops.artifacts import (
+    DECISION_ARTIFACT,
+    PREDICTION_PROFILE_ARTIFACT,
+    PROFILE_ARTIFACT,
+    TRAINING_SPEC_ARTIFACT,
+)
 from mlops_ops.assets import retrain_asset
 from mlops_ops.links import MlflowRunLink, ReportLink
 from mlops_ops.operators.base import MlopsBaseOperator
-from mlops_ops.operators.train import PREDICTION_PROFILE_ARTIFACT, TRAINING_SPEC_ARTIFACT
-from mlops_ops.operators.validate import PROFILE_ARTIFACT
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-DECISION_ARTIFACT = "gate/decision.json"
 
 
 class _ChampionMixin(MlopsBaseOperator):
@@ -72,7 +74,7 @@ class DetectDriftOperator(_ChampionMixin):
     Reads the champion's reference profile (logged at training) and the batch snapshot one column
     at a time; per column a binned Kolmogorov-Smirnov test (numeric) or a chi-square test
     (categorical) and a missing-rate test, Holm-corrected, and an effect size that must also reach
-    its threshold (see DESIGN.md, "Drift"). With ``prediction=True`` the champion also scores the
+    its threshold (see docs/monitoring.md). With ``prediction=True`` the champion also scores the
     batch and its outputs are tested against its outputs on its training data. The report is
     stored (JSON and HTML) and logged to MLflow. No champion: skipped.
 

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlops_ops import settings
+from mlops_ops.artifacts import TRAINING_SPEC_ARTIFACT
 from mlops_ops.assets import predictions_asset
 from mlops_ops.links import MlflowModelVersionLink
 from mlops_ops.operators.base import MlopsBaseOperator
-from mlops_ops.operators.train import TRAINING_SPEC_ARTIFACT
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -32,7 +32,7 @@ def test_first_run_promotes_worse_run_is_rejected_and_rerun_reuses_snapshot(
     assert decision["baseline_version"] is None  # recorded as "no baseline"
     assert any("no baseline" in r for r in decision["reasons"])
 
-    # lineage on the run and the version (DESIGN.md, "MLflow")
+    # lineage on the run and the version (docs/architecture.md, "MLflow lineage")
     run = client.get_run(first.returned["train"]["run_id"])
     snap = first.returned["ingest"]
     for key in (
