@@ -81,8 +81,8 @@ def _ledger(home):
 
 
 @pytest.fixture
-def home(mlops_home):
-    return mlops_home
+def home(mlflow_store):
+    return mlflow_store
 
 
 def test_a_retry_after_the_alias_moved_completes_the_promotion_once(home, monkeypatch):

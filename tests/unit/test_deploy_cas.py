@@ -114,8 +114,8 @@ def _leave_claim(version, previous, run_id, *, age_seconds=0.0):
 
 
 @pytest.fixture
-def home(mlops_home):
-    return mlops_home
+def home(mlflow_store):
+    return mlflow_store
 
 
 def _contend(version, expected, run_id, barrier, outcomes):
