@@ -22,6 +22,9 @@ from mlops_ops.hooks import storage as storage_mod
 from mlops_ops.hooks.mlflow import MlflowHook
 from mlops_ops.operators import DeployModelOperator
 
+# trains and logs models to a real MLflow store
+pytestmark = pytest.mark.slow
+
 
 class _TI(SimpleNamespace):
     def xcom_push(self, key, value):

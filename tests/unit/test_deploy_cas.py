@@ -24,6 +24,9 @@ from mlops_ops.hooks.storage import DeploymentLedger, PipelineStorage
 from mlops_ops.operators.deploy import DeployModelOperator
 from mlops_ops.operators.rollback import RollbackModelOperator
 
+# against a real MLflow store, with threads racing for the alias
+pytestmark = pytest.mark.slow
+
 ROUNDS = 10
 
 
