@@ -66,6 +66,9 @@ _LONGEST_FIRST = (
     "tests/dags/test_rollback.py",
     "tests/integration/test_promotion_race.py",
     "tests/integration/test_postgres.py",
+    "tests/unit/test_deploy_and_evaluate.py",
+    "tests/unit/test_deploy_cas.py",
+    "tests/unit/test_gate_bootstrap.py",
 )
 
 
