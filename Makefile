@@ -25,7 +25,8 @@ PYTEST_WORKERS ?= 2
 test: install
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
-# everything except the slow end-to-end DAG runs
+# everything except the tests marked slow: end-to-end DAG runs, statistical tests over many
+# repetitions, tests that train or promote against a real MLflow store
 test-fast: install
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not slow"
 
@@ -34,6 +35,7 @@ bench-drift: install
 	bash benchmarks/drift/setup_peers.sh
 	$(BIN)/python benchmarks/drift/run.py
 
+# ruff and mypy (not part of pytest); .ci/run runs it before `make test`
 lint: install
 	$(BIN)/ruff check mlops_ops dags plugins tests
 	$(BIN)/ruff check --select AIR3 mlops_ops dags plugins

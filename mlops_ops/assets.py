@@ -1,4 +1,4 @@
-"""The Airflow assets of a pipeline (DESIGN.md, "Assets")."""
+"""The Airflow assets of a pipeline (docs/architecture.md, "Assets")."""
 
 from __future__ import annotations
 

@@ -499,7 +499,7 @@ class DriftSpec(_Model):
 
     ``rule`` turns column verdicts into the dataset's: ``any`` drifted column (default),
     a ``share`` of the columns (``drift_share``) or of the champion's permutation importance
-    (``importance``, ``importance_share``). A share given without a rule selects its rule.
+    (``importance``, ``importance_share``). A share given without a rule selects its rule. See docs/monitoring.md.
     """
 
     enabled: bool = True
@@ -743,7 +743,7 @@ class PipelineSpec(_Model):
     def performance_metric(self) -> str:
         return self.monitoring.performance.metric or self.evaluation.primary_metric
 
-    # -- derived names (the contracts of DESIGN.md) --------------------------------------------
+    # -- derived names (docs/architecture.md, "MLflow lineage") ------------------------------------
     @property
     def experiment_name(self) -> str:
         return self.name

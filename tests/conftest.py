@@ -66,6 +66,9 @@ _LONGEST_FIRST = (
     "tests/dags/test_rollback.py",
     "tests/integration/test_promotion_race.py",
     "tests/integration/test_postgres.py",
+    "tests/unit/test_deploy_and_evaluate.py",
+    "tests/unit/test_deploy_cas.py",
+    "tests/unit/test_gate_bootstrap.py",
 )
 
 
@@ -111,6 +114,35 @@ def mlops_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MLOPS_HOME", str(home))
     monkeypatch.setenv("MLOPS_PIPELINES", str(pipelines))
     return home
+
+
+_MLFLOW_TEMPLATE = SESSION / "mlflow-template" / "mlflow.db"
+
+
+def seed_mlflow_store(home: Path) -> Path:
+    """Give ``home`` an empty, migrated MLflow store (``<home>/mlflow.db``); returns ``home``.
+
+    Migrating a new SQLite store costs seconds (tens on a loaded machine); copying a migrated one
+    costs milliseconds. The template is made once per test session (per xdist worker), by MLflow
+    itself, exactly as the first call on ``home`` would have made it, so a test sees the same store.
+    """
+    if not _MLFLOW_TEMPLATE.exists():
+        from mlflow import MlflowClient
+
+        _MLFLOW_TEMPLATE.parent.mkdir(parents=True, exist_ok=True)
+        made = _MLFLOW_TEMPLATE.with_name("making.db")
+        MlflowClient(tracking_uri=f"sqlite:///{made}").search_experiments(max_results=1)
+        made.rename(_MLFLOW_TEMPLATE)
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "mlflow.db").exists():
+        shutil.copyfile(_MLFLOW_TEMPLATE, home / "mlflow.db")
+    return home
+
+
+@pytest.fixture
+def mlflow_store(mlops_home: Path) -> Path:
+    """``mlops_home`` with an empty, migrated embedded MLflow store (see :func:`seed_mlflow_store`)."""
+    return seed_mlflow_store(mlops_home)
 
 
 def load_dag(dag_id: str):

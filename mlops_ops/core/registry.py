@@ -104,7 +104,10 @@ class Claimant:
 
 
 def record_name(version: str, at: dt.datetime) -> str:
-    """``<utc-timestamp>-v<version>.json``, the ledger file name of DESIGN.md."""
+    """``<utc-timestamp>-v<version>.json``, the ledger record's file name.
+
+    See docs/architecture.md, "Deployment ledger and claims".
+    """
     return f"{at.astimezone(dt.UTC).strftime('%Y%m%dT%H%M%S.%fZ')}-v{version}.json"
 
 

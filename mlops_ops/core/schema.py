@@ -53,10 +53,10 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from mlops_ops.artifacts import SCHEMA_ARTIFACT  # noqa: F401  (re-exported: readers import it from here)
 from mlops_ops.core.data import DataError, FeatureSet
 
 SCHEMA_VERSION = 1
-SCHEMA_ARTIFACT = "schema.json"
 
 NUMERIC, INTEGER, BOOLEAN, CATEGORICAL, DATETIME, ID, IGNORED = (
     "numeric",

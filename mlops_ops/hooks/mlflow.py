@@ -616,16 +616,27 @@ class MlflowHook(BaseHook):
         artifacts: dict[str, dict[str, Any]],
         signature: Any = None,
         run_name: str | None = None,
+        pip_requirements: list[str] | None = None,
     ) -> dict[str, Any]:
         """Log one training run and register its model as a new version.
 
         Registration is the last step, so a run that fails half-way registers nothing. Returns
         run id, experiment id, version and model URI.
+
+        ``pip_requirements`` (``name==version`` strings) default to the installed versions of
+        what the model's pickle refers to (:func:`mlops_ops.core.requirements.model_requirements`,
+        milliseconds), so MLflow does not infer them by loading the model in a subprocess
+        (seconds per model).
         """
         import mlflow
         import mlflow.sklearn
         from mlflow.data.pandas_dataset import from_pandas
         from mlflow.models import infer_signature
+
+        from mlops_ops.core.requirements import model_requirements
+
+        if pip_requirements is None:
+            pip_requirements = model_requirements(model)
 
         experiment_id = self.ensure_experiment(experiment)
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
@@ -643,6 +654,7 @@ class MlflowHook(BaseHook):
                 signature=signature,
                 input_example=input_example,
                 serialization_format="cloudpickle",
+                pip_requirements=pip_requirements,
             )
             run_id = run.info.run_id
         version_tags = {

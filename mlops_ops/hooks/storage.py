@@ -1,4 +1,6 @@
-"""Object storage over Airflow's ObjectStoragePath: layout of DESIGN.md and atomic writes.
+"""Object storage over Airflow's ObjectStoragePath: the storage layout and atomic writes.
+
+The layout is the contract of docs/architecture.md, "Storage layout".
 
 Every final name is written by writing a temporary sibling and moving it into place, so a task
 killed half-way never leaves a half-written file under a final name. Write-once files (snapshot

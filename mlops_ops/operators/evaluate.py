@@ -7,17 +7,21 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlops_ops.artifacts import (
+    DECISION_ARTIFACT,
+    IMPORTANCE_ARTIFACT,
+    TRAINING_SPEC_ARTIFACT,
+    TRAINING_SPEC_KEYS,
+    TRAINING_SPLIT_KEYS,
+)
 from mlops_ops.core.jsonsafe import json_safe
 from mlops_ops.core.model_uri import model_version_uri
 from mlops_ops.links import MlflowModelVersionLink, MlflowRunLink, ReportLink
 from mlops_ops.operators.base import MlopsBaseOperator
-from mlops_ops.operators.train import TRAINING_SPEC_ARTIFACT, TRAINING_SPEC_KEYS, TRAINING_SPLIT_KEYS
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-DECISION_ARTIFACT = "gate/decision.json"
-IMPORTANCE_ARTIFACT = "explain/permutation_importance.json"
 #: permutation importance runs on at most this many holdout rows (seeded subsample), to bound time
 IMPORTANCE_MAX_ROWS = 5000
 

@@ -7,19 +7,22 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from mlops_ops.artifacts import (
+    DECISION_ARTIFACT,
+    PREDICTION_PROFILE_ARTIFACT,
+    PROFILE_ARTIFACT,
+    TRAINING_SPEC_ARTIFACT,
+    TRAINING_SPEC_KEYS,
+)
 from mlops_ops.assets import retrain_asset
 from mlops_ops.core.jsonsafe import json_safe
 from mlops_ops.core.model_uri import model_version_uri
 from mlops_ops.errors import parse_stored
 from mlops_ops.links import MlflowRunLink, ReportLink
 from mlops_ops.operators.base import MlopsBaseOperator
-from mlops_ops.operators.train import PREDICTION_PROFILE_ARTIFACT, TRAINING_SPEC_ARTIFACT, TRAINING_SPEC_KEYS
-from mlops_ops.operators.validate import PROFILE_ARTIFACT
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-DECISION_ARTIFACT = "gate/decision.json"
 
 
 class _ChampionMixin(MlopsBaseOperator):
@@ -75,9 +78,9 @@ class DetectDriftOperator(_ChampionMixin):
     The reference is the champion's training data (its reference profile, logged at training) by
     default; ``drift.reference`` can make it the same period one season earlier or a rolling
     window of recent days, read from dated partitions (see ``mlops_ops.core.reference``). The
-    batch is read one column at a time; per column a binned Kolmogorov-Smirnov test (numeric) or a
+    batch is coerced to the champion's schema; per column a binned Kolmogorov-Smirnov test (numeric) or a
     chi-square test (categorical) and a missing-rate test, Holm-corrected, and an effect size that
-    must also reach its threshold; ``drift.rule`` makes the dataset verdict (any drifted column,
+    must also reach its threshold (see docs/monitoring.md); ``drift.rule`` makes the dataset verdict (any drifted column,
     a share of the columns, or a share of the champion's permutation importance). With
     ``prediction=True`` the champion also scores the batch and its outputs are tested against its
     outputs on the reference. The report (JSON, with the reference used under ``reference``, and
@@ -232,7 +235,7 @@ class DetectDriftOperator(_ChampionMixin):
         rule ``any``, and a sentence saying so."""
         import dataclasses
 
-        from mlops_ops.operators.evaluate import IMPORTANCE_ARTIFACT
+        from mlops_ops.artifacts import IMPORTANCE_ARTIFACT
 
         if rule != "importance":
             return config, []

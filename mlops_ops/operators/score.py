@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlops_ops import settings
+from mlops_ops.artifacts import TRAINING_SPEC_ARTIFACT, TRAINING_SPEC_KEYS
 from mlops_ops.assets import predictions_asset
 from mlops_ops.core.model_uri import model_version_uri
 from mlops_ops.links import MlflowModelVersionLink
 from mlops_ops.operators.base import MlopsBaseOperator
-from mlops_ops.operators.train import TRAINING_SPEC_ARTIFACT, TRAINING_SPEC_KEYS
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

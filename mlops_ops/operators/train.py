@@ -7,20 +7,17 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from mlops_ops.artifacts import (
+    GATE_DECISIONS,
+    PREDICTION_PROFILE_ARTIFACT,
+    PROFILE_ARTIFACT,
+    TRAINING_SPEC_ARTIFACT,
+)
 from mlops_ops.links import MlflowModelVersionLink, MlflowRunLink
 from mlops_ops.operators.base import MlopsBaseOperator, parse_bool
-from mlops_ops.operators.validate import PROFILE_ARTIFACT
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-TRAINING_SPEC_ARTIFACT = "training_spec.json"
-#: keys every reader of ``training_spec.json`` relies on (evaluation also needs the split's)
-TRAINING_SPEC_KEYS = ("features", "task")
-TRAINING_SPLIT_KEYS = ("target", "features", "task", "holdout_fraction", "seed", "snapshot_uri")
-#: values of the ``mlops.gate`` version tag that record a gate decision
-GATE_DECISIONS = ("promote", "reject")
-PREDICTION_PROFILE_ARTIFACT = "prediction_profile.json"
 
 
 class TrainModelOperator(MlopsBaseOperator):
@@ -30,7 +27,7 @@ class TrainModelOperator(MlopsBaseOperator):
     encoded, with unknown categories mapped to the infrequent bucket at prediction time. Rows are
     split into training and holdout by a seeded hash of their content (the same row always lands
     on the same side). The run records params, holdout metrics, the training snapshot
-    (``log_input``), a signature and input example, the lineage tags of DESIGN.md and the drift
+    (``log_input``), a signature and input example, the lineage tags (docs/architecture.md, "MLflow lineage") and the drift
     reference profile; the model is registered as a new version of ``<pipeline>``.
 
     When a version was already trained on the same snapshot with the same training configuration

@@ -7,13 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlops_ops.artifacts import PROFILE_ARTIFACT
 from mlops_ops.links import ReportLink
 from mlops_ops.operators.base import MlopsBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-PROFILE_ARTIFACT = "reference_profile.json"
 
 
 class ValidateDataOperator(MlopsBaseOperator):

@@ -16,7 +16,7 @@ import pytest
 
 from mlops_ops.example.churn import generate, write_training_data
 from mlops_ops.runner import run_dag
-from tests.conftest import ROOT, champion_version, load_dag, mlflow_client, version_count
+from tests.conftest import ROOT, champion_version, load_dag, mlflow_client, seed_mlflow_store, version_count
 
 pytestmark = pytest.mark.slow
 
@@ -35,6 +35,7 @@ def trained_home(airflow_db, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLOPS_HOME", str(home))
         mp.setenv("MLOPS_PIPELINES", str(pipelines))
+        seed_mlflow_store(home)
         write_training_data(home / "data" / "churn" / "daily", rows=2000, seed=0)
         result = run_dag(load_dag("churn_training"), conf={})
         assert result.state == "success"

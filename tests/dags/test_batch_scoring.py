@@ -22,7 +22,7 @@ import yaml
 from mlops_ops.core import scoring
 from mlops_ops.example.churn import generate, write_training_data
 from mlops_ops.runner import run_dag
-from tests.conftest import ROOT, champion_version, load_dag, mlflow_client
+from tests.conftest import ROOT, champion_version, load_dag, mlflow_client, seed_mlflow_store
 
 DAG_ID = "churn_batch_scoring"
 OUTPUT_COLUMNS = [
@@ -178,6 +178,7 @@ def trained_home(airflow_db, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLOPS_HOME", str(home))
         mp.setenv("MLOPS_PIPELINES", str(pipelines))
+        seed_mlflow_store(home)
         write_training_data(home / "data" / "churn" / "train", rows=1500, seed=0)
         result = run_dag(load_dag("churn_training"), conf={})
         assert result.state == "success", result.tasks
@@ -350,6 +351,7 @@ def test_no_champion_skips_the_run_and_writes_nothing(airflow_db, tmp_path, monk
     _write_spec(pipelines)
     monkeypatch.setenv("MLOPS_HOME", str(home))
     monkeypatch.setenv("MLOPS_PIPELINES", str(pipelines))
+    seed_mlflow_store(home)
     _partition(home, "2026-01-05")
     capfd.readouterr()
     result = _score("2026-01-05")

@@ -36,7 +36,7 @@ def _stored(decision: dict) -> tuple[dict, str]:
     return json.loads(path.read_text()), path.with_suffix(".html").read_text()
 
 
-def test_the_gate_records_bootstrap_slices_and_importance(airflow_db, mlops_home, dag_loader):
+def test_the_gate_records_bootstrap_slices_and_importance(airflow_db, mlops_home, mlflow_store, dag_loader):
     _with_slices(mlops_home)
     data = mlops_home / "data" / "churn" / "daily"
 

@@ -16,7 +16,7 @@ import pytest
 
 from mlops_ops.example.churn import write_partitions
 from mlops_ops.runner import run_dag
-from tests.conftest import champion_version, load_dag, mlflow_client
+from tests.conftest import champion_version, load_dag, mlflow_client, seed_mlflow_store
 
 pytestmark = pytest.mark.slow
 
@@ -56,6 +56,7 @@ def loop(airflow_db, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLOPS_HOME", str(home))
         mp.setenv("MLOPS_PIPELINES", str(pipelines))
+        seed_mlflow_store(home)
         # two clean weeks of history, then two clean days, three drifted days, one tiny batch
         write_partitions(daily, start=D0 - dt.timedelta(days=14), days=16, rows_per_day=300, seed=5)
         write_partitions(

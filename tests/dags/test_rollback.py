@@ -41,7 +41,7 @@ validation:
 
 
 @pytest.fixture
-def home(mlops_home):
+def home(mlops_home, mlflow_store):
     (mlops_home.parent / "pipelines" / "churn.yaml").write_text(SPEC)
     return mlops_home
 

@@ -19,7 +19,7 @@ def _data(home: Path, **kwargs) -> Path:
 
 
 def test_first_run_promotes_worse_run_is_rejected_and_rerun_reuses_snapshot(
-    airflow_db, mlops_home, dag_loader
+    airflow_db, mlops_home, mlflow_store, dag_loader
 ):
     _data(mlops_home, seed=0)
     first = run_dag(dag_loader("churn_training"), conf={"reason": "first"})
@@ -32,7 +32,7 @@ def test_first_run_promotes_worse_run_is_rejected_and_rerun_reuses_snapshot(
     assert decision["baseline_version"] is None  # recorded as "no baseline"
     assert any("no baseline" in r for r in decision["reasons"])
 
-    # lineage on the run and the version (DESIGN.md, "MLflow")
+    # lineage on the run and the version (docs/architecture.md, "MLflow lineage")
     run = client.get_run(first.returned["train"]["run_id"])
     snap = first.returned["ingest"]
     for key in (
@@ -95,7 +95,7 @@ def test_first_run_promotes_worse_run_is_rejected_and_rerun_reuses_snapshot(
     assert champion_version(client) == "1"
 
 
-def test_asset_events_carry_their_extras(airflow_db, mlops_home, dag_loader):
+def test_asset_events_carry_their_extras(airflow_db, mlops_home, mlflow_store, dag_loader):
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
@@ -115,7 +115,7 @@ def test_asset_events_carry_their_extras(airflow_db, mlops_home, dag_loader):
     assert events["mlops://churn/model"]["version"] == result.returned["deploy"]["version"]
 
 
-def test_hand_written_dag_of_an_existing_deployment(airflow_db, mlops_home, dag_loader):
+def test_hand_written_dag_of_an_existing_deployment(airflow_db, mlops_home, mlflow_store, dag_loader):
     _data(mlops_home, seed=4)
     result = run_dag(dag_loader("example_existing_deployment"), conf={})
     assert result.state == "success", result.tasks

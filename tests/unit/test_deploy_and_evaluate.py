@@ -22,6 +22,9 @@ from mlops_ops.hooks import storage as storage_mod
 from mlops_ops.hooks.mlflow import MlflowHook
 from mlops_ops.operators import DeployModelOperator
 
+# trains and logs models to a real MLflow store
+pytestmark = pytest.mark.slow
+
 
 class _TI(SimpleNamespace):
     def xcom_push(self, key, value):
@@ -81,8 +84,8 @@ def _ledger(home):
 
 
 @pytest.fixture
-def home(mlops_home):
-    return mlops_home
+def home(mlflow_store):
+    return mlflow_store
 
 
 def test_a_retry_after_the_alias_moved_completes_the_promotion_once(home, monkeypatch):

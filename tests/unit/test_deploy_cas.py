@@ -24,6 +24,9 @@ from mlops_ops.hooks.storage import DeploymentLedger, PipelineStorage
 from mlops_ops.operators.deploy import DeployModelOperator
 from mlops_ops.operators.rollback import RollbackModelOperator
 
+# against a real MLflow store, with threads racing for the alias
+pytestmark = pytest.mark.slow
+
 ROUNDS = 10
 
 
@@ -114,8 +117,8 @@ def _leave_claim(version, previous, run_id, *, age_seconds=0.0):
 
 
 @pytest.fixture
-def home(mlops_home):
-    return mlops_home
+def home(mlflow_store):
+    return mlflow_store
 
 
 def _contend(version, expected, run_id, barrier, outcomes):

@@ -37,6 +37,9 @@ from scipy import special
 
 from mlops_ops.core.drift import DriftConfig, ReferenceProfile, build_reference_profile, detect_drift
 
+# statistics over hundreds of seeded repetitions: minutes of CPU
+pytestmark = pytest.mark.slow
+
 ALPHA = 0.01
 RHO = 0.5
 COLUMNS = 100

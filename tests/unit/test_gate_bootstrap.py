@@ -25,6 +25,9 @@ from scipy.stats import norm
 
 from mlops_ops.core.evaluation import HoldoutPredictions, decide, paired_bootstrap
 
+# statistics over hundreds of seeded repetitions of a 1000-resample bootstrap
+pytestmark = pytest.mark.slow
+
 SEEDS = 200
 RESAMPLES = 1000
 MU = 1.5

@@ -191,7 +191,7 @@ def test_environment_variables_expand(source_dir, monkeypatch):
     assert names(expand_source("${MY_DATA}/2024-*.csv")) == ["2024-01-01.csv", "2024-01-02.csv"]
 
 
-# -- the layout of DESIGN.md ---------------------------------------------------------------------
+# -- the storage layout (docs/architecture.md, "Storage layout") --------------------------------
 
 
 @pytest.fixture
