@@ -30,7 +30,8 @@ def storage_root_uri() -> str:
     """
     uri = os.environ.get("MLOPS_STORAGE", "").strip()
     if uri:
-        from mlops_ops.url_credentials import mask_credentials, split_credentials, without_credentials
+        from mlops_ops.hooks.credentials import mask_credentials
+        from mlops_ops.url_credentials import split_credentials, without_credentials
 
         if split_credentials(uri)[2] is not None:
             mask_credentials(uri)

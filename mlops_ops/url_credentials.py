@@ -2,7 +2,7 @@
 
 A URL's userinfo must not reach a log line, an XCom value or a link in the Airflow UI.
 :func:`split_credentials` separates it from the URL, :func:`without_credentials` gives the form
-that may be shown, and :func:`mask_credentials` tells Airflow's secrets masker the password, so
+that may be shown, and :func:`mlops_ops.hooks.credentials.mask_credentials` tells Airflow's secrets masker the password, so
 any log line that still carries it (ours, MLflow's, a library's) prints ``***`` instead.
 Standard library only: DAG files import this module at parse time.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-__all__ = ["mask_credentials", "split_credentials", "without_credentials"]
+__all__ = ["split_credentials", "without_credentials"]
 
 
 def split_credentials(url: str) -> tuple[str, str | None, str | None]:
@@ -36,21 +36,3 @@ def split_credentials(url: str) -> tuple[str, str | None, str | None]:
 def without_credentials(url: str) -> str:
     """``url`` without its userinfo: safe to log, return in XCom or link to."""
     return split_credentials(url)[0]
-
-
-def mask_credentials(url: str | None) -> None:
-    """Tell Airflow's secrets masker the password in ``url`` (as written and percent-decoded).
-
-    Outside a task (no Airflow logging set up) this still registers the mask in this process.
-    """
-    if not url:
-        return
-    _, _, password = split_credentials(url)
-    if not password:
-        return
-    from airflow.sdk.log import mask_secret
-
-    mask_secret(password)
-    raw = urlsplit(url).netloc.rpartition("@")[0].partition(":")[2]
-    if raw and raw != password:
-        mask_secret(raw)

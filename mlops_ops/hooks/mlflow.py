@@ -21,7 +21,8 @@ from mlops_ops.core.jsonsafe import json_safe
 from mlops_ops.core.model_uri import model_version_uri
 from mlops_ops.core.registry import DEFAULT_CLAIM_LEASE_SECONDS, ChampionChangedError
 from mlops_ops.errors import MlflowUnavailableError, StoredDocumentError, damaged
-from mlops_ops.url_credentials import mask_credentials, split_credentials, without_credentials
+from mlops_ops.hooks.credentials import mask_credentials
+from mlops_ops.url_credentials import split_credentials, without_credentials
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

@@ -109,8 +109,9 @@ class IngestDatasetOperator(MlopsBaseOperator):
             }
             return data.normalise(frame), source
 
+        from mlops_ops.hooks.credentials import mask_credentials
         from mlops_ops.hooks.storage import expand_source
-        from mlops_ops.url_credentials import mask_credentials, without_credentials
+        from mlops_ops.url_credentials import without_credentials
 
         full_uri = os.path.expandvars(str(self.source_uri))
         mask_credentials(full_uri)  # a password written in the URL (e.g. from ${VAR}) never logged

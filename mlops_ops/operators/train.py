@@ -13,6 +13,7 @@ from mlops_ops.artifacts import (
     PROFILE_ARTIFACT,
     TRAINING_SPEC_ARTIFACT,
 )
+from mlops_ops.core.model_uri import model_version_uri
 from mlops_ops.links import MlflowModelVersionLink, MlflowRunLink
 from mlops_ops.operators.base import MlopsBaseOperator, parse_bool
 
@@ -306,7 +307,7 @@ class TrainModelOperator(MlopsBaseOperator):
             "run_id": version.run_id,
             "experiment_id": run.info.experiment_id,
             "version": number,
-            "model_uri": f"models:/{self.pipeline}/{number}",
+            "model_uri": model_version_uri(self.pipeline, number),
             "model_name": self.pipeline,
             "metrics": metrics,
             "snapshot_sha256": snapshot_sha,

@@ -158,7 +158,7 @@ def test_an_mlflow_outage_is_not_read_as_a_missing_document(mlops_home):
     hook = MlflowHook()
     run_id = _run_with_artifact(hook, "profile.json", '{"a": 1}')
     down = MlflowHook()
-    down.__dict__["tracking_uri"] = "http://127.0.0.1:9"
+    down.__dict__["_configured_tracking_uri"] = "http://127.0.0.1:9"
     with pytest.raises(Exception) as err:  # noqa: PT011 - whatever the client raises; never None
         down.load_dict(run_id, "profile.json")
     assert not errors.is_verdict(err.value) or "RESOURCE_DOES_NOT_EXIST" not in str(err.value)
@@ -175,7 +175,7 @@ def test_an_estimator_that_cannot_predict_fails_scoring_once(mlops_home, monkeyp
     monkeypatch.setattr(
         BatchScoreOperator,
         "_training_spec",
-        lambda self, hook, version: {"features": {"numeric": ["a"], "categorical": []}, "task": "regression"},
+        lambda self, hook, version: ({"features": {"numeric": ["a"], "categorical": []}, "task": "regression"}, None),
     )
     monkeypatch.setattr(BatchScoreOperator, "read_snapshot", lambda self, s: (frame, {"sha256": "ab" * 32}))
     monkeypatch.setattr(MlflowHook, "load_sklearn_model", lambda self, uri: object())

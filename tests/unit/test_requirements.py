@@ -52,6 +52,8 @@ def test_not_a_pickle_is_an_error():
     ],
 )
 def test_a_trained_pipeline_needs_the_pinned_scientific_stack_and_nothing_of_mlflow(estimator, params):
+    """The scientific stack, and mlops-ops itself: every model's first step is the version's frozen
+    schema (``core.schema.SchemaCoercion``), so loading it elsewhere needs this package."""
     from mlops_ops.core.data import resolve_features
     from mlops_ops.core.training import train_model
     from mlops_ops.example.churn import generate
@@ -61,7 +63,7 @@ def test_a_trained_pipeline_needs_the_pinned_scientific_stack_and_nothing_of_mlf
         frame = frame.assign(churned=np.arange(len(frame), dtype=float))
     features = resolve_features(frame, "churned", None, None)
     result = train_model(frame, target="churned", features=features, estimator=estimator, params=params)
-    assert model_requirements(result.model) == sorted(_installed(d) for d in BASE)
+    assert model_requirements(result.model) == sorted(_installed(d) for d in (*BASE, "mlops-ops"))
 
 
 def test_a_third_party_estimator_brings_its_distribution(tmp_path, monkeypatch):

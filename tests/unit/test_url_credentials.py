@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from mlops_ops.url_credentials import mask_credentials, split_credentials, without_credentials
+from mlops_ops.hooks.credentials import mask_credentials
+from mlops_ops.url_credentials import split_credentials, without_credentials
 
 
 @pytest.mark.parametrize(
