@@ -142,7 +142,7 @@ def test_the_logged_model_carries_the_requirements(mlflow_store):
     path = mlflow.pyfunc.get_model_dependencies(logged["model_uri"])
     lines = [line.strip() for line in open(path).read().splitlines() if line.strip()]
     assert sorted(line for line in lines if not line.startswith("mlflow")) == sorted(
-        _installed(d) for d in BASE
+        _installed(d) for d in (*BASE, "mlops-ops")
     )
     assert any(line.startswith("mlflow==") for line in lines)
     loaded = MlflowHook().load_sklearn_model(logged["model_uri"])
