@@ -60,12 +60,14 @@ class MlflowUnavailableError(TransientError):
 
 #: What parsing a stored file's bytes, already in memory, raises when the file is damaged
 #: (Unicode and JSON errors, pyarrow's ArrowInvalid are ValueErrors; pyarrow raises OSError for
-#: a corrupt Parquet footer). Never use it around I/O: there an OSError is a storage fault.
+#: a corrupt Parquet footer; JSON nested deeper than the parser's recursion limit raises
+#: RecursionError). Never use it around I/O: there an OSError is a storage fault.
 DAMAGED_FILE_ERRORS: tuple[type[BaseException], ...] = (
     UnicodeDecodeError,
     json.JSONDecodeError,
     ValueError,
     OSError,
+    RecursionError,
 )
 
 
@@ -94,9 +96,9 @@ def parse_stored(what: str, parse: Callable[[Any], T], document: Any, fix: str) 
     the document's fault, and no retry can change it.
 
     :raises StoredDocumentError: ``parse`` raised ``KeyError``, ``TypeError``, ``ValueError``,
-        ``AttributeError`` or ``IndexError``.
+        ``AttributeError``, ``IndexError`` or ``RecursionError`` (a document nested too deep).
     """
     try:
         return parse(document)
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as err:
         raise damaged(what, err, fix) from None

@@ -66,12 +66,19 @@ def file_entry(raw: bytes) -> dict[str, Any]:
 def parse_manifest(raw: bytes, *, name: str, uri: str) -> dict[str, Any]:
     """The manifest of snapshot ``name`` from its bytes, checked to describe that snapshot.
 
-    :raises SnapshotIntegrityError: not JSON, not an object, or written for another snapshot.
+    Strict JSON: a key written twice (only the last would count), ``NaN`` or ``Infinity`` and
+    nesting too deep to parse are refused like any other damage.
+
+    :raises SnapshotIntegrityError: not strict JSON, not an object, written for another snapshot, or
+        its ``rows``, ``columns``, ``manifest_version``, ``content_verifiable`` or ``files`` record
+        has the wrong type.
     """
     try:
-        manifest = json.loads(raw.decode("utf-8"))
+        manifest = json.loads(
+            raw.decode("utf-8"), object_pairs_hook=_unique_keys, parse_constant=_no_constant
+        )
     except DAMAGED_FILE_ERRORS as err:
-        raise _error(uri, f"its {MANIFEST_FILE} is not readable JSON ({type(err).__name__}: {err})") from None
+        raise _error(uri, f"its {MANIFEST_FILE} is not readable JSON ({type(err).__name__}: {str(err)[:200]})") from None
     if not isinstance(manifest, dict):
         raise _error(uri, f"its {MANIFEST_FILE} is not a JSON object")
     if manifest.get("sha256") != name:
@@ -80,20 +87,59 @@ def parse_manifest(raw: bytes, *, name: str, uri: str) -> dict[str, Any]:
             f"its {MANIFEST_FILE} describes snapshot {str(manifest.get('sha256'))[:16]!r}, not {name[:16]!r}",
         )
     for key in ("rows", "columns"):
-        if not isinstance(manifest.get(key), int) or isinstance(manifest.get(key), bool):
+        if not _is_count(manifest.get(key)):
             raise _error(uri, f"its {MANIFEST_FILE} has no valid {key!r}")
+    version = manifest.get("manifest_version", 1)
+    if not _is_count(version) or version < 1:
+        raise _error(uri, f"its {MANIFEST_FILE} has an invalid 'manifest_version' ({version!r})")
+    if not isinstance(manifest.get("content_verifiable", True), bool):
+        raise _error(uri, f"its {MANIFEST_FILE} has a non-boolean 'content_verifiable'")
     return manifest
 
 
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            raise ValueError(f"key {key!r} is written twice")
+        document[key] = value
+    return document
+
+
+def _no_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not a JSON number")
+
+
 def expected_data_digest(manifest: dict[str, Any], *, uri: str) -> tuple[str, int] | None:
-    """The recorded bytes hash and size of the data file; None for manifests older than v2."""
+    """The recorded bytes hash and size of the data file; None for manifests older than v2.
+
+    A manifest without that record must leave the content checkable (``content_verifiable`` not
+    false): otherwise nothing would tie the data to the snapshot's name.
+
+    :raises SnapshotIntegrityError: a v2 manifest without a well-formed record, or a manifest with
+        neither the record nor a checkable content.
+    """
     files = manifest.get("files")
-    if files is None and int(manifest.get("manifest_version") or 1) < MANIFEST_VERSION:
+    if files is None and manifest.get("manifest_version", 1) < MANIFEST_VERSION:
+        if manifest.get("content_verifiable") is False:
+            raise _error(
+                uri,
+                f"its {MANIFEST_FILE} records no hash of {DATA_FILE} and says its content cannot be "
+                "checked: nothing ties the data to the snapshot's name",
+            )
         return None
     entry = files.get(DATA_FILE) if isinstance(files, dict) else None
-    if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
-        raise _error(uri, f"its {MANIFEST_FILE} records no hash of {DATA_FILE}")
-    return str(entry["sha256"]), int(entry.get("bytes", -1))
+    if (
+        not isinstance(entry, dict)
+        or not isinstance(entry.get("sha256"), str)
+        or not _is_count(entry.get("bytes"))
+    ):
+        raise _error(uri, f"its {MANIFEST_FILE} records no valid hash and size of {DATA_FILE}")
+    return str(entry["sha256"]), int(entry["bytes"])
 
 
 def check_data_digest(manifest: dict[str, Any], digest: str, size: int, *, uri: str) -> None:
@@ -170,6 +216,11 @@ def load(manifest_raw: bytes, data_raw: bytes, *, name: str, uri: str) -> tuple[
 def missing_data(uri: str) -> SnapshotIntegrityError:
     """The error for a snapshot whose manifest exists but whose data file does not."""
     return _error(uri, f"its {DATA_FILE} is missing although its {MANIFEST_FILE} exists")
+
+
+def damaged_entry(uri: str, file_name: str) -> SnapshotIntegrityError:
+    """The error for a snapshot whose ``file_name`` exists but is not a file (e.g. a folder)."""
+    return _error(uri, f"its {file_name} is not a file")
 
 
 def _error(uri: str, what: str) -> SnapshotIntegrityError:

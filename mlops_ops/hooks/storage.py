@@ -70,8 +70,13 @@ class PipelineStorage:
 
 
 def _safe(part: str) -> str:
-    """A run id like ``manual__2024-01-01T00:00:00+00:00`` as one safe path segment."""
-    return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in part)
+    """A run id like ``manual__2024-01-01T00:00:00+00:00`` as one safe path segment.
+
+    Never empty, ``.`` or ``..`` (Airflow accepts ``..`` as a run id): those would name this folder
+    or its parent.
+    """
+    safe = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in part)
+    return safe if safe.strip(".") else f"_{safe}"
 
 
 def write_atomic(path: ObjectStoragePath, data: bytes) -> ObjectStoragePath:
@@ -182,14 +187,24 @@ def read_snapshot(snapshot: Any, conn_id: str | None = None) -> tuple[Any, dict[
     manifest_path = base / snap.MANIFEST_FILE
     if not manifest_path.exists():
         raise FileNotFoundError(f"no snapshot at {base} (manifest.json missing); run the ingest task first")
-    with manifest_path.open("rb") as fh:
-        manifest_raw = fh.read()
     data_path = base / snap.DATA_FILE
     if not data_path.exists():
         raise snap.missing_data(str(base))
+    _require_files(base, manifest_path, data_path)
+    with manifest_path.open("rb") as fh:
+        manifest_raw = fh.read()
     with data_path.open("rb") as fh:
         data_raw = fh.read()
     return snap.load(manifest_raw, data_raw, name=base.name, uri=str(base))
+
+
+def _require_files(base: ObjectStoragePath, *paths: ObjectStoragePath) -> None:
+    """A snapshot's manifest and data file must be files (a folder in their place is damage)."""
+    from mlops_ops.core import snapshot as snap
+
+    for path in paths:
+        if not path.is_file():
+            raise snap.damaged_entry(str(base), path.name)
 
 
 def verify_snapshot_file(
@@ -197,8 +212,10 @@ def verify_snapshot_file(
 ) -> tuple[ObjectStoragePath, dict[str, Any]]:
     """Check a snapshot's manifest and its data file's bytes hash without decoding the data.
 
-    For readers that stream the Parquet file themselves (the drift check): the file's bytes are
-    hashed in 8 MiB chunks. Returns the data file's path and the manifest.
+    For readers that stream the Parquet file themselves: the file's bytes are hashed in 8 MiB
+    chunks. A manifest older than v2 records no bytes hash: then the file is decoded and its content
+    hash checked instead (as :func:`read_snapshot` does). Returns the data file's path and the
+    manifest.
 
     :raises FileNotFoundError: no manifest.
     :raises SnapshotIntegrityError: the manifest or the file's bytes do not match.
@@ -209,11 +226,19 @@ def verify_snapshot_file(
     manifest_path = base / snap.MANIFEST_FILE
     if not manifest_path.exists():
         raise FileNotFoundError(f"no snapshot at {base} (manifest.json missing); run the ingest task first")
-    with manifest_path.open("rb") as fh:
-        manifest = snap.parse_manifest(fh.read(), name=base.name, uri=str(base))
     data_path = base / snap.DATA_FILE
     if not data_path.exists():
         raise snap.missing_data(str(base))
+    _require_files(base, manifest_path, data_path)
+    with manifest_path.open("rb") as fh:
+        manifest = snap.parse_manifest(fh.read(), name=base.name, uri=str(base))
+    if snap.expected_data_digest(manifest, uri=str(base)) is None:
+        # a manifest older than v2 records no bytes hash: only the content hash can vouch for the file
+        with data_path.open("rb") as fh:
+            data_raw = fh.read()
+        frame = snap.decode(data_raw, uri=str(base))
+        snap.check_content(frame, manifest, name=base.name, uri=str(base))
+        return data_path, manifest
     with data_path.open("rb") as fh:
         digest, size = snap.bytes_sha256(iter(lambda: fh.read(8 << 20), b""))
     snap.check_data_digest(manifest, digest, size, uri=str(base))
@@ -332,8 +357,11 @@ class DeploymentLedger:
 
         try:
             return read_json(path)
-        except (ValueError, UnicodeDecodeError) as err:
-            raise LedgerError(f"{path} is not valid JSON ({err}); the deployment ledger is damaged") from None
+        except (ValueError, RecursionError) as err:  # JSON and Unicode errors are ValueErrors
+            raise LedgerError(
+                f"{path} is not valid JSON ({type(err).__name__}: {str(err)[:200]}); the deployment "
+                "ledger is damaged"
+            ) from None
 
     def claim(self, document: dict[str, Any]) -> bool:
         """Take sequence ``document["seq"]``; False if another promotion already took it."""

@@ -135,6 +135,10 @@ def _edit(raw: bytes, **changes) -> bytes:
     return json.dumps({**json.loads(raw), **changes}).encode()
 
 
+def _entry(raw: bytes) -> dict:
+    return json.loads(raw)["files"]["data.parquet"]
+
+
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
@@ -143,8 +147,42 @@ def _edit(raw: bytes, **changes) -> bytes:
         (lambda m: b"[1, 2]", "not a JSON object"),
         (lambda m: _edit(m, sha256="0" * 64), "describes snapshot"),
         (lambda m: _edit(m, rows=json.loads(m)["rows"] + 1), "rows x"),
+        (lambda m: _edit(m, columns=json.loads(m)["columns"] - 1), "columns, the manifest says"),
+        (lambda m: _edit(m, files={"data.parquet": {**_entry(m), "bytes": None}}), "no valid hash and size"),
+        (lambda m: _edit(m, files={"data.parquet": {**_entry(m), "bytes": "x"}}), "no valid hash and size"),
+        (lambda m: _edit(m, files={"data.parquet": {**_entry(m), "bytes": True}}), "no valid hash and size"),
+        (lambda m: _edit(m, files=[]), "no valid hash and size"),
+        (lambda m: _edit(m, files=None), "no valid hash and size"),
+        (lambda m: _edit(m, manifest_version="abc"), "invalid 'manifest_version'"),
+        (lambda m: _edit(m, manifest_version=[2]), "invalid 'manifest_version'"),
+        (lambda m: _edit(m, content_verifiable="no"), "non-boolean 'content_verifiable'"),
+        (lambda m: _edit(m, rows=None), "no valid 'rows'"),
+        (lambda m: m.replace(b'"rows": ', b'"rows": NaN, "x": '), "not readable JSON"),
+        (lambda m: m.rstrip()[:-1] + b', "files": null}', "written twice"),
+        (lambda m: b"[" * 100_000 + b"]" * 100_000, "not readable JSON"),
+        (lambda m: b"", "not readable JSON"),
     ],
-    ids=["not-utf8", "truncated", "not-an-object", "another-snapshot", "wrong-row-count"],
+    ids=[
+        "not-utf8",
+        "truncated",
+        "not-an-object",
+        "another-snapshot",
+        "wrong-row-count",
+        "wrong-column-count",
+        "size-null",
+        "size-text",
+        "size-bool",
+        "files-a-list",
+        "files-null",
+        "version-text",
+        "version-list",
+        "verifiable-text",
+        "rows-null",
+        "nan",
+        "duplicate-key",
+        "nested-too-deep",
+        "empty",
+    ],
 )
 def test_a_damaged_manifest_is_refused_naming_the_snapshot(stored, damage, message):
     path = _dir(stored) / "manifest.json"
@@ -222,3 +260,73 @@ def test_normalised_content_round_trips_parquet_so_readers_can_check_it(frame):
     norm = data.normalise(frame)
     raw = data.to_parquet_bytes(norm)
     assert data.content_sha256(data.from_parquet_bytes(raw)) == data.content_sha256(norm)
+
+
+@pytest.fixture
+def other(mlops_home: Path) -> dict:
+    """A second snapshot of the same pipeline (other rows), for swaps and links between snapshots."""
+    path = mlops_home / "data" / "other.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    generate(300, seed=4).to_parquet(path, index=False)
+    return _ingest(path)
+
+
+def _downgrade(directory: Path, **changes) -> None:
+    """The manifest rewritten as a pre-v2 one (no bytes record), with ``changes``."""
+    path = directory / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest.pop("files")
+    manifest.update(manifest_version=1, **changes)
+    path.write_text(json.dumps(manifest))
+
+
+def _replace_dir(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
+_TAMPERING = {
+    "truncated": lambda a, b, inv: (a / "data.parquet").write_bytes((a / "data.parquet").read_bytes()[:-10]),
+    "appended": lambda a, b, inv: (a / "data.parquet").write_bytes((a / "data.parquet").read_bytes() + b"\0\0"),
+    "emptied": lambda a, b, inv: (a / "data.parquet").write_bytes(b""),
+    "data-of-another-snapshot": lambda a, b, inv: (a / "data.parquet").write_bytes(
+        (b / "data.parquet").read_bytes()
+    ),
+    "symlink-to-another-snapshot": lambda a, b, inv: (
+        (a / "data.parquet").unlink(),
+        (a / "data.parquet").symlink_to(b / "data.parquet"),
+    ),
+    "manifest-of-another-snapshot": lambda a, b, inv: (a / "manifest.json").write_bytes(
+        (b / "manifest.json").read_bytes()
+    ),
+    "downgraded-manifest-and-other-values": lambda a, b, inv: (
+        _downgrade(a),
+        (a / "data.parquet").write_bytes(inv),
+    ),
+    "downgraded-unverifiable-manifest-and-other-values": lambda a, b, inv: (
+        _downgrade(a, content_verifiable=False),
+        (a / "data.parquet").write_bytes(inv),
+    ),
+    "manifest-is-a-folder": lambda a, b, inv: _replace_dir(a / "manifest.json"),
+    "data-is-a-folder": lambda a, b, inv: _replace_dir(a / "data.parquet"),
+}
+
+
+@pytest.mark.parametrize("tampering", sorted(_TAMPERING))
+def test_every_kind_of_tampering_is_refused_by_every_reader(stored, other, tampering):
+    inverted = _inverted_labels(stored)
+    _TAMPERING[tampering](_dir(stored), _dir(other), inverted)
+    for reader in (read_snapshot, verify_snapshot_file):
+        with pytest.raises(SnapshotIntegrityError) as err:
+            reader(stored["uri"])
+        assert stored["uri"] in str(err.value), reader
+        assert "re-ingest" in str(err.value)
+    assert read_snapshot(other["uri"])[1]["sha256"] == other["sha256"]  # the other one untouched
+
+
+def test_a_snapshot_folder_linked_under_another_name_is_refused(stored, other):
+    link = _dir(stored).parent / ("f" * 64)
+    link.symlink_to(_dir(other))
+    for reader in (read_snapshot, verify_snapshot_file):
+        with pytest.raises(SnapshotIntegrityError, match="describes snapshot"):
+            reader("file://" + str(link))

@@ -219,6 +219,18 @@ def test_run_ids_cannot_escape_their_folder(store, tmp_path):
     assert str(path).count("/") == str(store.report_path("dag", "run", "task", "html")).count("/")
 
 
+@pytest.mark.parametrize("run_id", ["..", ".", "", "...", "../..", "/"])
+def test_a_run_id_of_dots_names_its_own_folder_not_the_parent(store, tmp_path, run_id):
+    """Airflow accepts ``..`` as a run id; it must not name the DAG's folder's parent."""
+    base = f"file://{tmp_path}/root/churn/reports/dag/"
+    path = store.report_path("dag", run_id, "task", "html")
+    segment = str(path).removeprefix(base).split("/")[0]
+    assert str(path) == f"{base}{segment}/task.html"
+    assert segment.strip(".")
+    assert store.report_path("..", "run", "..", "json").parent.parent.name not in ("", ".", "..")
+    assert store.predictions_dir("..").name not in ("", ".", "..")
+
+
 def test_deployments_layout(store, tmp_path):
     assert str(store.deployments_dir()) == f"file://{tmp_path}/root/churn/deployments"
 
