@@ -78,7 +78,9 @@ def parse_manifest(raw: bytes, *, name: str, uri: str) -> dict[str, Any]:
             raw.decode("utf-8"), object_pairs_hook=_unique_keys, parse_constant=_no_constant
         )
     except DAMAGED_FILE_ERRORS as err:
-        raise _error(uri, f"its {MANIFEST_FILE} is not readable JSON ({type(err).__name__}: {str(err)[:200]})") from None
+        raise _error(
+            uri, f"its {MANIFEST_FILE} is not readable JSON ({type(err).__name__}: {str(err)[:200]})"
+        ) from None
     if not isinstance(manifest, dict):
         raise _error(uri, f"its {MANIFEST_FILE} is not a JSON object")
     if manifest.get("sha256") != name:

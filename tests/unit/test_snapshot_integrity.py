@@ -287,7 +287,9 @@ def _replace_dir(path: Path) -> None:
 
 _TAMPERING = {
     "truncated": lambda a, b, inv: (a / "data.parquet").write_bytes((a / "data.parquet").read_bytes()[:-10]),
-    "appended": lambda a, b, inv: (a / "data.parquet").write_bytes((a / "data.parquet").read_bytes() + b"\0\0"),
+    "appended": lambda a, b, inv: (a / "data.parquet").write_bytes(
+        (a / "data.parquet").read_bytes() + b"\0\0"
+    ),
     "emptied": lambda a, b, inv: (a / "data.parquet").write_bytes(b""),
     "data-of-another-snapshot": lambda a, b, inv: (a / "data.parquet").write_bytes(
         (b / "data.parquet").read_bytes()

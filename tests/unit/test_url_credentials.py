@@ -28,6 +28,18 @@ from mlops_ops.url_credentials import split_credentials, without_credentials
         ("http://host:5000", "http://host:5000", None, None),
         ("sqlite:////tmp/mlflow.db", "sqlite:////tmp/mlflow.db", None, None),
         ("/local/path@2026", "/local/path@2026", None, None),
+        # a password pasted without percent-encoding its "/", "?" or "#": still userinfo
+        ("http://user:pa/ss@host:5000", "http://host:5000", "user", "pa/ss"),
+        ("http://user:pa#ss@host", "http://host", "user", "pa#ss"),
+        ("https://user:pa?ss@host/base", "https://host/base", "user", "pa?ss"),
+        ("s3://KEY:se/cr+et@bucket/prefix", "s3://bucket/prefix", "KEY", "se/cr+et"),
+        ("http://user:pw@[::1", "http://[::1", "user", "pw"),  # not parseable: still split
+        ("http://u:pw@host@other", "http://other", "u", "pw@host"),
+        # a port and a path with "@" in it: no credentials
+        ("http://host:8080/path/a@b", "http://host:8080/path/a@b", None, None),
+        ("http://[::1]:8080/a@b", "http://[::1]:8080/a@b", None, None),
+        ("file:///data/a:b@c.csv", "file:///data/a:b@c.csv", None, None),
+        ("s3://bucket/x:y@z.csv", "s3://bucket/x:y@z.csv", None, None),
     ],
 )
 def test_split_credentials(url, clean, user, password):
@@ -45,6 +57,32 @@ def test_the_password_is_masked_as_written_and_decoded():
     mask_credentials("http://user:S3cr%21tPw@host:5000")
     assert _redacted("connecting with S3cr!tPw") == "connecting with ***"
     assert _redacted("url http://user:S3cr%21tPw@host") == "url http://user:***@host"
+
+
+@pytest.mark.parametrize(
+    ("url", "password"),
+    [
+        ("http://user:pw@host:5000", "pw"),  # shorter than the masker's minimum
+        ("http://u:pw@host", "pw"),  # even "u:pw" is
+        ("http://admin:airflow@host", "airflow"),  # a word the masker never masks
+        ("http://airflow:Airflow@host", "Airflow"),
+        ("http://user:pa%2F@host", "pa/"),
+        ("http://user:p/w@host", "p/w"),  # not percent-encoded
+        ("postgresql://mlflow:1234@db:5432/mlflow", "1234"),
+    ],
+)
+def test_a_url_is_never_logged_with_a_short_or_common_password(url, password):
+    """Airflow's masker skips secrets under 5 characters and "airflow": the userinfo is masked."""
+    mask_credentials(url)
+    redacted = _redacted(f"connecting to {url} now")
+    assert f"{password}@" not in redacted
+    assert redacted.startswith("connecting to ")
+    assert redacted.endswith(" now")
+
+
+def test_a_password_with_an_unencoded_slash_is_masked_whole():
+    mask_credentials("http://user:Secr/et!99@host:5000")
+    assert _redacted("url http://user:Secr/et!99@host:5000") == "url http://user:***@host:5000"
 
 
 @pytest.fixture
