@@ -71,9 +71,28 @@ DAMAGED_FILE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+#: MLflow error codes (``MlflowException.error_code``) of a request the server refused as invalid:
+#: sending it again gets the same answer (a name or value over MLflow's limits, a malformed request)
+MLFLOW_VERDICT_CODES = frozenset({"INVALID_PARAMETER_VALUE", "MALFORMED_REQUEST", "BAD_REQUEST"})
+
+
 def is_verdict(err: BaseException) -> bool:
-    """True when no retry can change ``err``: a ``ValueError`` that is not a transient error."""
-    return isinstance(err, ValueError) and not isinstance(err, TransientError)
+    """True when no retry can change ``err``.
+
+    * a ``ValueError`` that is not a transient error, except a JSON decoding error that is also an
+      ``OSError``: that is a reply read over the network (``requests``' ``JSONDecodeError``, e.g. a
+      proxy's HTML error page), which the next attempt may get right;
+    * an MLflow error whose ``error_code`` is in :data:`MLFLOW_VERDICT_CODES` (checked by
+      attribute: this module imports no MLflow).
+    """
+    if isinstance(err, TransientError):
+        return False
+    if isinstance(err, json.JSONDecodeError) and isinstance(err, OSError):
+        return False
+    if isinstance(err, ValueError):
+        return True
+    is_mlflow = any(cls.__name__ == "MlflowException" for cls in type(err).__mro__)
+    return is_mlflow and str(getattr(err, "error_code", "")) in MLFLOW_VERDICT_CODES
 
 
 def damaged(

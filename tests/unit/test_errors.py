@@ -67,6 +67,24 @@ def test_one_hierarchy_data_and_spec_problems_are_value_errors():
     assert not issubclass(MlflowUnavailableError, ValueError)
 
 
+def _mlflow_error(code: str, message: str, *, rest: bool = False) -> Exception:
+    """A real MLflow exception with ``code``, as its client raises it (no server needed to build one)."""
+    from mlflow.exceptions import MlflowException, RestException
+
+    if rest:
+        return RestException({"error_code": code, "message": message})
+    from mlflow.protos import databricks_pb2
+
+    return MlflowException(message, error_code=getattr(databricks_pb2, code))
+
+
+def _requests_json_error() -> Exception:
+    """What ``response.json()`` raises on a proxy's HTML error page: a ValueError and an OSError."""
+    import requests
+
+    return requests.exceptions.JSONDecodeError("Expecting value", "<html>502 Bad Gateway</html>", 0)
+
+
 @pytest.mark.parametrize(
     "fault",
     [
@@ -76,8 +94,21 @@ def test_one_hierarchy_data_and_spec_problems_are_value_errors():
         ValueError("a library's complaint about the input"),
         json.JSONDecodeError("Expecting value", "{", 1),
         UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"),
+        _mlflow_error("INVALID_PARAMETER_VALUE", "Metric name 'mmm…' exceeds the maximum length 250"),
+        _mlflow_error("INVALID_PARAMETER_VALUE", "Invalid tag name", rest=True),
+        _mlflow_error("MALFORMED_REQUEST", "Malformed request"),
     ],
-    ids=["data", "snapshot", "ledger", "plain-value-error", "json", "unicode"],
+    ids=[
+        "data",
+        "snapshot",
+        "ledger",
+        "plain-value-error",
+        "json",
+        "unicode",
+        "mlflow-invalid-value",
+        "mlflow-rest-invalid-value",
+        "mlflow-malformed",
+    ],
 )
 def test_a_verdict_fails_the_task_once_with_its_message(fault):
     with pytest.raises(AirflowFailException) as err:
@@ -94,8 +125,22 @@ def test_a_verdict_fails_the_task_once_with_its_message(fault):
         TimeoutError("storage timed out"),
         OSError(5, "Input/output error"),
         RuntimeError("something else"),
+        _requests_json_error(),
+        _mlflow_error("TEMPORARILY_UNAVAILABLE", "503 Service Unavailable", rest=True),
+        _mlflow_error("INTERNAL_ERROR", "API request failed: Max retries exceeded"),
+        _mlflow_error("RESOURCE_DOES_NOT_EXIST", "Registered model 'x' not found"),
     ],
-    ids=["mlflow-down", "connection", "timeout", "io", "runtime"],
+    ids=[
+        "mlflow-down",
+        "connection",
+        "timeout",
+        "io",
+        "runtime",
+        "json-reply-over-the-network",
+        "mlflow-503",
+        "mlflow-internal",
+        "mlflow-not-found",
+    ],
 )
 def test_a_transient_fault_propagates_for_airflows_retries(fault):
     with pytest.raises(type(fault)):

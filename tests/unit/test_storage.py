@@ -277,3 +277,24 @@ def test_snapshot_uri_of_accepts_the_ingest_result():
     assert storage.snapshot_uri_of({"uri": "file:///x/snapshots/abc/"}) == "file:///x/snapshots/abc"
     with pytest.raises(ValueError, match="expected a snapshot"):
         storage.snapshot_uri_of({"sha256": "abc"})
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"{", b"\xff\xfe{}", b"[" * 100_000 + b"]" * 100_000, b'{"seq": NaN'],
+    ids=["truncated", "not-utf8", "nested-too-deep", "nan-truncated"],
+)
+def test_a_damaged_ledger_record_is_a_verdict_naming_it(store, raw):
+    """Never a RecursionError (retried, naming nothing): a LedgerError, which fails the task once."""
+    from mlops_ops.core.registry import LedgerError
+    from mlops_ops.errors import is_verdict
+    from mlops_ops.hooks.storage import DeploymentLedger
+
+    ledger = DeploymentLedger(store)
+    path = ledger.record_path("20260101T000000.000000Z-v1.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        fh.write(raw)
+    with pytest.raises(LedgerError, match="20260101T000000.000000Z-v1.json is not valid JSON") as err:
+        ledger.read()
+    assert is_verdict(err.value)
