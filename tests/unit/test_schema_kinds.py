@@ -1,0 +1,74 @@
+"""More inputs of the kinds issue 8 lists, each tried as ordinary messy data would bring it.
+
+Each test is over a kind (several inputs): exact integers held as objects (Python ints, SQL
+``NUMERIC`` Decimals), empty CSV cells in columns pandas falls back to text for, durations,
+flags spelled differently per file, and features that hold no usable value.
+"""
+
+from __future__ import annotations
+
+import decimal
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlops_ops.core.data import DataError, FeatureSet, content_sha256, normalise, read_frame
+from mlops_ops.core.schema import coerce_column, infer_schema
+from mlops_ops.core.training import train_model
+
+LOGREG = "sklearn.linear_model.LogisticRegression"
+
+
+def _csv(text: str, name: str = "part.csv", **csv) -> pd.DataFrame:
+    return normalise(read_frame(name, io.BytesIO(text.encode()), "csv", csv or None))
+
+
+def _nullable(values: list, dtype: str) -> pd.DataFrame:
+    return normalise(pd.DataFrame({"n": pd.array(values, dtype=dtype)}))
+
+
+# -- integers held as objects: exact, never rounded through float64 ----------------------------------
+
+
+@pytest.mark.parametrize("value", [2**53 + 1, 2**60 + 1, 2**63 - 1, -(2**63), 2**63, 2**64 - 1])
+@pytest.mark.parametrize("wrap", [int, decimal.Decimal], ids=["int", "Decimal"])
+def test_object_integers_beyond_2_53_are_kept_exactly(value, wrap):
+    frame = normalise(pd.DataFrame({"n": pd.Series([wrap(value), None], dtype=object)}))
+    assert int(frame["n"].iloc[0]) == value
+    assert frame["n"].isna().tolist() == [False, True]
+    dtype = "UInt64" if value > 2**63 - 1 else "Int64"
+    assert content_sha256(frame) == content_sha256(_nullable([value, None], dtype))
+
+
+@pytest.mark.parametrize("wrap", [int, decimal.Decimal], ids=["int", "Decimal"])
+def test_small_object_integers_are_the_numbers_a_csv_gives(wrap):
+    n = pd.Series([wrap(5), None, wrap(-2)], dtype=object)
+    frame = normalise(pd.DataFrame({"n": n, "k": list("abc")}))
+    assert content_sha256(frame) == content_sha256(_csv("n,k\n5,a\n,b\n-2,c\n"))
+
+
+def test_decimal_fractions_and_decimal_nan_stay_numbers():
+    frame = normalise(
+        pd.DataFrame({"n": pd.Series([decimal.Decimal("1.50"), decimal.Decimal("NaN"), 2], dtype=object)})
+    )
+    assert str(frame["n"].dtype) == "float64"
+    assert frame["n"].isna().tolist() == [False, True, False]
+
+
+# -- an empty CSV cell is missing in every column, text fall-backs included ---------------------------
+
+
+@pytest.mark.parametrize(
+    "big", ["9223372036854775808", "18446744073709551615", "18446744073709551616", "-9223372036854775809"]
+)
+def test_an_empty_cell_next_to_an_integer_beyond_int64_is_missing_not_empty_text(big):
+    frame = _csv(f"id,x\n{big},1\n,2\n")
+    assert frame["id"].isna().tolist() == [False, True]
+    assert str(frame["id"].iloc[0]) == big
+
+
+def test_empty_text_stays_text_when_the_spec_says_empty_is_not_missing():
+    frame = _csv("k,x\n,1\nb,2\n", keep_default_na=False)
+    assert frame["k"].tolist() == ["", "b"]
