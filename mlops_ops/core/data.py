@@ -207,6 +207,7 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
     - numbers held as objects (SQL ``NUMERIC`` as ``Decimal``) become float64, except integers
       beyond int64, which are kept exactly as text;
     - text, categorical dtypes and mixed objects become pandas' string dtype;
+    - durations (``timedelta64``) stay durations (a quantity: the schema reads them as seconds);
     - timestamps keep their values: microsecond resolution when that loses nothing (so
       ``9999-12-31`` fits), nanoseconds otherwise; time zones are kept.
     """
@@ -232,6 +233,8 @@ def _normalise_column(s: pd.Series) -> pd.Series:
         return pd.Series(s.to_numpy(dtype="float64", na_value=np.nan), name=s.name)
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return _timestamps(s)
+    if pd.api.types.is_timedelta64_dtype(dtype):  # a duration is a quantity, not text
+        return s
     if isinstance(dtype, pd.CategoricalDtype):  # a memory encoding: normalise the values it encodes
         categories = dtype.categories
         if pd.api.types.is_numeric_dtype(categories.dtype) or pd.api.types.is_bool_dtype(categories.dtype):
@@ -245,6 +248,8 @@ def _normalise_column(s: pd.Series) -> pd.Series:
         present = s.dropna()
         if len(present) and all(isinstance(v, bool | np.bool_) for v in present):
             return _flags(s.astype("boolean"))
+        if len(present) and all(isinstance(v, dt.timedelta | np.timedelta64) for v in present):
+            return pd.Series(pd.to_timedelta(s), name=s.name)
         if _all_numbers(s):
             if all(_integral(v) for v in present):  # ints, or Decimal whole numbers (SQL NUMERIC(p, 0))
                 ints = [int(v) for v in present]

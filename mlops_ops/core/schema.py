@@ -12,7 +12,8 @@ Logical types and what coercion makes of a value (the model's input):
 
 =============  =====================================================================================
 ``numeric``    float64. Numbers of any dtype, booleans (1/0), numeric text ("3.5"), the text
-               ``true``/``false`` (any case). Empty text is missing. Infinite values are refused.
+               ``true``/``false`` (any case), durations (timedelta) as seconds. Empty text is
+               missing. Infinite values are refused.
 ``integer``    float64 holding whole numbers (the imputer needs float for gaps): as ``numeric``,
                but 3.5 or a value beyond +-2**53 (not exact as float) is refused.
 ``boolean``    float64 1.0 / 0.0 / NaN. True/False, the numbers 1 and 0, and the text ``true``,
@@ -31,8 +32,8 @@ Logical types and what coercion makes of a value (the model's input):
 A value that cannot be coerced raises :class:`~mlops_ops.core.data.DataError` naming the column,
 the value, the expected type and where the data came from.
 
-Inference (no ``features.types`` entry, no ``features.numeric``/``categorical`` lists): numbers
-and booleans are ``numeric``; timestamps and text that parses entirely as ISO 8601 dates are
+Inference (no ``features.types`` entry, no ``features.numeric``/``categorical`` lists): numbers,
+booleans and durations are ``numeric``; timestamps and text that parses entirely as ISO 8601 dates are
 ``datetime`` (excluded, and the drift report says so); integers beyond int64 (kept exactly by
 ingest as uint64 or text) are ``id``; other text is ``categorical``. When the spec lists
 features, the listed ones take the listed kind and every other column is ``ignored``.
@@ -234,7 +235,9 @@ def _is_missing(value: Any) -> bool:
 
 
 def _number_of(value: Any) -> float | None:
-    """A scalar as a float; None when it is not a number (text is parsed)."""
+    """A scalar as a float; None when it is not a number (text is parsed, durations are seconds)."""
+    if isinstance(value, dt.timedelta | np.timedelta64):
+        return float(pd.Timedelta(value).total_seconds())
     if isinstance(value, bool | np.bool_):
         return 1.0 if value else 0.0
     if isinstance(value, numbers.Number | decimal.Decimal):
@@ -255,6 +258,9 @@ def _number_of(value: Any) -> float | None:
 
 def _to_number(values: pd.Series, logical: str, column: str, where: str | None) -> pd.Series:
     dtype = values.dtype
+    if pd.api.types.is_timedelta64_dtype(dtype):
+        values = values.dt.total_seconds()
+        dtype = values.dtype
     if pd.api.types.is_bool_dtype(dtype) or (
         pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_object_dtype(dtype)
     ):
@@ -444,7 +450,11 @@ def infer_column(values: pd.Series) -> tuple[str, str | None]:
         return DATETIME, "timestamps: not a feature unless declared in features.types (drift skips it)"
     if _beyond_int64(values):
         return ID, "integers beyond int64: kept exactly as an id; declare it in features.types to use it"
-    if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
+    if (
+        pd.api.types.is_bool_dtype(values.dtype)
+        or pd.api.types.is_numeric_dtype(values.dtype)
+        or pd.api.types.is_timedelta64_dtype(values.dtype)
+    ):
         return NUMERIC, None
     if _looks_like_dates(values):
         return DATETIME, "ISO 8601 dates: not a feature unless declared in features.types (drift skips it)"
@@ -510,8 +520,24 @@ def infer_schema(
 
 
 def empty_features(frame: pd.DataFrame, schema: Schema) -> list[str]:
-    """Feature columns with no value in any row (a model cannot learn from them)."""
-    return [c for c in schema.features if c in frame.columns and len(frame) and frame[c].isna().all()]
+    """Feature columns with no value in any row (a model cannot learn from them).
+
+    A value is what coercion makes of it: a number-typed column of blank text (``" "``) is as
+    empty as one of NaN, since the imputer drops both.
+    """
+    empty = []
+    for name in schema.features:
+        if name not in frame.columns or not len(frame):
+            continue
+        values = frame[name]
+        if not values.isna().all() and schema.type_of(name) in NUMBER_TYPES:
+            try:
+                values = coerce_column(values, schema.type_of(name), column=name)
+            except SchemaError:
+                continue  # not empty: text that is no number, refused with its own message
+        if values.isna().all():
+            empty.append(name)
+    return empty
 
 
 # -- the MLflow signature ------------------------------------------------------------------------

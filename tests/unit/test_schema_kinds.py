@@ -72,3 +72,42 @@ def test_an_empty_cell_next_to_an_integer_beyond_int64_is_missing_not_empty_text
 def test_empty_text_stays_text_when_the_spec_says_empty_is_not_missing():
     frame = _csv("k,x\n,1\nb,2\n", keep_default_na=False)
     assert frame["k"].tolist() == ["", "b"]
+
+
+# -- durations are quantities: numeric (seconds), never a category of their text -----------------
+
+
+@pytest.mark.parametrize(
+    "durations",
+    [
+        pd.Series(pd.to_timedelta([3600, None, 90], unit="s")),
+        pd.Series(pd.to_timedelta([3600, None, 90], unit="s")).astype("timedelta64[ms]"),
+        pd.Series([pd.Timedelta(hours=1), None, pd.Timedelta(seconds=90)], dtype=object),
+    ],
+    ids=["timedelta64[ns]", "timedelta64[ms]", "object"],
+)
+def test_a_duration_is_a_numeric_feature_in_seconds(durations):
+    from mlops_ops.core.data import from_parquet_bytes, to_parquet_bytes
+
+    frame = normalise(pd.DataFrame({"wait": durations, "y": [0, 1, 0]}))
+    snapshot = normalise(from_parquet_bytes(to_parquet_bytes(frame)))
+    schema = infer_schema(snapshot, "y")
+    assert schema.type_of("wait") == "numeric"
+    assert schema.coerce(snapshot)["wait"].tolist()[::2] == [3600.0, 90.0]
+    assert np.isnan(schema.coerce(snapshot)["wait"].iloc[1])
+    assert content_sha256(snapshot) == content_sha256(frame)
+
+
+# -- a feature with no usable value in any row ---------------------------------------------------
+
+
+@pytest.mark.parametrize("blank", [" ", "   ", "\t"])
+def test_a_numeric_feature_of_blank_text_is_empty_for_training(blank):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=120)
+    frame = pd.DataFrame({"x": x, "blank": [blank] * 120, "y": (x > 0).astype(int)})
+    schema = infer_schema(frame, "y", numeric=["x", "blank"], categorical=[])
+    with pytest.raises(DataError, match=r"\['blank'\] are empty in every row"):
+        train_model(
+            frame, target="y", features=FeatureSet(("x", "blank"), ()), estimator=LOGREG, params={}, schema=schema
+        )
