@@ -33,7 +33,9 @@ A value that cannot be coerced raises :class:`~mlops_ops.core.data.DataError` na
 the value, the expected type and where the data came from.
 
 Inference (no ``features.types`` entry, no ``features.numeric``/``categorical`` lists): numbers,
-booleans and durations are ``numeric``; timestamps and text that parses entirely as ISO 8601 dates are
+booleans and durations are ``numeric``; text of flag words only, true and false ones (``yes``/``no``,
+``Y``/``N``, ``t``/``f``), is ``boolean``, so a later file spelling the flag True/False or 1/0
+reads the same; timestamps and text that parses entirely as ISO 8601 dates are
 ``datetime`` (excluded, and the drift report says so); integers beyond int64 (kept exactly by
 ingest as uint64 or text) are ``id``; other text is ``categorical``. When the spec lists
 features, the listed ones take the listed kind and every other column is ``ignored``.
@@ -444,6 +446,21 @@ def _looks_like_dates(values: pd.Series) -> bool:
     return bool(parsed.notna().all())
 
 
+#: the words of a flag written as text (digits are numbers, read as such by the readers)
+_FLAG_WORDS = (TRUE_TEXT | FALSE_TEXT) - {"1", "0", "1.0", "0.0"}
+
+
+def _looks_like_flags(values: pd.Series) -> bool:
+    """Text holding only flag words, both true and false ones (``yes``/``no``, ``Y``/``N``...)."""
+    if not (pd.api.types.is_string_dtype(values.dtype) or values.dtype == object):
+        return False
+    present = values.dropna()
+    if not len(present) or not all(isinstance(v, str) for v in present.iloc[:1000]):
+        return False
+    words = {str(v).strip().lower() for v in present.unique()[:20]}
+    return words <= _FLAG_WORDS and bool(words & TRUE_TEXT) and bool(words & FALSE_TEXT)
+
+
 def infer_column(values: pd.Series) -> tuple[str, str | None]:
     """The logical type of an undeclared column, and why it is not a feature (if it is not)."""
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
@@ -456,6 +473,8 @@ def infer_column(values: pd.Series) -> tuple[str, str | None]:
         or pd.api.types.is_timedelta64_dtype(values.dtype)
     ):
         return NUMERIC, None
+    if _looks_like_flags(values):  # so the same flag spelled True/False in a later file is the same
+        return BOOLEAN, None
     if _looks_like_dates(values):
         return DATETIME, "ISO 8601 dates: not a feature unless declared in features.types (drift skips it)"
     return CATEGORICAL, None

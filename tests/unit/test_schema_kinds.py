@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from mlops_ops.core.data import DataError, FeatureSet, content_sha256, normalise, read_frame
-from mlops_ops.core.schema import coerce_column, infer_schema
+from mlops_ops.core.schema import infer_schema
 from mlops_ops.core.training import train_model
 
 LOGREG = "sklearn.linear_model.LogisticRegression"
@@ -109,5 +109,47 @@ def test_a_numeric_feature_of_blank_text_is_empty_for_training(blank):
     schema = infer_schema(frame, "y", numeric=["x", "blank"], categorical=[])
     with pytest.raises(DataError, match=r"\['blank'\] are empty in every row"):
         train_model(
-            frame, target="y", features=FeatureSet(("x", "blank"), ()), estimator=LOGREG, params={}, schema=schema
+            frame,
+            target="y",
+            features=FeatureSet(("x", "blank"), ()),
+            estimator=LOGREG,
+            params={},
+            schema=schema,
         )
+
+
+# -- a flag spelled differently per file ---------------------------------------------------------
+
+
+_SPELLINGS = [("yes", "no"), ("Yes", "No"), ("Y", "N"), ("y", "n"), ("t", "f"), ("True", "False"), ("1", "0")]
+
+
+def _flag_file(true: str, false: str) -> str:
+    return "flag,x,y\n" + "".join(f"{(true, false)[i % 3 == 0]},{i},{i % 2}\n" for i in range(12))
+
+
+@pytest.mark.parametrize("train", _SPELLINGS, ids=["/".join(s) for s in _SPELLINGS])
+@pytest.mark.parametrize(
+    "later", [("yes", "no"), ("TRUE", "FALSE"), ("1", "0"), ("Y", "N")], ids=lambda s: "/".join(s)
+)
+def test_a_flag_spelled_differently_in_a_later_file_gives_the_same_input(train, later):
+    first = _csv(_flag_file(*train))
+    schema = infer_schema(first, "y")
+    assert "flag" in schema.features
+    expected = schema.coerce(first)["flag"].tolist()
+    assert set(expected) == {0.0, 1.0}
+    if schema.type_of("flag") == "numeric" and later[0].lower() in ("yes", "y"):
+        # True/False and 1/0 are read as numbers 1/0 (a numeric feature): a number column refuses
+        # words, loudly, naming the column and the value (a "no" could be a missing-value marker)
+        with pytest.raises(
+            DataError, match=r"later.csv: column 'flag' should be numeric but holds text.*'(yes|Y)'"
+        ):
+            schema.coerce(_csv(_flag_file(*later), name="later.csv"), where="later.csv")
+        return
+    assert schema.coerce(_csv(_flag_file(*later)))["flag"].tolist() == expected
+
+
+@pytest.mark.parametrize("values", [["yes", "yes"], ["N", "N"], ["yes", "no", "maybe"], ["F", "M"]])
+def test_text_that_is_not_a_two_valued_flag_stays_categorical(values):
+    frame = pd.DataFrame({"k": values, "y": [0, 1] * (len(values) // 2) + [0] * (len(values) % 2)})
+    assert infer_schema(frame, "y").type_of("k") == "categorical"
