@@ -81,6 +81,13 @@ _EXACT_FLOAT = 2**53
 _INT64_MAX = 2**63 - 1
 _EPOCH = pd.Timestamp("1970-01-01")
 _DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
+#: numbers written with a comma: a decimal comma (1,5) or thousands separators (1,234 or 1,234.5)
+_COMMA_NUMBER = re.compile(r"^[+-]?(\d+,\d+|\d{1,3}(,\d{3})+(\.\d+)?)$")
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
+_COMMA_HINT = (
+    "the numbers are written with a comma: set source.csv.decimal to ',' for decimal commas (1,5), "
+    "or source.csv.thousands to ',' for thousands separators (1,234)"
+)
 _DAY = pd.Timedelta(days=1)
 
 
@@ -287,14 +294,17 @@ def _to_number(values: pd.Series, logical: str, column: str, where: str | None) 
         if bad_at:
             count = int(np.isin(codes, bad_at).sum())
             sample = [distinct[i] for i in bad_at[:3]]
-            comma = any(isinstance(v, str) and _DECIMAL_COMMA.match(v.strip()) for v in sample)
+            comma = any(isinstance(v, str) and _COMMA_NUMBER.match(v.strip()) for v in sample)
+            thousands = any(isinstance(v, str) and _THOUSANDS.match(v.strip()) for v in sample)
             raise _fail(
                 column,
                 sample,
                 logical,
                 where,
                 count,
-                "a decimal comma: set source.csv.decimal to ','"
+                _COMMA_HINT
+                if thousands
+                else "a decimal comma: set source.csv.decimal to ','"
                 if comma
                 else "fix the source, or list the column under features.categorical",
             )
@@ -461,6 +471,17 @@ def _looks_like_flags(values: pd.Series) -> bool:
     return words <= _FLAG_WORDS and bool(words & TRUE_TEXT) and bool(words & FALSE_TEXT)
 
 
+def _comma_numbers(values: pd.Series) -> bool:
+    """Text of which every value is a number written with a comma (``1,5``, ``1,234``)."""
+    if not (pd.api.types.is_string_dtype(values.dtype) or values.dtype == object):
+        return False
+    present = values.dropna()
+    if not len(present) or not all(isinstance(v, str) for v in present.iloc[:1000]):
+        return False
+    sample = present.astype(str).str.strip().unique()[:2000]
+    return bool(pd.Series(sample).str.match(_COMMA_NUMBER).all())
+
+
 def infer_column(values: pd.Series) -> tuple[str, str | None]:
     """The logical type of an undeclared column, and why it is not a feature (if it is not)."""
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
@@ -473,6 +494,12 @@ def infer_column(values: pd.Series) -> tuple[str, str | None]:
         or pd.api.types.is_timedelta64_dtype(values.dtype)
     ):
         return NUMERIC, None
+    if _comma_numbers(values):  # ambiguous: 1,234 is 1234 or 1.234; never a category silently
+        present = values.dropna().astype(str).str.strip()
+        raise SchemaError(
+            f"column {values.name!r} holds numbers written with a comma, e.g. {present.unique()[:3].tolist()}; "
+            f"{_COMMA_HINT}, or declare it in features.types"
+        )
     if _looks_like_flags(values):  # so the same flag spelled True/False in a later file is the same
         return BOOLEAN, None
     if _looks_like_dates(values):

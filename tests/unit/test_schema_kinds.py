@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from mlops_ops.core.data import DataError, FeatureSet, content_sha256, normalise, read_frame
-from mlops_ops.core.schema import infer_schema
+from mlops_ops.core.schema import coerce_column, infer_schema
 from mlops_ops.core.training import train_model
 
 LOGREG = "sklearn.linear_model.LogisticRegression"
@@ -153,3 +153,36 @@ def test_a_flag_spelled_differently_in_a_later_file_gives_the_same_input(train, 
 def test_text_that_is_not_a_two_valued_flag_stays_categorical(values):
     frame = pd.DataFrame({"k": values, "y": [0, 1] * (len(values) // 2) + [0] * (len(values) % 2)})
     assert infer_schema(frame, "y").type_of("k") == "categorical"
+
+
+# -- numbers written with a comma: never a category, never a guessed decimal mark ----------------
+
+
+@pytest.mark.parametrize(
+    ("text", "sep"),
+    [
+        ('amount,y\n"1,234",0\n"5,678",1\n"12,000",0\n', ","),
+        ('amount,y\n"1,234.50",0\n"15,678.25",1\n', ","),
+        ("amount;y\n1,5;0\n2,25;1\n", ";"),
+        ("amount\ty\n1,5\t0\n-3,75\t1\n", "\t"),
+    ],
+    ids=["thousands", "thousands-and-point", "decimal-comma-semicolon", "decimal-comma-tab"],
+)
+def test_numbers_written_with_a_comma_are_refused_at_inference_with_the_csv_options(text, sep):
+    frame = _csv(text, sep=sep)
+    with pytest.raises(DataError, match=r"column 'amount' holds numbers written with a comma.*source\.csv"):
+        infer_schema(frame, "y")
+    # declared, the user decides: the options read them as numbers
+    assert infer_schema(frame, "y", types={"amount": "categorical"}).type_of("amount") == "categorical"
+
+
+@pytest.mark.parametrize("value", ["1,234", "12,345,678", "1,234.5"])
+def test_a_thousands_separator_is_not_called_a_decimal_comma(value):
+    with pytest.raises(DataError, match=r"source\.csv\.thousands to ','") as err:
+        coerce_column(pd.Series([value, "7"]), "numeric", column="amount", where="part.csv")
+    assert "part.csv: column 'amount' should be numeric" in str(err.value)
+
+
+def test_a_decimal_comma_names_the_decimal_option():
+    with pytest.raises(DataError, match=r"source\.csv\.decimal to ','"):
+        coerce_column(pd.Series(["1,5", "7"]), "numeric", column="amount", where="part.csv")
