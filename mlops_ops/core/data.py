@@ -261,7 +261,23 @@ def _normalise_column(s: pd.Series) -> pd.Series:
             return pd.to_numeric(s).astype("float64")  # e.g. Decimal from a SQL NUMERIC column
     if pd.api.types.is_numeric_dtype(dtype):  # e.g. complex: keep as it is
         return s
-    return s.astype("string")
+    return _big_integer_text(s.astype("string"))
+
+
+def _big_integer_text(s: pd.Series) -> pd.Series:
+    """Integer text beyond int64 that fits uint64 (a CSV reader gives it when a cell is empty) as
+    ``UInt64``, as the same column without the empty cell is read; ids with leading zeros stay text."""
+    present = s.dropna()
+    if not len(present) or not present.str.fullmatch(r"\d+").all():
+        return s
+    if present.str.len().max() < 19 or (present.str.len() > 20).any() or present.str.match(r"0\d").any():
+        return s
+    ints = [int(v) for v in present]
+    if max(ints) <= _INT64_MAX or max(ints) > _UINT64_MAX:
+        return s
+    return _integers(
+        pd.Series(pd.array([None if pd.isna(v) else int(v) for v in s], dtype="UInt64"), name=s.name)
+    )
 
 
 def _all_numbers(s: pd.Series) -> bool:

@@ -265,6 +265,19 @@ def _number_of(value: Any) -> float | None:
     return None
 
 
+def _exact_int(value: Any) -> int | None:
+    """The exact integer an integer-valued scalar or integer text holds; None otherwise."""
+    if isinstance(value, bool | np.bool_):
+        return None
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, decimal.Decimal) and value.is_finite() and value == value.to_integral_value():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        return int(value)
+    return None
+
+
 def _to_number(values: pd.Series, logical: str, column: str, where: str | None) -> pd.Series:
     dtype = values.dtype
     if pd.api.types.is_timedelta64_dtype(dtype):
@@ -275,8 +288,9 @@ def _to_number(values: pd.Series, logical: str, column: str, where: str | None) 
     ):
         if pd.api.types.is_integer_dtype(dtype) and logical == INTEGER:
             big = values.dropna()
-            if len(big) and (big.astype("float64").abs() > _EXACT_FLOAT).any():
-                bad = big[big.astype("float64").abs() > _EXACT_FLOAT]
+            inexact = (big > _EXACT_FLOAT) | (big < -_EXACT_FLOAT)  # compared as integers, exactly
+            if len(big) and inexact.any():
+                bad = big[inexact]
                 raise _fail(
                     column,
                     bad.iloc[0],
@@ -308,6 +322,17 @@ def _to_number(values: pd.Series, logical: str, column: str, where: str | None) 
                 if comma
                 else "fix the source, or list the column under features.categorical",
             )
+        if logical == INTEGER:  # 9007199254740993 parses to 2**53 as a float: check the exact value
+            inexact = [v for v in distinct if (n := _exact_int(v)) is not None and abs(n) > _EXACT_FLOAT]
+            if inexact:
+                raise _fail(
+                    column,
+                    inexact[:3],
+                    "integer",
+                    where,
+                    int(np.isin(codes, [distinct.index(v) for v in inexact]).sum()),
+                    "integers beyond 2**53 are not exact as numbers; declare the column as id",
+                )
         lookup = np.array([np.nan if c is None else c for c in converted] + [np.nan], dtype="float64")
         out = lookup[np.where(codes >= 0, codes, len(converted))]
     out = np.asarray(out, dtype="float64")

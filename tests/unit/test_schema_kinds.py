@@ -186,3 +186,36 @@ def test_a_thousands_separator_is_not_called_a_decimal_comma(value):
 def test_a_decimal_comma_names_the_decimal_option():
     with pytest.raises(DataError, match=r"source\.csv\.decimal to ','"):
         coerce_column(pd.Series(["1,5", "7"]), "numeric", column="amount", where="part.csv")
+
+
+# -- integers at the edge of exactness -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pd.Series(["9007199254740993", "1"]),
+        pd.Series([2**53 + 1, 1], dtype="int64"),
+        pd.Series([-(2**53) - 1, 1], dtype="Int64"),
+        pd.Series([2**53 + 1, None], dtype=object),
+        pd.Series([decimal.Decimal(2**53 + 1), None], dtype=object),
+    ],
+    ids=["text", "int64", "Int64-negative", "object-int", "Decimal"],
+)
+def test_an_integer_column_refuses_a_value_float64_would_round(values):
+    with pytest.raises(DataError, match=r"part.csv: column 'n' should be integer.*beyond 2\*\*53"):
+        coerce_column(values, "integer", column="n", where="part.csv")
+
+
+@pytest.mark.parametrize("big", [2**63, 2**63 + 7, 2**64 - 1])
+def test_big_ids_with_an_empty_cell_are_the_same_snapshot_from_csv_and_parquet(big):
+    csv = _csv(f"id,x\n{big},1\n,2\n5,3\n")
+    parquet = normalise(pd.DataFrame({"id": pd.array([big, None, 5], dtype="UInt64"), "x": [1, 2, 3]}))
+    assert content_sha256(csv) == content_sha256(parquet)
+    assert int(csv["id"].iloc[0]) == big
+    assert infer_schema(csv.assign(y=[0, 1, 0]), "y").type_of("id") == "id"
+
+
+def test_integer_text_with_leading_zeros_stays_text():
+    frame = _csv("id,x\n09223372036854775808,1\n,2\n")
+    assert frame["id"].iloc[0] == "09223372036854775808"
