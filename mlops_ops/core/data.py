@@ -67,6 +67,8 @@ def read_frame(name: str, fh: IO[bytes], fmt: str, csv: Mapping[str, Any] | None
             header = _csv_header(raw, name, options)
             frame = pd.read_csv(io.BytesIO(raw), compression=_compression(name), **options)
             _check_csv_header(name, header, frame, options["sep"])
+            if options.get("keep_default_na", True) or "" in (options.get("na_values") or ()):
+                frame = _empty_text_missing(frame)
     except DataError:
         raise
     except UnicodeDecodeError as err:
@@ -80,6 +82,22 @@ def read_frame(name: str, fh: IO[bytes], fmt: str, csv: Mapping[str, Any] | None
         raise DataError(f"{name} is not a readable {fmt} file: {type(err).__name__}: {err}") from None
     if frame.shape[1] == 0:
         raise DataError(f"{name} has no columns")
+    return frame
+
+
+def _empty_text_missing(frame: pd.DataFrame) -> pd.DataFrame:
+    """Empty cells as missing in text columns too.
+
+    pandas' CSV reader leaves an empty cell as ``""`` in a column it fell back to text for (an
+    integer beyond int64, e.g. ``9223372036854775808``), where every other column reads it as
+    missing; an empty id must not become the id ``""``.
+    """
+    for col in frame.columns:
+        s = frame[col]
+        if pd.api.types.is_string_dtype(s.dtype) or s.dtype == object:
+            empty = s.map(lambda v: isinstance(v, str) and v == "").astype(bool)
+            if empty.any():
+                frame[col] = s.mask(empty)
     return frame
 
 
@@ -169,6 +187,7 @@ def _column_difference(first: pd.DataFrame, other: pd.DataFrame) -> str:
 
 
 _INT64_MAX = 2**63 - 1
+_UINT64_MAX = 2**64 - 1
 _EXACT_FLOAT = 2**53
 
 
@@ -188,6 +207,7 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
     - numbers held as objects (SQL ``NUMERIC`` as ``Decimal``) become float64, except integers
       beyond int64, which are kept exactly as text;
     - text, categorical dtypes and mixed objects become pandas' string dtype;
+    - durations (``timedelta64``) stay durations (a quantity: the schema reads them as seconds);
     - timestamps keep their values: microsecond resolution when that loses nothing (so
       ``9999-12-31`` fits), nanoseconds otherwise; time zones are kept.
     """
@@ -213,6 +233,8 @@ def _normalise_column(s: pd.Series) -> pd.Series:
         return pd.Series(s.to_numpy(dtype="float64", na_value=np.nan), name=s.name)
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return _timestamps(s)
+    if pd.api.types.is_timedelta64_dtype(dtype):  # a duration is a quantity, not text
+        return s
     if isinstance(dtype, pd.CategoricalDtype):  # a memory encoding: normalise the values it encodes
         categories = dtype.categories
         if pd.api.types.is_numeric_dtype(categories.dtype) or pd.api.types.is_bool_dtype(categories.dtype):
@@ -226,15 +248,36 @@ def _normalise_column(s: pd.Series) -> pd.Series:
         present = s.dropna()
         if len(present) and all(isinstance(v, bool | np.bool_) for v in present):
             return _flags(s.astype("boolean"))
+        if len(present) and all(isinstance(v, dt.timedelta | np.timedelta64) for v in present):
+            return pd.Series(pd.to_timedelta(s), name=s.name)
         if _all_numbers(s):
-            if all(isinstance(v, numbers.Integral) for v in present) and any(
-                abs(int(v)) > _INT64_MAX for v in present
-            ):
+            if all(_integral(v) for v in present):  # ints, or Decimal whole numbers (SQL NUMERIC(p, 0))
+                ints = [int(v) for v in present]
+                if min(ints) >= -_INT64_MAX - 1 and max(ints) <= _UINT64_MAX:
+                    wide = "UInt64" if max(ints) > _INT64_MAX else "Int64"
+                    exact = pd.array([None if pd.isna(v) else int(v) for v in s], dtype=wide)
+                    return _integers(pd.Series(exact, name=s.name))
                 return s.map(lambda v: str(int(v)) if v is not None and not _na(v) else v).astype("string")
             return pd.to_numeric(s).astype("float64")  # e.g. Decimal from a SQL NUMERIC column
     if pd.api.types.is_numeric_dtype(dtype):  # e.g. complex: keep as it is
         return s
-    return s.astype("string")
+    return _big_integer_text(s.astype("string"))
+
+
+def _big_integer_text(s: pd.Series) -> pd.Series:
+    """Integer text beyond int64 that fits uint64 (a CSV reader gives it when a cell is empty) as
+    ``UInt64``, as the same column without the empty cell is read; ids with leading zeros stay text."""
+    present = s.dropna()
+    if not len(present) or not present.str.fullmatch(r"\d+").all():
+        return s
+    if present.str.len().max() < 19 or (present.str.len() > 20).any() or present.str.match(r"0\d").any():
+        return s
+    ints = [int(v) for v in present]
+    if max(ints) <= _INT64_MAX or max(ints) > _UINT64_MAX:
+        return s
+    return _integers(
+        pd.Series(pd.array([None if pd.isna(v) else int(v) for v in s], dtype="UInt64"), name=s.name)
+    )
 
 
 def _all_numbers(s: pd.Series) -> bool:
@@ -242,6 +285,15 @@ def _all_numbers(s: pd.Series) -> bool:
     return len(values) > 0 and all(
         isinstance(v, numbers.Number | decimal.Decimal) and not isinstance(v, bool | np.bool_) for v in values
     )
+
+
+def _integral(value: Any) -> bool:
+    """An integer, or a finite Decimal with no fractional part (not a flag)."""
+    if isinstance(value, bool | np.bool_):
+        return False
+    if isinstance(value, numbers.Integral):
+        return True
+    return isinstance(value, decimal.Decimal) and value.is_finite() and value == value.to_integral_value()
 
 
 def _na(value: Any) -> bool:

@@ -12,7 +12,8 @@ Logical types and what coercion makes of a value (the model's input):
 
 =============  =====================================================================================
 ``numeric``    float64. Numbers of any dtype, booleans (1/0), numeric text ("3.5"), the text
-               ``true``/``false`` (any case). Empty text is missing. Infinite values are refused.
+               ``true``/``false`` (any case), durations (timedelta) as seconds. Empty text is
+               missing. Infinite values are refused.
 ``integer``    float64 holding whole numbers (the imputer needs float for gaps): as ``numeric``,
                but 3.5 or a value beyond +-2**53 (not exact as float) is refused.
 ``boolean``    float64 1.0 / 0.0 / NaN. True/False, the numbers 1 and 0, and the text ``true``,
@@ -31,8 +32,10 @@ Logical types and what coercion makes of a value (the model's input):
 A value that cannot be coerced raises :class:`~mlops_ops.core.data.DataError` naming the column,
 the value, the expected type and where the data came from.
 
-Inference (no ``features.types`` entry, no ``features.numeric``/``categorical`` lists): numbers
-and booleans are ``numeric``; timestamps and text that parses entirely as ISO 8601 dates are
+Inference (no ``features.types`` entry, no ``features.numeric``/``categorical`` lists): numbers,
+booleans and durations are ``numeric``; text of flag words only, true and false ones (``yes``/``no``,
+``Y``/``N``, ``t``/``f``), is ``boolean``, so a later file spelling the flag True/False or 1/0
+reads the same; timestamps and text that parses entirely as ISO 8601 dates are
 ``datetime`` (excluded, and the drift report says so); integers beyond int64 (kept exactly by
 ingest as uint64 or text) are ``id``; other text is ``categorical``. When the spec lists
 features, the listed ones take the listed kind and every other column is ``ignored``.
@@ -78,6 +81,13 @@ _EXACT_FLOAT = 2**53
 _INT64_MAX = 2**63 - 1
 _EPOCH = pd.Timestamp("1970-01-01")
 _DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
+#: numbers written with a comma: a decimal comma (1,5) or thousands separators (1,234 or 1,234.5)
+_COMMA_NUMBER = re.compile(r"^[+-]?(\d+,\d+|\d{1,3}(,\d{3})+(\.\d+)?)$")
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
+_COMMA_HINT = (
+    "the numbers are written with a comma: set source.csv.decimal to ',' for decimal commas (1,5), "
+    "or source.csv.thousands to ',' for thousands separators (1,234)"
+)
 _DAY = pd.Timedelta(days=1)
 
 
@@ -234,7 +244,9 @@ def _is_missing(value: Any) -> bool:
 
 
 def _number_of(value: Any) -> float | None:
-    """A scalar as a float; None when it is not a number (text is parsed)."""
+    """A scalar as a float; None when it is not a number (text is parsed, durations are seconds)."""
+    if isinstance(value, dt.timedelta | np.timedelta64):
+        return float(pd.Timedelta(value).total_seconds())
     if isinstance(value, bool | np.bool_):
         return 1.0 if value else 0.0
     if isinstance(value, numbers.Number | decimal.Decimal):
@@ -253,15 +265,32 @@ def _number_of(value: Any) -> float | None:
     return None
 
 
+def _exact_int(value: Any) -> int | None:
+    """The exact integer an integer-valued scalar or integer text holds; None otherwise."""
+    if isinstance(value, bool | np.bool_):
+        return None
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, decimal.Decimal) and value.is_finite() and value == value.to_integral_value():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        return int(value)
+    return None
+
+
 def _to_number(values: pd.Series, logical: str, column: str, where: str | None) -> pd.Series:
     dtype = values.dtype
+    if pd.api.types.is_timedelta64_dtype(dtype):
+        values = values.dt.total_seconds()
+        dtype = values.dtype
     if pd.api.types.is_bool_dtype(dtype) or (
         pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_object_dtype(dtype)
     ):
         if pd.api.types.is_integer_dtype(dtype) and logical == INTEGER:
             big = values.dropna()
-            if len(big) and (big.astype("float64").abs() > _EXACT_FLOAT).any():
-                bad = big[big.astype("float64").abs() > _EXACT_FLOAT]
+            inexact = (big > _EXACT_FLOAT) | (big < -_EXACT_FLOAT)  # compared as integers, exactly
+            if len(big) and inexact.any():
+                bad = big[inexact]
                 raise _fail(
                     column,
                     bad.iloc[0],
@@ -279,17 +308,31 @@ def _to_number(values: pd.Series, logical: str, column: str, where: str | None) 
         if bad_at:
             count = int(np.isin(codes, bad_at).sum())
             sample = [distinct[i] for i in bad_at[:3]]
-            comma = any(isinstance(v, str) and _DECIMAL_COMMA.match(v.strip()) for v in sample)
+            comma = any(isinstance(v, str) and _COMMA_NUMBER.match(v.strip()) for v in sample)
+            thousands = any(isinstance(v, str) and _THOUSANDS.match(v.strip()) for v in sample)
             raise _fail(
                 column,
                 sample,
                 logical,
                 where,
                 count,
-                "a decimal comma: set source.csv.decimal to ','"
+                _COMMA_HINT
+                if thousands
+                else "a decimal comma: set source.csv.decimal to ','"
                 if comma
                 else "fix the source, or list the column under features.categorical",
             )
+        if logical == INTEGER:  # 9007199254740993 parses to 2**53 as a float: check the exact value
+            inexact = [v for v in distinct if (n := _exact_int(v)) is not None and abs(n) > _EXACT_FLOAT]
+            if inexact:
+                raise _fail(
+                    column,
+                    inexact[:3],
+                    "integer",
+                    where,
+                    int(np.isin(codes, [distinct.index(v) for v in inexact]).sum()),
+                    "integers beyond 2**53 are not exact as numbers; declare the column as id",
+                )
         lookup = np.array([np.nan if c is None else c for c in converted] + [np.nan], dtype="float64")
         out = lookup[np.where(codes >= 0, codes, len(converted))]
     out = np.asarray(out, dtype="float64")
@@ -438,14 +481,52 @@ def _looks_like_dates(values: pd.Series) -> bool:
     return bool(parsed.notna().all())
 
 
+#: the words of a flag written as text (digits are numbers, read as such by the readers)
+_FLAG_WORDS = (TRUE_TEXT | FALSE_TEXT) - {"1", "0", "1.0", "0.0"}
+
+
+def _looks_like_flags(values: pd.Series) -> bool:
+    """Text holding only flag words, both true and false ones (``yes``/``no``, ``Y``/``N``...)."""
+    if not (pd.api.types.is_string_dtype(values.dtype) or values.dtype == object):
+        return False
+    present = values.dropna()
+    if not len(present) or not all(isinstance(v, str) for v in present.iloc[:1000]):
+        return False
+    words = {str(v).strip().lower() for v in present.unique()[:20]}
+    return words <= _FLAG_WORDS and bool(words & TRUE_TEXT) and bool(words & FALSE_TEXT)
+
+
+def _comma_numbers(values: pd.Series) -> bool:
+    """Text of which every value is a number written with a comma (``1,5``, ``1,234``)."""
+    if not (pd.api.types.is_string_dtype(values.dtype) or values.dtype == object):
+        return False
+    present = values.dropna()
+    if not len(present) or not all(isinstance(v, str) for v in present.iloc[:1000]):
+        return False
+    sample = present.astype(str).str.strip().unique()[:2000]
+    return bool(pd.Series(sample).str.match(_COMMA_NUMBER).all())
+
+
 def infer_column(values: pd.Series) -> tuple[str, str | None]:
     """The logical type of an undeclared column, and why it is not a feature (if it is not)."""
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
         return DATETIME, "timestamps: not a feature unless declared in features.types (drift skips it)"
     if _beyond_int64(values):
         return ID, "integers beyond int64: kept exactly as an id; declare it in features.types to use it"
-    if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
+    if (
+        pd.api.types.is_bool_dtype(values.dtype)
+        or pd.api.types.is_numeric_dtype(values.dtype)
+        or pd.api.types.is_timedelta64_dtype(values.dtype)
+    ):
         return NUMERIC, None
+    if _comma_numbers(values):  # ambiguous: 1,234 is 1234 or 1.234; never a category silently
+        present = values.dropna().astype(str).str.strip()
+        raise SchemaError(
+            f"column {values.name!r} holds numbers written with a comma, e.g. {present.unique()[:3].tolist()}; "
+            f"{_COMMA_HINT}, or declare it in features.types"
+        )
+    if _looks_like_flags(values):  # so the same flag spelled True/False in a later file is the same
+        return BOOLEAN, None
     if _looks_like_dates(values):
         return DATETIME, "ISO 8601 dates: not a feature unless declared in features.types (drift skips it)"
     return CATEGORICAL, None
@@ -510,8 +591,24 @@ def infer_schema(
 
 
 def empty_features(frame: pd.DataFrame, schema: Schema) -> list[str]:
-    """Feature columns with no value in any row (a model cannot learn from them)."""
-    return [c for c in schema.features if c in frame.columns and len(frame) and frame[c].isna().all()]
+    """Feature columns with no value in any row (a model cannot learn from them).
+
+    A value is what coercion makes of it: a number-typed column of blank text (``" "``) is as
+    empty as one of NaN, since the imputer drops both.
+    """
+    empty = []
+    for name in schema.features:
+        if name not in frame.columns or not len(frame):
+            continue
+        values = frame[name]
+        if not values.isna().all() and schema.type_of(name) in NUMBER_TYPES:
+            try:
+                values = coerce_column(values, schema.type_of(name), column=name)
+            except SchemaError:
+                continue  # not empty: text that is no number, refused with its own message
+        if values.isna().all():
+            empty.append(name)
+    return empty
 
 
 # -- the MLflow signature ------------------------------------------------------------------------
