@@ -116,7 +116,7 @@ def provenance() -> dict:
             ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "mlops_ops/core/drift.py"],
+            ["git", "status", "--porcelain", "--", "mlops_ops/core/drift"],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -125,9 +125,12 @@ def provenance() -> dict:
         doc["drift_py_modified_since_head"] = bool(dirty)
     except (OSError, subprocess.CalledProcessError):
         pass
-    src = ROOT / "mlops_ops" / "core" / "drift.py"
-    if src.exists():
-        doc["drift_py_sha256"] = hashlib.sha256(src.read_bytes()).hexdigest()[:16]
+    sources = sorted((ROOT / "mlops_ops" / "core" / "drift").glob("*.py"))  # the drift package
+    if sources:
+        digest = hashlib.sha256()
+        for src in sources:
+            digest.update(src.name.encode() + b"\0" + src.read_bytes())
+        doc["drift_py_sha256"] = digest.hexdigest()[:16]
     return doc
 
 
@@ -460,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(markdown(doc))
     if doc["mlops_ops_code_changed_during_run"]:
-        print("WARNING: mlops_ops/core/drift.py changed during the run; results mix two versions")
+        print("WARNING: mlops_ops/core/drift/ changed during the run; results mix two versions")
     print(f"\nwrote {args.out} ({doc['duration_s'] / 60:.1f} min)")
     failed = [r for r in runs if "result" not in r]
     for r in failed:

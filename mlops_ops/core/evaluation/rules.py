@@ -1,77 +1,28 @@
-"""Evaluation: the gate that decides whether a challenger replaces the champion.
-
-The gate applies, on one holdout scored by both models:
-
-- value thresholds on the challenger's metrics;
-- change thresholds against the champion (absolute and relative, direction-aware);
-- evidence: a paired bootstrap confidence interval of ``challenger - champion`` for one metric,
-  which must show non-inferiority (or superiority) at the configured confidence;
-- the value and change thresholds again within each configured slice (small slices are skipped,
-  reported but not gated).
-
-The gate fails closed: a metric that is missing or not finite, or an evaluation error, rejects.
-With no champion yet only the value thresholds apply and the decision records "no baseline".
-
-Permutation importance of the challenger is computed here too; it explains, it does not gate.
-
-The metrics themselves live in :mod:`mlops_ops.core.metrics` and the paired bootstrap in
-:mod:`mlops_ops.core.bootstrap`; their public names are re-exported here, so
-``from mlops_ops.core.evaluation import score_model, paired_bootstrap`` keeps working.
+"""The gate's rules, each applied on its own: value and change thresholds, the bootstrap evidence,
+the thresholds within each slice. Each returns :class:`RuleResult` records; :func:`decide` in
+:mod:`~mlops_ops.core.evaluation.decision` combines them.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypeGuard
 
 import numpy as np
 
 from mlops_ops.config import METRIC_DIRECTIONS, EvaluationSpec
-from mlops_ops.core.bootstrap import MAX_INVALID_RESAMPLES, BootstrapResult, paired_bootstrap
-from mlops_ops.core.jsonsafe import json_safe
+from mlops_ops.core.bootstrap import paired_bootstrap
 from mlops_ops.core.metrics import (
-    PROBABILITY_METRICS,
     GateError,
-    MetricKernel,
     compute_metrics,
-    metric_kernel,
-    metric_value,
-    positive_label,
-    score_model,
     undefined_reason,
 )
 
-__all__ = [
-    "MAX_INVALID_RESAMPLES",
-    "PROBABILITY_METRICS",
-    "BootstrapResult",
-    "GateDecision",
-    "GateError",
-    "HoldoutPredictions",
-    "MetricKernel",
-    "RuleResult",
-    "Verdict",
-    "bootstrap_rule",
-    "change_rules",
-    "compute_metrics",
-    "decide",
-    "higher_is_better",
-    "importance_scorer",
-    "metric_kernel",
-    "metric_value",
-    "paired_bootstrap",
-    "permutation_importance_report",
-    "positive_label",
-    "score_model",
-    "slice_rules",
-    "undefined_reason",
-    "value_rules",
-]
+log = logging.getLogger("mlops_ops.core.evaluation")
 
-log = logging.getLogger(__name__)
 
 #: ``skip``: the rule could not be applied meaningfully (a slice too small, or with one class
 #: where the metric needs two). Recorded and shown, but it neither passes nor fails the gate.
@@ -117,41 +68,6 @@ class HoldoutPredictions:
     challenger: Mapping[str, Any]
     champion: Mapping[str, Any] | None = None
     columns: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class GateDecision:
-    """The gate's verdict, with every rule it applied. Serialises to the decision JSON."""
-
-    promote: bool
-    baseline_version: str | None
-    challenger_version: str | None
-    challenger_metrics: dict[str, float]
-    champion_metrics: dict[str, float] | None
-    rules: list[RuleResult] = field(default_factory=list)
-    reasons: list[str] = field(default_factory=list)
-    primary_metric: str = ""
-    #: the evidence rule: ``status`` is pass, fail, error, no_baseline or disabled
-    bootstrap: dict[str, Any] | None = None
-    #: one entry per slice: its rows, whether it was gated, both models' metrics within it
-    slices: list[dict[str, Any]] = field(default_factory=list)
-    #: permutation importance of the challenger (informational, never a rule)
-    importance: dict[str, Any] | None = None
-
-    @property
-    def status(self) -> str:
-        return "promote" if self.promote else "reject"
-
-    @property
-    def no_baseline(self) -> bool:
-        return self.baseline_version is None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Strict JSON (:func:`~mlops_ops.core.jsonsafe.json_safe`): non-finite numbers become null."""
-        doc = json_safe(asdict(self))
-        doc["status"] = self.status
-        doc["no_baseline"] = self.no_baseline
-        return doc
 
 
 def _finite(value: Any) -> TypeGuard[float]:
@@ -452,211 +368,9 @@ def _subset_metrics(
         return {}
 
 
-def decide(
-    *,
-    challenger_metrics: dict[str, float] | None = None,
-    champion_metrics: dict[str, float] | None = None,
-    evaluation: Any,
-    challenger_version: str | None,
-    baseline_version: str | None,
-    error: str | None = None,
-    holdout: HoldoutPredictions | None = None,
-    importance: dict[str, Any] | None = None,
-) -> GateDecision:
-    """Apply the gate. Fail closed.
-
-    Give either the metrics of both models (value and change rules only; a configured bootstrap
-    or slice then fails closed, as it needs predictions) or ``holdout``, the predictions of both
-    models on the same holdout, from which the metrics, the bootstrap and the slices are computed.
-
-    :param evaluation: an :class:`~mlops_ops.config.EvaluationSpec` or its dict form. With a
-        champion and no change thresholds configured, the primary metric must not get worse.
-    :param error: an evaluation error that already happened (the gate then rejects with it).
-    :param importance: the challenger's permutation importance, recorded as is.
-    """
-    spec = _as_spec(evaluation)
-    primary = spec.primary_metric
-    if holdout is not None and error is None:
-        if challenger_metrics is not None or champion_metrics is not None:
-            raise ValueError("give the models' metrics or their holdout predictions, not both")
-        try:
-            y = np.asarray(holdout.y_true)
-            challenger_metrics = compute_metrics(holdout.task, y, dict(holdout.challenger))
-            if holdout.champion is not None:
-                champion_metrics = compute_metrics(holdout.task, y, dict(holdout.champion))
-        except Exception as err:  # fail closed: any error computing the metrics rejects
-            error = f"the metrics could not be computed on the holdout: {type(err).__name__}: {err}"
-    decision = GateDecision(
-        promote=False,
-        baseline_version=baseline_version,
-        challenger_version=challenger_version,
-        challenger_metrics=dict(challenger_metrics or {}),
-        champion_metrics=dict(champion_metrics) if champion_metrics is not None else None,
-        primary_metric=primary,
-        importance=importance,
-    )
-    if error is not None or challenger_metrics is None:
-        decision.rules.append(
-            RuleResult(
-                "evaluation_error",
-                primary,
-                "all",
-                None,
-                "no error",
-                "fail",
-                error or "the challenger was not evaluated",
-            )
-        )
-        decision.reasons.append(f"evaluation failed, rejecting (fail closed): {error or 'no metrics'}")
-        if spec.bootstrap.enabled:
-            decision.bootstrap = {"status": "error", "message": "not computed: the evaluation failed"}
-        return decision
-    with_champion = champion_metrics is not None
-    rules = value_rules(challenger_metrics, spec.thresholds)
-    if not _finite(challenger_metrics.get(primary)):
-        rules.append(
-            RuleResult(
-                "value",
-                primary,
-                "all",
-                None,
-                "present",
-                "fail",
-                f"primary metric {primary} is missing or not finite (fail closed)",
-            )
-        )
-    if with_champion:
-        rules += change_rules(challenger_metrics, champion_metrics or {}, _effective_changes(spec))
-    if not spec.bootstrap.enabled:
-        decision.bootstrap = {"status": "disabled"}
-    elif not with_champion:
-        decision.bootstrap = {
-            "status": "no_baseline",
-            "metric": spec.bootstrap.metric or primary,
-            "message": "no baseline: there is no champion to compare with",
-        }
-    else:
-        rule, decision.bootstrap = bootstrap_rule(spec, holdout)
-        rules.append(rule)
-    if spec.slices:
-        if holdout is None:
-            rules.append(
-                RuleResult(
-                    "slices",
-                    primary,
-                    "all",
-                    None,
-                    "predictions",
-                    "fail",
-                    "slices are configured but no holdout predictions were given (fail closed)",
-                )
-            )
-        else:
-            try:
-                more, decision.slices = slice_rules(spec, holdout, with_champion)
-                rules += more
-            except Exception as err:  # fail closed
-                detail = str(err) if isinstance(err, GateError) else f"{type(err).__name__}: {err}"
-                rules.append(
-                    RuleResult(
-                        "slices", primary, "all", None, "computable", "fail", f"{detail} (fail closed)"
-                    )
-                )
-    decision.rules = rules
-    failed = [r for r in rules if r.verdict == "fail"]
-    skipped = sum(r.verdict == "skip" for r in rules)
-    decision.promote = not failed
-    if failed:
-        decision.reasons = [r.message for r in failed]
-    else:
-        base = (
-            "no baseline: first model, value thresholds only"
-            if not with_champion
-            else f"no worse than champion v{baseline_version} by any configured rule"
-        )
-        gated = len(rules) - skipped
-        note = f" ({skipped} slice rule(s) skipped, not gated)" if skipped else ""
-        decision.reasons = [f"all {gated} rule(s) passed; {base}{note}"]
-    return decision
-
-
 def _get(obj: Any, name: str) -> Any:
     if obj is None:
         return None
     if isinstance(obj, dict):
         return obj.get(name)
     return getattr(obj, name, None)
-
-
-# -- permutation importance ------------------------------------------------------------------
-
-
-def importance_scorer(metric: str, task: str) -> Callable[[Any, Any, Any], float]:
-    """A scikit-learn scorer for ``metric``, sign-adjusted so that greater is better."""
-    sign = 1.0 if METRIC_DIRECTIONS[metric] else -1.0
-
-    def score(estimator: Any, x: Any, y: Any) -> float:
-        scores: dict[str, Any] = {}
-        if metric in PROBABILITY_METRICS:
-            proba = np.asarray(estimator.predict_proba(x))
-            scores["proba"] = proba[:, 1] if proba.ndim == 2 else proba
-            scores["classes"] = np.asarray(getattr(estimator, "classes_", [0, 1]))
-        else:
-            scores["pred"] = np.asarray(estimator.predict(x))
-            if task == "classification" and hasattr(estimator, "classes_"):
-                scores["classes"] = np.asarray(estimator.classes_)
-        return sign * metric_value(metric, task, np.asarray(y), scores)
-
-    return score
-
-
-def permutation_importance_report(
-    model: Any,
-    x: Any,
-    y: Any,
-    *,
-    task: str,
-    metric: str,
-    seed: int = 0,
-    n_repeats: int = 5,
-    max_rows: int = 5000,
-) -> dict[str, Any]:
-    """Permutation importance of each raw input column of ``model`` on the holdout.
-
-    ``importance`` of a column is the drop in ``metric`` (sign-adjusted: a loss that grows is a
-    drop) when that column is shuffled, averaged over ``n_repeats`` shuffles; near zero or
-    negative means the model does not rely on it. The holdout is subsampled (seeded) to
-    ``max_rows`` rows to bound the time. Features are sorted by importance, largest first.
-    """
-    from sklearn.inspection import permutation_importance
-
-    y_arr = np.asarray(y)
-    n = len(y_arr)
-    if metric in PROBABILITY_METRICS and not hasattr(model, "predict_proba"):
-        raise GateError(f"{metric} needs predict_proba, which the model does not have")
-    if n > max_rows:
-        pick = np.sort(np.random.default_rng(seed).choice(n, size=max_rows, replace=False))
-        x, y_arr = x.iloc[pick], y_arr[pick]
-    reason = undefined_reason(metric, task, y_arr)
-    if reason:
-        raise GateError(f"permutation importance by {metric} is undefined on this holdout: {reason}")
-    scorer = importance_scorer(metric, task)
-    baseline = scorer(model, x, y_arr)
-    result = permutation_importance(
-        model, x, y_arr, scoring=scorer, n_repeats=n_repeats, random_state=seed, n_jobs=1
-    )
-    features: list[dict[str, Any]] = [
-        {"feature": str(col), "importance": float(mean), "std": float(std)}
-        for col, mean, std in zip(x.columns, result.importances_mean, result.importances_std, strict=True)
-    ]
-    features.sort(key=lambda f: f["importance"], reverse=True)
-    return {
-        "metric": metric,
-        "higher_is_better": METRIC_DIRECTIONS[metric],
-        "baseline": float(baseline if METRIC_DIRECTIONS[metric] else -baseline),
-        "rows": int(len(y_arr)),
-        "holdout_rows": int(n),
-        "n_repeats": n_repeats,
-        "seed": seed,
-        "features": features,
-    }

@@ -1,0 +1,196 @@
+"""The monitoring sections of a pipeline spec: ``validation``, ``monitoring`` (reference, drift,
+performance, retrain)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import (
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from mlops_ops.config.base import InferredSeverity, Severity, _Model
+from mlops_ops.config.data import SourceSpec, _day_format
+from mlops_ops.config.errors import FieldError
+
+
+class ExpectationSpec(_Model):
+    """One Great Expectations expectation, by its snake_case name, with a severity."""
+
+    type: str = Field(description="e.g. expect_column_values_to_be_between")
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    severity: Severity = "error"
+
+    @field_validator("type")
+    @classmethod
+    def _snake(cls, value: str) -> str:
+        if not value.startswith("expect_") or not re.fullmatch(r"[a-z0-9_]+", value):
+            raise ValueError(f"expected a GX expectation name like 'expect_column_to_exist', got {value!r}")
+        return value
+
+
+class InferredSeverities(_Model):
+    """Severities of the suite inferred from the reference snapshot; ``off`` disables a check."""
+
+    columns: InferredSeverity = "error"
+    types: InferredSeverity = "error"
+    nullability: InferredSeverity = "warn"
+    ranges: InferredSeverity = "warn"
+    categories: InferredSeverity = "warn"
+
+
+class ValidationSpec(_Model):
+    expectations: list[ExpectationSpec] = Field(default_factory=list)
+    inferred: InferredSeverities = Field(default_factory=InferredSeverities)
+    min_rows: int = Field(default=1, ge=1)
+
+
+#: How column verdicts make the dataset verdict (``monitoring.drift.rule``).
+DriftRule = Literal["any", "share", "importance"]
+
+
+class ReferenceSpec(_Model):
+    """What a batch is compared with (``monitoring.drift.reference``).
+
+    ``training`` (default): the champion's training data (its reference profile). ``seasonal``:
+    the same period ``lag_days`` earlier (and ``seasons`` periods back, pooled), ``days`` long and
+    centred on the batch's period shifted back (default: as long as the batch). ``rolling``: the
+    ``days`` days just before the batch. Seasonal and rolling references are read from the dated
+    partitions of ``uri`` (default: the pipeline's training ``source.uri``).
+    """
+
+    kind: Literal["training", "seasonal", "rolling"] = "training"
+    lag_days: int = Field(default=365, ge=1, le=3660, description="seasonal: the season's length in days.")
+    seasons: int = Field(
+        default=1, ge=1, le=50, description="seasonal: pool the same period of this many past seasons."
+    )
+    days: int | None = Field(
+        default=None,
+        ge=1,
+        le=3660,
+        description="Length of the reference window in days (rolling: required; seasonal: default "
+        "the batch's own length).",
+    )
+    uri: str | None = Field(
+        default=None, description="Dated partitions to read the reference from (default: source.uri)."
+    )
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    conn_id_storage: str | None = None
+    date_format: str | None = Field(
+        default=None, description="strftime format of the partition dates (default: source.window's)."
+    )
+
+    @field_validator("date_format")
+    @classmethod
+    def _fmt(cls, value: str | None) -> str | None:
+        return value if value is None else _day_format(value)
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> ReferenceSpec:
+        given = self.model_fields_set
+        if self.kind == "rolling" and self.days is None:
+            raise FieldError("days", "a rolling reference needs 'days': how many days before the batch")
+        if self.kind != "seasonal":
+            extra = sorted(given & {"lag_days", "seasons"})
+            if extra:
+                raise FieldError(extra[0], f"{extra[0]!r} only applies to kind 'seasonal', not {self.kind!r}")
+        if self.kind == "training":
+            extra = sorted(given & {"days", "uri", "format", "conn_id_storage", "date_format"})
+            if extra:
+                raise FieldError(
+                    extra[0],
+                    f"{extra[0]!r} only applies to a 'seasonal' or 'rolling' reference read from files",
+                )
+        return self
+
+
+class DriftSpec(_Model):
+    """Drift of the batch against a reference: by default the champion's training data.
+
+    ``rule`` turns column verdicts into the dataset's: ``any`` drifted column (default),
+    a ``share`` of the columns (``drift_share``) or of the champion's permutation importance
+    (``importance``, ``importance_share``). A share given without a rule selects its rule. See docs/monitoring.md.
+    """
+
+    enabled: bool = True
+    alpha: float = Field(default=0.01, gt=0.0, lt=0.5, description="After Holm/BH correction.")
+    delta: float = Field(default=0.1, ge=0.0, description="Numeric effect: Wasserstein / reference std.")
+    categorical_delta: float = Field(default=0.05, ge=0.0, le=1.0, description="Jensen-Shannon distance.")
+    missing_delta: float = Field(
+        default=0.05, ge=0.0, le=1.0, description="Absolute change of the missing rate."
+    )
+    correction: Literal["holm", "bh"] = "holm"
+    rule: DriftRule = Field(default="any", description="How column verdicts make the dataset verdict.")
+    drift_share: float = Field(
+        default=0.3, gt=0.0, le=1.0, description="rule share: the share of columns that must drift."
+    )
+    importance_share: float = Field(
+        default=0.2,
+        gt=0.0,
+        le=1.0,
+        description="rule importance: the share of the champion's permutation importance that must drift.",
+    )
+    critical_columns: list[str] = Field(default_factory=list)
+    min_rows: int = Field(default=100, ge=1)
+    prediction: bool = Field(
+        default=True,
+        description="Also test the champion's predictions on the batch against its predictions on the reference.",
+    )
+    reference: ReferenceSpec = Field(default_factory=ReferenceSpec)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rule_of_share(cls, data: Any) -> Any:
+        """A share without a rule selects its rule; a share of another rule is a mistake."""
+        if not isinstance(data, dict):
+            return data
+        owner = {"drift_share": "share", "importance_share": "importance"}
+        given = [k for k in owner if k in data]
+        if "rule" not in data:
+            if len(given) == 2:
+                raise FieldError("rule", "both drift_share and importance_share are given: choose a rule")
+            if given:
+                return {**data, "rule": owner[given[0]]}
+            return data
+        for key in given:
+            if owner[key] != data["rule"]:
+                raise FieldError(key, f"{key!r} only applies to rule {owner[key]!r}, not {data['rule']!r}")
+        return data
+
+
+class PerformanceSpec(_Model):
+    """The champion's metric on labelled batches vs the value recorded when it was promoted."""
+
+    enabled: bool = True
+    metric: str | None = Field(default=None, description="Default: the primary metric.")
+    tolerance: float = Field(
+        default=0.05, ge=0.0, description="Largest allowed drop from the promotion-time value."
+    )
+    floor: float | None = Field(default=None, description="The metric must not fall past this value.")
+    min_rows: int = Field(default=200, ge=1)
+
+
+class RetrainSpec(_Model):
+    """When monitoring asks for a retrain (the mlops://<pipeline>/retrain asset event)."""
+
+    on_drift: bool = True
+    on_performance: bool = True
+    cooldown_hours: float = Field(
+        default=72.0,
+        ge=0.0,
+        description="After a request, no new request for this long: one incident, one retrain.",
+    )
+
+
+class MonitoringSpec(_Model):
+    """The <name>_monitoring DAG: one batch per run, checked against the champion."""
+
+    source: SourceSpec | None = Field(
+        default=None, description="The batch of a run (templated, e.g. .../{{ ds }}.parquet)."
+    )
+    drift: DriftSpec = Field(default_factory=DriftSpec)
+    performance: PerformanceSpec = Field(default_factory=PerformanceSpec)
+    retrain: RetrainSpec = Field(default_factory=RetrainSpec)
