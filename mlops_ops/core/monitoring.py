@@ -1,7 +1,7 @@
 """Monitoring decisions: prediction drift, the champion's live performance, and the retrain policy.
 
-Pure logic, no Airflow: the operators in ``mlops_ops.operators.monitor`` read the batch and the
-champion through hooks, call these functions and act on what they return.
+Pure logic, no Airflow: the operators in ``mlops_ops.operators.monitor`` (one module per check)
+read the batch and the champion through hooks, call these functions and act on what they return.
 """
 
 from __future__ import annotations
@@ -206,3 +206,19 @@ def decide_retrain(
         last_request_at=last_request_at.isoformat() if last_request_at else None,
         summary=summary,
     )
+
+
+def short_summary(summary: dict[str, Any]) -> str:
+    """One line of a ``RetrainDecision.summary``: the drift status and drifted columns (first 8),
+    the performance status and metric value (4 significant digits)."""
+    parts = []
+    drift = summary.get("drift") or {}
+    if drift:
+        cols = drift.get("drifted_columns") or []
+        parts.append(f"drift {drift.get('status')}: {', '.join(cols[:8]) or 'no columns'}")
+    perf = summary.get("performance") or {}
+    if perf:
+        value = perf.get("value")
+        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+        parts.append(f"performance {perf.get('status')}: {perf.get('metric')} {shown}")
+    return "; ".join(parts)

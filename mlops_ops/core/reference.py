@@ -185,3 +185,58 @@ def select_partitions(paths: Sequence[str], intervals: Sequence[Interval], date_
             "monitoring.drift.reference.uri to the dated files (or date_format to their layout)"
         )
     return [p for p in paths if any(partition_date(p, date_format) in i for i in intervals)]
+
+
+# -- why this reference: the sentences the drift report and the task log give ---------------------
+
+
+def training_reason(champion_version: Any) -> str:
+    """Why the reference is the champion's training data when ``reference.kind`` is ``training``."""
+    return (
+        f"reference.kind is 'training' (the default): the batch is compared with the data "
+        f"champion v{champion_version} was trained on"
+    )
+
+
+def window_reason(
+    kind: str,
+    batch: Interval,
+    found: str,
+    intervals: Sequence[Interval],
+    *,
+    lag_days: int,
+    seasons: int,
+    days: int | None,
+) -> str:
+    """Why a ``seasonal`` or ``rolling`` window is the reference (``found``: where the batch's dates
+    were read from)."""
+    if kind == "seasonal":
+        back = f"{lag_days} days earlier" + (f", in each of {seasons} past seasons" if seasons > 1 else "")
+        return (
+            f"reference.kind is 'seasonal': the batch ({batch}, from {found}) is compared with "
+            f"{intervals[0].days} day(s) around the same period {back}, so a recurring cycle is not "
+            "taken for drift"
+        )
+    return (
+        f"reference.kind is 'rolling': the batch ({batch}, from {found}) is compared with the "
+        f"{days} day(s) before it, so slow change is absorbed and a sudden one alarms"
+    )
+
+
+def unusable_reason(choice: ReferenceChoice, *, rows: int | None, min_rows: int) -> str | None:
+    """Why a windowed reference cannot be used, or None: no partition dated in the window, or
+    (``rows``: the rows read from its partitions, None before reading) fewer than ``min_rows``."""
+    if not choice.files:
+        return "no partition is dated in it"
+    if rows is not None and rows < min_rows:
+        return f"it holds {rows:,} rows, fewer than min_rows {min_rows:,}"
+    return None
+
+
+def fallback_reason(choice: ReferenceChoice, champion_version: Any, why: str) -> str:
+    """The sentence recording that the champion's training data stands in for ``choice``."""
+    where = ", ".join(str(i) for i in choice.intervals)
+    return (
+        f"the {choice.kind} reference ({choice.source}, {where}) cannot be used: {why}; the batch "
+        f"is compared with the data champion v{champion_version} was trained on instead"
+    )

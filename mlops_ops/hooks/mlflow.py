@@ -693,6 +693,43 @@ class MlflowHook(BaseHook):
         self._configure()
         return str(mlflow.register_model(model_uri, name, tags=tags).version)
 
+    # -- monitoring reads (R3)
+
+    def get_run_metrics(self, run_id: str) -> dict[str, float]:
+        """The latest value of each metric logged by run ``run_id`` (``{name: value}``)."""
+        return dict(self.client.get_run(run_id).data.metrics)
+
+    def log_monitoring_run(
+        self,
+        experiment: str,
+        *,
+        kind: str,
+        run_name: str,
+        tags: dict[str, str],
+        metrics: dict[str, Any],
+        document: dict[str, Any],
+        html: str | None,
+    ) -> tuple[str, str]:
+        """One finished MLflow run of a monitoring check in ``experiment`` (created if missing).
+
+        Logs each non-None metric, ``document`` (JSON-safe) as ``monitoring/<kind>.json`` and
+        ``html`` as ``monitoring/<kind>.html``; the run is terminated even when a log call fails.
+        Returns ``(run_id, run_url)``.
+        """
+        client = self.client
+        experiment_id = self.ensure_experiment(experiment)
+        run_id = client.create_run(experiment_id, tags=tags, run_name=run_name).info.run_id
+        try:
+            for key, value in metrics.items():
+                if value is not None:
+                    client.log_metric(run_id, key, float(value))
+            client.log_dict(run_id, json_safe(document), f"monitoring/{kind}.json")
+            if html is not None:
+                client.log_text(run_id, html, f"monitoring/{kind}.html")
+        finally:
+            client.set_terminated(run_id)
+        return run_id, self.run_url(experiment_id, run_id)
+
 
 _RETRAIN_FIX = "it was changed after training: retrain the model version (trigger training with force=true)"
 

@@ -192,3 +192,57 @@ class MlopsBaseOperator(BaseOperator):
         # for the Report link, which Airflow also resolves when the task then fails
         context["ti"].xcom_push(key="report_uri", value=str(path))
         return str(path)
+
+
+class MonitoringOperator(MlopsBaseOperator):
+    """Base of the monitoring checks: the serving champion, resolved once per task (a promotion
+    mid-task cannot mix versions), and one MLflow run per check."""
+
+    def champion(self) -> Any:
+        """The champion's model version. No champion: the task is skipped (nothing to monitor)."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        version = self.mlflow_hook.get_alias_version(self.pipeline)
+        if version is None:
+            raise AirflowSkipException(
+                f"{self.pipeline} has no champion yet: nothing to monitor. Run {self.pipeline}_training first"
+            )
+        return version
+
+    def log_monitoring_run(
+        self,
+        context: Context,
+        kind: str,
+        champion: Any,
+        metrics: dict[str, Any],
+        document: dict[str, Any],
+        html: str | None,
+    ) -> tuple[str, str]:
+        """One MLflow run per check, in the pipeline's experiment, tagged ``mlops.kind``
+        (``monitoring.<kind>``); pushes ``mlflow_run_url``. Returns ``(run_id, run_url)``."""
+        ds = context.get("ds") or str(context["dag_run"].run_after)[:10]
+        tags = {
+            **self.lineage(context),
+            "mlops.pipeline": self.pipeline,
+            "mlops.kind": f"monitoring.{kind}",
+            "mlops.champion_version": str(champion.version),
+            "mlops.status": str(document.get("status")),
+        }
+        run_id, run_url = self.mlflow_hook.log_monitoring_run(
+            self.pipeline,
+            kind=kind,
+            run_name=f"{kind}-{ds}",
+            tags=tags,
+            metrics=metrics,
+            document=document,
+            html=html,
+        )
+        context["ti"].xcom_push(key="mlflow_run_url", value=run_url)
+        return run_id, run_url
+
+
+def short_number(value: Any) -> str:
+    """A float to 4 significant digits for a log line; anything else as ``str``."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

@@ -108,7 +108,11 @@ class IngestDatasetOperator(MlopsBaseOperator):
                 "parameters": self.parameters or {},
             }
             return data.normalise(frame), source
+        return self._read_files(context)
 
+    def _read_files(self, context: Context) -> tuple[Any, dict[str, Any]]:
+        """The files under ``source_uri`` (within the window, if any) as one normalised frame."""
+        from mlops_ops.core import data
         from mlops_ops.hooks.credentials import mask_credentials
         from mlops_ops.hooks.storage import expand_source
         from mlops_ops.url_credentials import without_credentials

@@ -73,52 +73,15 @@ class ValidateDataOperator(MlopsBaseOperator):
         self.coerce_to_reference = coerce_to_reference
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_ops.config import InferredSeverities
         from mlops_ops.core import validation
-        from mlops_ops.core.data import infer_feature_kinds
-        from mlops_ops.core.reports import validation_html
 
         frame, manifest = self.read_snapshot(self.snapshot)
-        labelled = self.require_target or self.target in frame.columns
-        if not labelled:
-            self.log.info("no %r column: unlabelled data, the target is not checked", self.target)
-        numeric, categorical = self.numeric_features, self.categorical_features
-        if numeric is None and categorical is None:
-            numeric, categorical = infer_feature_kinds(frame, self.target)
-        try:
-            severities = InferredSeverities.model_validate(self.inferred_severities or {})
-        except ValueError as err:  # pydantic's ValidationError: a bad setting, not a passing fault
-            raise AirflowFailException(f"inferred_severities is invalid: {err}") from None
-        profile, reference_desc = self._reference_profile()
-        if self.coerce_to_reference and profile is not None and profile.schema is not None:
-            frame = self._coerced(frame, profile.schema, manifest)
-        # monitoring batches may be partly labelled: the target is only required when asked for
-        checks = validation.schema_checks(
-            self.target if self.require_target else None,
-            list(numeric or []),
-            list(categorical or []),
-            self.min_rows,
-        )
-        checks += validation.spec_checks(self._expectations(labelled))
-        if profile is not None:
-            checks += validation.infer_checks(profile, severities)
+        frame, checks, reference_desc = self._checks(frame, manifest)
         try:
             report = validation.run_checks(frame, checks, reference=reference_desc)
         except validation.ValidationConfigError as err:
             raise AirflowFailException(f"the validation spec is invalid: {err}") from None
-
-        doc = {
-            **report.to_dict(),
-            "snapshot_sha256": manifest["sha256"],
-            "snapshot_uri": manifest["uri"],
-            "pipeline": self.pipeline,
-            **self.lineage(context),
-        }
-        uri = self.write_report(
-            context,
-            doc,
-            validation_html(doc, f"Validation of {self.pipeline} snapshot {manifest['sha256'][:12]}"),
-        )
+        uri = self._report(context, report, manifest)
         self.log.info(
             "validation %s: %d expectations, %d error(s), %d warning(s); report %s",
             report.status,
@@ -145,6 +108,53 @@ class ValidateDataOperator(MlopsBaseOperator):
             "snapshot_sha256": manifest["sha256"],
             "reference": reference_desc,
         }
+
+    def _checks(self, frame: Any, manifest: dict[str, Any]) -> tuple[Any, list[Any], str | None]:
+        """The checks to run: the spec's schema and expectations, and the suite inferred from the
+        reference; with the frame to run them on (coerced to the reference's schema when asked)
+        and what the reference is."""
+        from mlops_ops.config import InferredSeverities
+        from mlops_ops.core import validation
+        from mlops_ops.core.data import infer_feature_kinds
+
+        labelled = self.require_target or self.target in frame.columns
+        if not labelled:
+            self.log.info("no %r column: unlabelled data, the target is not checked", self.target)
+        numeric, categorical = self.numeric_features, self.categorical_features
+        if numeric is None and categorical is None:
+            numeric, categorical = infer_feature_kinds(frame, self.target)
+        try:
+            severities = InferredSeverities.model_validate(self.inferred_severities or {})
+        except ValueError as err:  # pydantic's ValidationError: a bad setting, not a passing fault
+            raise AirflowFailException(f"inferred_severities is invalid: {err}") from None
+        profile, reference_desc = self._reference_profile()
+        if self.coerce_to_reference and profile is not None and profile.schema is not None:
+            frame = self._coerced(frame, profile.schema, manifest)
+        # monitoring batches may be partly labelled: the target is only required when asked for
+        checks = validation.schema_checks(
+            self.target if self.require_target else None,
+            list(numeric or []),
+            list(categorical or []),
+            self.min_rows,
+        )
+        checks += validation.spec_checks(self._expectations(labelled))
+        if profile is not None:
+            checks += validation.infer_checks(profile, severities)
+        return frame, checks, reference_desc
+
+    def _report(self, context: Context, report: Any, manifest: dict[str, Any]) -> str:
+        """The validation report (JSON and HTML) under reports/; returns its URI."""
+        from mlops_ops.core.reports import validation_html
+
+        doc = {
+            **report.to_dict(),
+            "snapshot_sha256": manifest["sha256"],
+            "snapshot_uri": manifest["uri"],
+            "pipeline": self.pipeline,
+            **self.lineage(context),
+        }
+        title = f"Validation of {self.pipeline} snapshot {manifest['sha256'][:12]}"
+        return self.write_report(context, doc, validation_html(doc, title))
 
     def _coerced(self, frame: Any, schema_doc: dict[str, Any], manifest: dict[str, Any]) -> Any:
         """The frame with the reference schema's features coerced to their logical types."""
