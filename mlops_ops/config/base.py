@@ -10,6 +10,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
+    field_validator,
 )
 
 Severity = Literal["error", "warn"]
@@ -46,10 +48,41 @@ CLASSIFICATION_METRICS = (
 REGRESSION_METRICS = ("r2", "rmse", "mae")
 
 
+def _number_kinds(annotation: Any) -> set[type]:
+    """The number types (``int``, ``float``) an annotation admits, through Optional/Annotated."""
+    import typing
+
+    if annotation in (int, float):
+        return {annotation}
+    kinds: set[type] = set()
+    for arg in typing.get_args(annotation):
+        kinds |= _number_kinds(arg)
+    return kinds
+
+
 class _Model(BaseModel):
     # allow_inf_nan=False: every float field refuses NaN and +-inf (a NaN floor would switch its
     # check off, since every comparison with NaN is false)
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """A number field takes a number as written: not ``true`` (pydantic would read 1), not
+        quoted text (``"0.7"``), not a float with a fraction where an integer is expected."""
+        field = cls.model_fields.get(info.field_name or "")
+        kinds = _number_kinds(field.annotation) if field is not None else set()
+        if not kinds or value is None:
+            return value
+        if isinstance(value, bool):
+            raise ValueError(f"expected a number, got the boolean {value!r}")
+        if isinstance(value, str):
+            if value.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"):
+                return value  # refused by allow_inf_nan: "Input should be a finite number"
+            raise ValueError(f"expected a number, got the text {value!r}: write it without quotes")
+        if kinds == {int} and isinstance(value, float):
+            raise ValueError(f"expected a whole number, got {value!r}")
+        return value
 
 
 #: Largest seed numpy and scikit-learn accept (``random_state`` is a 32-bit unsigned integer).

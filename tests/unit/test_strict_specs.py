@@ -320,3 +320,33 @@ def test_nested_yaml_aliases_are_walked_once(tmp_path):
     text = MINIMAL.replace("    C: 1.0\n", "    C: 1.0\n    deep: {" + ", ".join(levels) + "}\n")
     spec = load_pipeline_spec(_spec_file(tmp_path, text))
     assert "deep" in spec.model.params
+
+
+# -- numbers are numbers: pydantic's lax mode would read true as 1 and "0.7" as 0.7 -------------
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "said"),
+    [
+        ("  seed: 7\n", "  seed: true\n", "model.seed", "boolean"),
+        ("  seed: 7\n", "  seed: '7'\n", "model.seed", "text"),
+        ("  seed: 7\n", "  seed: 7.0\n", "model.seed", "whole number"),
+        ("  seed: 7\n", "  seed: 7.5\n", "model.seed", "whole number"),
+        ("{lower: 0.7}", "{lower: true}", "evaluation.thresholds.roc_auc.lower", "boolean"),
+        ("{lower: 0.7}", "{lower: '0.7'}", "evaluation.thresholds.roc_auc.lower", "text"),
+        ("floor: 0.6", "floor: false", "monitoring.performance.floor", "boolean"),
+        ("min_rows: 10", "min_rows: '10'", "evaluation.slices.0.min_rows", "text"),
+        ("min_rows: 10", "min_rows: 10.5", "evaluation.slices.0.min_rows", "whole number"),
+    ],
+)
+def test_a_number_field_takes_only_a_number_as_written(tmp_path, old, new, field, said):
+    assert old in MINIMAL
+    message = _refusal(tmp_path, MINIMAL.replace(old, new, 1))
+    assert f"  - {field}: " in message, message
+    assert said in message, message
+
+
+def test_numbers_as_written_are_still_accepted(tmp_path):
+    text = MINIMAL.replace("{lower: 0.7}", "{lower: 1}", 1)  # an int where a float is expected
+    spec = load_pipeline_spec(_spec_file(tmp_path, text))
+    assert spec.evaluation.thresholds["roc_auc"].lower == 1.0
