@@ -8,10 +8,7 @@ mlflow is imported inside methods: importing this module costs nothing at DAG pa
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
@@ -19,16 +16,16 @@ from airflow.sdk import BaseHook
 from mlops_ops import settings
 from mlops_ops.core.jsonsafe import json_safe
 from mlops_ops.core.model_uri import model_version_uri
-from mlops_ops.core.registry import DEFAULT_CLAIM_LEASE_SECONDS, ChampionChangedError
+from mlops_ops.core.registry import ChampionChangedError
 from mlops_ops.errors import MlflowUnavailableError, StoredDocumentError, damaged
-from mlops_ops.hooks.credentials import mask_credentials
-from mlops_ops.url_credentials import split_credentials, without_credentials
+from mlops_ops.hooks.mlflow_connection import MlflowConnectionMixin
+from mlops_ops.services.promotion import Promotion
 
 if TYPE_CHECKING:
-    from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
-    from mlops_ops.core.registry import Claim, Claimant
+    from mlops_ops.artifacts import TrainingSpec
+    from mlops_ops.core.registry import Claimant
     from mlops_ops.hooks.storage import DeploymentLedger
 
 __all__ = ["ChampionChangedError", "MlflowHook", "MlflowUnavailableError", "Promotion"]
@@ -36,29 +33,7 @@ __all__ = ["ChampionChangedError", "MlflowHook", "MlflowUnavailableError", "Prom
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Promotion:
-    """What :meth:`MlflowHook.promote` did.
-
-    ``outcome`` is ``promoted`` (this call moved the alias), ``resumed`` (it completed this task's
-    earlier, interrupted attempt), ``already_recorded`` (an earlier attempt of this task had
-    finished) or ``already_champion`` (nothing to do: written nothing).
-    """
-
-    version: str
-    previous_version: str | None
-    seq: int | None
-    ledger_uri: str | None
-    outcome: str
-    rolled_forward: tuple[int, ...] = ()
-
-    @property
-    def changed(self) -> bool:
-        """This call moved the alias or wrote the record (False: an earlier attempt or nothing to do)."""
-        return self.outcome in ("promoted", "resumed")
-
-
-class MlflowHook(BaseHook):
+class MlflowHook(MlflowConnectionMixin, BaseHook):
     """Talks to an MLflow tracking server and model registry.
 
     Connection fields: ``host`` holds the tracking URI (``http://mlflow:5000``) or a host name
@@ -93,146 +68,6 @@ class MlflowHook(BaseHook):
     def __init__(self, mlflow_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.mlflow_conn_id = mlflow_conn_id
-
-    # -- resolving where MLflow is --------------------------------------------------------------
-
-    @cached_property
-    def _connection(self) -> Any:
-        from airflow.sdk.exceptions import AirflowNotFoundException
-
-        try:
-            return self.get_connection(self.mlflow_conn_id)
-        except AirflowNotFoundException:
-            return None
-
-    @cached_property
-    def _configured_tracking_uri(self) -> str:
-        """The tracking URI as configured, credentials in its userinfo included: never shown."""
-        conn = self._connection
-        if conn is not None:
-            extra = conn.extra_dejson or {}
-            if extra.get("tracking_uri"):
-                return str(extra["tracking_uri"])
-            host = (conn.host or "").strip()
-            if host:
-                if "://" in host:
-                    return host.rstrip("/")
-                scheme = conn.schema or "http"
-                return f"{scheme}://{host}" + (f":{conn.port}" if conn.port else "")
-        env = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
-        return env or settings.embedded_tracking_uri()
-
-    @cached_property
-    def _uri_credentials(self) -> tuple[str, str | None, str | None]:
-        """``(tracking URI without userinfo, user, password)``; the password is masked in logs."""
-        uri = self._configured_tracking_uri
-        mask_credentials(uri)
-        return split_credentials(uri)
-
-    @property
-    def tracking_uri(self) -> str:
-        """Where MLflow is, without any credentials written in the URL: safe to log and show.
-
-        ``http://user:pw@host`` becomes ``http://host``; the user and password are passed to
-        MLflow as ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD`` (its basic auth).
-        """
-        return self._uri_credentials[0]
-
-    @property
-    def _client_tracking_uri(self) -> str:
-        """The URI MLflow connects to: an http(s) server without userinfo (its credentials go by
-        MLflow's basic-auth variables); any other store (a database URL) as configured."""
-        if self.tracking_uri.startswith(("http://", "https://")):
-            return self.tracking_uri
-        return self._configured_tracking_uri
-
-    @property
-    def registry_uri(self) -> str | None:
-        conn = self._connection
-        uri = (conn.extra_dejson or {}).get("registry_uri") if conn is not None else None
-        mask_credentials(uri)
-        return uri
-
-    @property
-    def ui_url(self) -> str:
-        """Base URL of the MLflow UI for links: never with credentials in it."""
-        conn = self._connection
-        extra = (conn.extra_dejson or {}) if conn is not None else {}
-        if extra.get("ui_url"):
-            mask_credentials(str(extra["ui_url"]))
-            return without_credentials(str(extra["ui_url"])).rstrip("/")
-        if self.tracking_uri.startswith(("http://", "https://")):
-            return self.tracking_uri.rstrip("/")
-        return without_credentials(settings.mlflow_ui_url())
-
-    @property
-    def embedded(self) -> bool:
-        return self.tracking_uri.startswith("sqlite:") or self.tracking_uri.startswith("file:")
-
-    def _configure(self) -> None:
-        """Point the mlflow library at this hook's server (process-wide, as mlflow requires).
-
-        Credentials: the connection's ``login``/``password`` (or ``token``), else those written in
-        an http(s) tracking URI's userinfo, go to MLflow's ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``.
-        """
-        import mlflow
-
-        conn = self._connection
-        _, url_user, url_password = self._uri_credentials
-        from_url = self._client_tracking_uri != self._configured_tracking_uri
-        login = (conn.login if conn is not None else None) or (url_user if from_url else None)
-        password = (conn.password if conn is not None else None) or (url_password if from_url else None)
-        if login:
-            os.environ["MLFLOW_TRACKING_USERNAME"] = login
-        if password:
-            os.environ["MLFLOW_TRACKING_PASSWORD"] = password
-        if conn is not None:
-            token = (conn.extra_dejson or {}).get("token")
-            if token:
-                os.environ["MLFLOW_TRACKING_TOKEN"] = token
-        # fail in seconds, not minutes, when the server is down; users can raise these
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-        if self.embedded:
-            settings.mlops_home().mkdir(parents=True, exist_ok=True)
-        # mlflow.set_*_uri() also export the URI to the environment; put the environment back as
-        # the user set it, or the next hook in this process would mistake ours for theirs.
-        saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-        mlflow.set_tracking_uri(self._client_tracking_uri)
-        if self.registry_uri:
-            mlflow.set_registry_uri(self.registry_uri)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-    def get_conn(self) -> MlflowClient:
-        """A client for this server, after checking that it answers."""
-        from mlflow import MlflowClient
-
-        self._configure()
-        client = MlflowClient(tracking_uri=self._client_tracking_uri, registry_uri=self.registry_uri)
-        try:
-            client.search_experiments(max_results=1)
-        except Exception as err:
-            raise MlflowUnavailableError(
-                f"MLflow tracking server at {self.tracking_uri} did not answer ({type(err).__name__}: "
-                f"{str(err)[:300]}). Check the Airflow connection {self.mlflow_conn_id!r} or "
-                "MLFLOW_TRACKING_URI, and that the server is running"
-            ) from err
-        return client
-
-    @cached_property
-    def client(self) -> MlflowClient:
-        return self.get_conn()
-
-    def test_connection(self) -> tuple[bool, str]:
-        try:
-            self.get_conn()
-        except MlflowUnavailableError as err:
-            return False, str(err)
-        return True, f"MLflow at {self.tracking_uri} answers"
 
     # -- experiments and runs --------------------------------------------------------------------
 
@@ -305,193 +140,32 @@ class MlflowHook(BaseHook):
         expected: str | None,
         ledger: DeploymentLedger,
         claimant: Claimant,
-        action: str = "promote",
-        force: bool = False,
-        decision: dict[str, Any] | None = None,
-        evidence_uri: str | None = None,
-        reason: str | None = None,
-        extra: dict[str, Any] | None = None,
-        lease_seconds: float = DEFAULT_CLAIM_LEASE_SECONDS,
         alias: str = settings.CHAMPION_ALIAS,
+        **kwargs: Any,
     ) -> Promotion:
-        """Strict compare-and-set of ``alias``, serialised by the deployment ledger.
+        """Strict compare-and-set of ``alias`` over ``ledger``: :meth:`PromotionService.promote
+        <mlops_ops.services.promotion.PromotionService.promote>` (its keyword arguments)."""
+        from mlops_ops.services.promotion import PromotionService
 
-        Moves ``alias`` to ``version`` only if the ledger's head (and the alias) is ``expected``:
-        claims the next ledger sequence number exclusively, moves the alias, reads it back, writes
-        the ledger record, tags the version. A retry of the same task instance (``claimant``)
-        completes its own claim. ``force`` (rollback only) accepts an alias that was moved outside
-        mlops-ops and records it. Raises :class:`ChampionChangedError` or
-        :class:`~mlops_ops.core.registry.AliasDivergedError` (both ``PromotionRefusedError``) when
-        the alias must not move; nothing is changed then.
-        """
-        from datetime import UTC, datetime
-
-        from mlops_ops.core import registry
-
-        rolled: list[int] = []
-        for _ in range(10):
-            state, champion = self._read_consistent(ledger, name, alias)
-            plan = registry.plan_promotion(
-                state,
-                alias_version=champion.version if champion is not None else None,
-                version=version,
-                expected=expected,
-                claimant=claimant,
-                action=action,
-                force=force,
-                now=datetime.now(UTC),
-                lease_seconds=lease_seconds,
-                pipeline=name,
-            )
-            if plan.kind in ("done", "noop"):
-                assert plan.record is not None
-                if plan.kind == "done":
-                    self._tag_promoted(name, plan.record.doc)
-                return Promotion(
-                    version=plan.record.version,
-                    previous_version=plan.record.previous_version,
-                    seq=plan.record.seq or None,
-                    ledger_uri=str(ledger.record_path(plan.record.name)),
-                    outcome="already_recorded" if plan.kind == "done" else "already_champion",
-                    rolled_forward=tuple(rolled),
-                )
-            if plan.kind == "roll_forward":
-                assert plan.claim is not None
-                log.warning(
-                    "%s moved the alias and stopped before writing its ledger record: writing it now",
-                    plan.claim,
-                )
-                self._finish(name, plan.claim, ledger)
-                rolled.append(plan.claim.seq)
-                continue
-            if plan.kind == "resume":
-                assert plan.claim is not None
-                claim, outcome = plan.claim, "resumed"
-                log.info("completing this task's earlier attempt: %s", claim)
-            else:
-                assert plan.seq is not None
-                now = datetime.now(UTC)
-                record = registry.build_record(
-                    pipeline=name,
-                    version=registry.normalise_version(version) or str(version),
-                    previous_version=plan.previous_version,
-                    action=action,
-                    seq=plan.seq,
-                    deployed_at=now,
-                    claimant=claimant,
-                    decision=decision,
-                    evidence_uri=evidence_uri,
-                    reason=reason,
-                    extra={
-                        **(extra or {}),
-                        **({"reconciled": plan.reconciled} if plan.reconciled else {}),
-                        **({"superseded_claims": list(plan.superseded)} if plan.superseded else {}),
-                    },
-                )
-                document = registry.build_claim(record=record, alias_before=plan.alias_before, claimed_at=now)
-                if not ledger.claim(document):
-                    log.info(
-                        "ledger sequence %s was claimed by another promotion first; re-reading", plan.seq
-                    )
-                    continue  # the next plan sees the winner's claim and refuses
-                claim = registry.parse_claim(registry.claim_file_name(plan.seq), document)
-                outcome = "promoted"
-                if plan.superseded:
-                    log.warning(
-                        "claims %s were abandoned (older than the lease, alias never moved): superseded",
-                        list(plan.superseded),
-                    )
-            path = self._move_alias(name, claim, ledger, alias)
-            return Promotion(
-                version=claim.version,
-                previous_version=claim.previous_version,
-                seq=claim.seq,
-                ledger_uri=str(path),
-                outcome=outcome,
-                rolled_forward=tuple(rolled),
-            )
-        raise ChampionChangedError(
-            f"champion changed since evaluation: the deployment ledger of {name} kept changing while "
-            f"promoting v{version}; re-run the evaluation"
+        return PromotionService(self, ledger, alias=alias).promote(
+            name, version, expected=expected, claimant=claimant, **kwargs
         )
-
-    def _read_consistent(self, ledger: DeploymentLedger, name: str, alias: str) -> tuple[Any, Any]:
-        """The ledger and the alias as of one moment: the ledger read before and after the alias.
-
-        A promotion claims its ledger sequence before it moves the alias and writes its record
-        after, so if the ledger did not change around the alias read, the two belong together.
-        Otherwise a promotion was in flight (e.g. its alias move was seen but not yet its claim,
-        which would look like an alias moved by hand): read again.
-        """
-        state = ledger.read()
-        champion = None
-        for _ in range(20):
-            champion = self.get_alias_version(name, alias)
-            again = ledger.read()
-            if again.fingerprint == state.fingerprint:
-                return state, champion
-            state = again
-        return state, champion
-
-    def _move_alias(self, name: str, claim: Claim, ledger: DeploymentLedger, alias: str) -> Any:
-        """Move the alias for a claim this task holds, then record it. Returns the record's path."""
-        from mlops_ops.core.registry import describe
-
-        if not ledger.read().is_live(claim):
-            raise ChampionChangedError(
-                f"champion changed since evaluation: {claim} is no longer the live claim (another "
-                "promotion superseded it after its lease ran out); nothing was changed"
-            )
-        current = self.get_alias_version(name, alias)
-        found = str(current.version) if current is not None else None
-        if found != claim.version:
-            if found != claim.alias_before:
-                ledger.release(claim, f"alias found at {describe(found)} before moving it")
-                raise ChampionChangedError(
-                    f"champion changed since evaluation: expected {describe(claim.alias_before)}, found "
-                    f"{describe(found)} (moved outside mlops-ops while promoting v{claim.version}); "
-                    "nothing was changed"
-                )
-            self.client.set_registered_model_alias(name, alias, claim.version)
-            after = self.get_alias_version(name, alias)
-            now_at = str(after.version) if after is not None else None
-            if now_at != claim.version:
-                ledger.release(claim, f"alias read back as {describe(now_at)}")
-                raise ChampionChangedError(
-                    f"champion changed while promoting v{claim.version}: the alias was moved to "
-                    f"{describe(now_at)} by someone else at the same moment; no ledger record was written"
-                )
-        state = ledger.read()
-        if not state.is_live(claim) and state.record_with_seq(claim.seq) is None:
-            raise ChampionChangedError(
-                f"{claim} was superseded while this task was paused past its lease, after it had moved "
-                f"the alias to v{claim.version}. The alias and the ledger now disagree: run the "
-                f"{name}_rollback DAG with force=true to record which version should serve"
-            )
-        return self._finish(name, claim, ledger)
-
-    def _finish(self, name: str, claim: Claim, ledger: DeploymentLedger) -> Any:
-        path = ledger.write_record(claim)
-        self._tag_promoted(name, claim.record)
-        return path
 
     def complete_pending(
         self, name: str, ledger: DeploymentLedger, alias: str = settings.CHAMPION_ALIAS
     ) -> list[int]:
-        """Write the record of a claim whose alias move happened but whose task stopped before
-        recording it (the same record its claimant would write). Returns the seqs completed."""
-        done = []
-        for _ in range(10):
-            live = ledger.read().live_claim
-            champion = self.get_alias_version(name, alias)
-            if live is None or champion is None or str(champion.version) != live.version:
-                break
-            log.warning("%s moved the alias without a ledger record yet: writing it", live)
-            self._finish(name, live, ledger)
-            done.append(live.seq)
-        return done
+        """Record a promotion whose alias move happened but whose record is missing:
+        :meth:`PromotionService.complete_pending <mlops_ops.services.promotion.PromotionService.complete_pending>`."""
+        from mlops_ops.services.promotion import PromotionService
 
-    def _tag_promoted(self, name: str, record: Any) -> None:
+        return PromotionService(self, ledger, alias=alias).complete_pending(name)
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        """Point ``alias`` of ``name`` at ``version`` (no check: :meth:`promote` does the checking)."""
+        self.client.set_registered_model_alias(name, alias, str(version))
+
+    def tag_promoted(self, name: str, record: Any) -> None:
+        """Tag a version with its ledger record (``mlops.promoted_at``, ``previous_champion``, ...)."""
         from mlflow.exceptions import MlflowException
 
         version = str(record["version"])
@@ -598,6 +272,82 @@ class MlflowHook(BaseHook):
                 f"MLflow artifact {artifact} of run {run_id} has no {missing}; {_RETRAIN_FIX}"
             )
         return doc
+
+    # -- reads and writes of one run or version: operators call these, never ``client`` --------
+
+    def load_training_spec(self, run_id: str, *, split: bool = False) -> TrainingSpec | None:
+        """The run's ``training_spec.json`` as a :class:`~mlops_ops.artifacts.TrainingSpec`.
+
+        :param split: require the split's keys too (``TRAINING_SPLIT_KEYS``, for evaluation).
+        :returns: None only when the run has no such artifact.
+        :raises StoredDocumentError: the document is damaged or lacks a key its reader needs.
+        """
+        from mlops_ops.artifacts import (
+            TRAINING_SPEC_ARTIFACT,
+            TRAINING_SPEC_KEYS,
+            TRAINING_SPLIT_KEYS,
+            TrainingSpec,
+        )
+
+        required = TRAINING_SPLIT_KEYS if split else TRAINING_SPEC_KEYS
+        doc = self.load_dict(run_id, TRAINING_SPEC_ARTIFACT, required=required)
+        if doc is None:
+            return None
+        return TrainingSpec.from_dict(
+            doc, required=required, where=f"MLflow artifact {TRAINING_SPEC_ARTIFACT} of run {run_id}"
+        )
+
+    def get_version(self, name: str, version: str) -> ModelVersion | None:
+        """A registered version; None when the model or the version does not exist.
+
+        Other errors (the server did not answer) propagate.
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_model_version(name, str(version))
+        except MlflowException as err:
+            if _is_not_found(err):
+                return None
+            raise
+
+    def model_version(self, name: str, version: str) -> ModelVersion:
+        """A registered version; the registry's errors (including "does not exist") propagate."""
+        return self.client.get_model_version(name, str(version))
+
+    def version_numbers(self, name: str) -> list[str]:
+        """The version numbers of ``name``, ascending; [] when they cannot be listed (for messages)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            versions = self.client.search_model_versions(f"name = '{_quote(name)}'")
+        except MlflowException:
+            return []
+        return sorted((str(v.version) for v in versions), key=int)
+
+    def run_experiment_id(self, run_id: str) -> str:
+        """The id of the experiment that holds run ``run_id``."""
+        return str(self.client.get_run(run_id).info.experiment_id)
+
+    def log_document(self, run_id: str, document: dict[str, Any], artifact: str) -> None:
+        """Log ``document`` (made JSON-safe) as the artifact ``artifact`` of run ``run_id``."""
+        self.client.log_dict(run_id, json_safe(document), artifact)
+
+    def set_version_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
+        """Set ``tags`` on version ``version`` of ``name``, in order."""
+        for key, value in tags.items():
+            self.client.set_model_version_tag(name, str(version), key, value)
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
+        """Log ``metrics`` (key: value, step 0, now) to run ``run_id``, in batches of MLflow's limit."""
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        entries = [Metric(key, value, now, 0) for key, value in metrics.items()]
+        for start in range(0, len(entries), 1000):  # MLflow's limit per batch
+            self.client.log_batch(run_id, metrics=entries[start : start + 1000])
 
     def log_training_run(
         self,

@@ -11,10 +11,8 @@ from mlops_ops.artifacts import (
     DECISION_ARTIFACT,
     IMPORTANCE_ARTIFACT,
     TRAINING_SPEC_ARTIFACT,
-    TRAINING_SPEC_KEYS,
-    TRAINING_SPLIT_KEYS,
+    TrainingSpec,
 )
-from mlops_ops.core.jsonsafe import json_safe
 from mlops_ops.core.model_uri import model_version_uri
 from mlops_ops.links import MlflowModelVersionLink, MlflowRunLink, ReportLink
 from mlops_ops.operators.base import MlopsBaseOperator
@@ -65,70 +63,25 @@ class EvaluateModelOperator(MlopsBaseOperator):
         self.snapshot = snapshot
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from pydantic import ValidationError
-
-        from mlops_ops.config import EvaluationSpec
-        from mlops_ops.core.evaluation import HoldoutPredictions, decide
+        from mlops_ops.core.evaluation import decide
         from mlops_ops.core.reports import decision_html
         from mlops_ops.core.training import split
 
-        if not isinstance(self.model, dict) or "version" not in self.model:
-            raise AirflowFailException(
-                f"model must be the training task's result with a 'version', got {self.model!r}"
-            )
-        try:
-            spec = EvaluationSpec.model_validate(self.evaluation or {})
-        except ValidationError as err:
-            raise AirflowFailException(f"the evaluation settings are invalid: {err}") from None
+        spec = self._settings()
         hook = self.mlflow_hook
         name, version = self.pipeline, str(self.model["version"])
-        challenger = hook.client.get_model_version(name, version)
-        if not challenger.run_id:
-            raise AirflowFailException(f"{name} v{version} has no MLflow run; was it trained by mlops-ops?")
-        run_id: str = challenger.run_id
-        training = hook.load_dict(run_id, TRAINING_SPEC_ARTIFACT, required=TRAINING_SPLIT_KEYS)
-        if training is None:
-            raise AirflowFailException(
-                f"{name} v{version} has no {TRAINING_SPEC_ARTIFACT}; was it trained by mlops-ops?"
-            )
-        task = training["task"]
-        self._check_metrics_apply(spec, task)
-        frame, manifest = self.read_snapshot(self.snapshot or training["snapshot_uri"])
-        _, holdout = split(frame, float(training["holdout_fraction"]), int(training["seed"]))
-        absent = [s.column for s in spec.slices if s.column not in holdout.columns]
-        if absent:
-            raise AirflowFailException(
-                f"evaluation.slices: column(s) {absent} are not in the holdout data, whose columns are "
-                f"{list(holdout.columns)}; fix evaluation.slices"
-            )
+        run_id, training = self._challenger(hook, name, version)
+        self._check_metrics_apply(spec, training.task)
+        frame, manifest = self.read_snapshot(self.snapshot or training.snapshot_uri)
+        _, holdout = split(frame, float(training.holdout_fraction or 0), int(training.seed or 0))
+        self._check_slices(spec, holdout)
 
         champion = hook.get_alias_version(name)
         baseline = str(champion.version) if champion is not None else None
-        error, new, old = None, None, None
-        try:
-            new = self._predict(hook, name, version, run_id, holdout, training)
-        except Exception as err:  # fail closed: record the reason, reject
-            self.log.exception("scoring the challenger failed")
-            error = f"challenger v{version} could not be scored: {type(err).__name__}: {err}"
-        if champion is not None and baseline is not None and baseline != version and error is None:
-            try:
-                old = self._predict(hook, name, baseline, champion.run_id or "", holdout, training)
-            except Exception as err:
-                self.log.exception("scoring the champion failed")
-                error = (
-                    f"champion v{baseline} could not be scored on this holdout ({type(err).__name__}: {err}); "
-                    "rejecting, as the gate cannot compare. Promote by hand if intended"
-                )
-        importance = self._importance(spec, new, task, int(training["seed"])) if error is None else None
-        predictions = None
-        if new is not None and error is None:
-            predictions = HoldoutPredictions(
-                task=task,
-                y_true=new["y"],
-                challenger=new["scores"],
-                champion=old["scores"] if old is not None else None,
-                columns={s.column: holdout[s.column].to_numpy() for s in spec.slices},
-            )
+        error, new, predictions = self._score_both(hook, spec, version, run_id, champion, holdout, training)
+        importance = (
+            self._importance(spec, new, training.task, int(training.seed or 0)) if error is None else None
+        )
         decision = decide(
             evaluation=spec,
             challenger_version=version,
@@ -153,10 +106,11 @@ class EvaluateModelOperator(MlopsBaseOperator):
         if importance is not None and "features" in importance:
             self._log_importance(hook, run_id, importance)
         uri = self.write_report(context, doc, decision_html(doc, f"Gate decision: {name} v{version}"))
-        hook.client.log_dict(run_id, json_safe(doc), DECISION_ARTIFACT)
-        hook.client.set_model_version_tag(name, version, "mlops.gate", decision.status)
-        hook.client.set_model_version_tag(
-            name, version, "mlops.gate_reasons", "; ".join(decision.reasons)[:4000]
+        hook.log_document(run_id, doc, DECISION_ARTIFACT)
+        hook.set_version_tags(
+            name,
+            version,
+            {"mlops.gate": decision.status, "mlops.gate_reasons": "; ".join(decision.reasons)[:4000]},
         )
         self.log.info(
             "gate decision for %s v%s: %s (%s)",
@@ -182,6 +136,90 @@ class EvaluateModelOperator(MlopsBaseOperator):
             "model_url": self.model.get("model_url", ""),
         }
 
+    # -- steps -----------------------------------------------------------------------------------
+
+    def _settings(self) -> Any:
+        """The validated ``evaluation`` settings (after checking ``model`` is a training result)."""
+        from pydantic import ValidationError
+
+        from mlops_ops.config import EvaluationSpec
+
+        if not isinstance(self.model, dict) or "version" not in self.model:
+            raise AirflowFailException(
+                f"model must be the training task's result with a 'version', got {self.model!r}"
+            )
+        try:
+            return EvaluationSpec.model_validate(self.evaluation or {})
+        except ValidationError as err:
+            raise AirflowFailException(f"the evaluation settings are invalid: {err}") from None
+
+    @staticmethod
+    def _challenger(hook: Any, name: str, version: str) -> tuple[str, TrainingSpec]:
+        """The challenger's run id and training spec (with the split's keys)."""
+        challenger = hook.model_version(name, version)
+        if not challenger.run_id:
+            raise AirflowFailException(f"{name} v{version} has no MLflow run; was it trained by mlops-ops?")
+        training = hook.load_training_spec(challenger.run_id, split=True)
+        if training is None:
+            raise AirflowFailException(
+                f"{name} v{version} has no {TRAINING_SPEC_ARTIFACT}; was it trained by mlops-ops?"
+            )
+        return str(challenger.run_id), training
+
+    @staticmethod
+    def _check_slices(spec: Any, holdout: Any) -> None:
+        absent = [s.column for s in spec.slices if s.column not in holdout.columns]
+        if absent:
+            raise AirflowFailException(
+                f"evaluation.slices: column(s) {absent} are not in the holdout data, whose columns are "
+                f"{list(holdout.columns)}; fix evaluation.slices"
+            )
+
+    def _score_both(
+        self,
+        hook: Any,
+        spec: Any,
+        version: str,
+        run_id: str,
+        champion: Any,
+        holdout: Any,
+        training: TrainingSpec,
+    ) -> tuple[str | None, dict[str, Any] | None, Any]:
+        """Challenger and champion predictions on the holdout; fails closed.
+
+        :returns: (error, the challenger's predictions, ``HoldoutPredictions`` or None). An error
+            scoring either model is recorded as the reason, not raised: the gate then rejects.
+        """
+        from mlops_ops.core.evaluation import HoldoutPredictions
+
+        name = self.pipeline
+        baseline = str(champion.version) if champion is not None else None
+        error, new, old = None, None, None
+        try:
+            new = self._predict(hook, name, version, run_id, holdout, training)
+        except Exception as err:  # fail closed: record the reason, reject
+            self.log.exception("scoring the challenger failed")
+            error = f"challenger v{version} could not be scored: {type(err).__name__}: {err}"
+        if champion is not None and baseline is not None and baseline != version and error is None:
+            try:
+                old = self._predict(hook, name, baseline, champion.run_id or "", holdout, training)
+            except Exception as err:
+                self.log.exception("scoring the champion failed")
+                error = (
+                    f"champion v{baseline} could not be scored on this holdout ({type(err).__name__}: {err}); "
+                    "rejecting, as the gate cannot compare. Promote by hand if intended"
+                )
+        if new is None or error is not None:
+            return error, new, None
+        predictions = HoldoutPredictions(
+            task=training.task,
+            y_true=new["y"],
+            challenger=new["scores"],
+            champion=old["scores"] if old is not None else None,
+            columns={s.column: holdout[s.column].to_numpy() for s in spec.slices},
+        )
+        return error, new, predictions
+
     @staticmethod
     def _check_metrics_apply(spec: Any, task: str) -> None:
         wrong, allowed = spec.misapplied_metrics(task)
@@ -198,22 +236,22 @@ class EvaluateModelOperator(MlopsBaseOperator):
         version: str,
         run_id: str,
         holdout: Any,
-        challenger_training: dict[str, Any],
+        challenger_training: TrainingSpec,
     ) -> dict[str, Any]:
         """One model version's predictions on the holdout: its model, input frame, labels, scores."""
         from mlops_ops.core.data import FeatureSet
         from mlops_ops.core.evaluation import score_model
         from mlops_ops.core.training import prepare_features, prepare_target
 
-        training = hook.load_dict(run_id, TRAINING_SPEC_ARTIFACT, required=TRAINING_SPEC_KEYS)
+        training = hook.load_training_spec(run_id)
         if training is None:
             raise ValueError(f"v{version} has no {TRAINING_SPEC_ARTIFACT}, so its input columns are unknown")
-        feats = FeatureSet(tuple(training["features"]["numeric"]), tuple(training["features"]["categorical"]))
+        feats = FeatureSet(training.numeric, training.categorical)
         model = hook.load_sklearn_model(model_version_uri(name, version))
-        task = challenger_training["task"]
-        schema = self.version_schema(run_id, training)
+        task = challenger_training.task
+        schema = self.version_schema(run_id, training.raw)
         x = prepare_features(holdout, feats, schema, where=f"the holdout, read for v{version}")
-        y = prepare_target(holdout, challenger_training["target"], task).to_numpy()
+        y = prepare_target(holdout, str(challenger_training.target), task).to_numpy()
         return {"model": model, "x": x, "y": y, "scores": score_model(model, x, task)}
 
     def _importance(self, spec: Any, new: dict[str, Any] | None, task: str, seed: int) -> Any:
@@ -247,18 +285,11 @@ class EvaluateModelOperator(MlopsBaseOperator):
 
     @staticmethod
     def _log_importance(hook: Any, run_id: str, importance: dict[str, Any]) -> None:
-        import time
-
-        from mlflow.entities import Metric
-
         from mlops_ops.core.naming import IMPORTANCE_PREFIX, mlflow_keys
 
-        hook.client.log_dict(run_id, json_safe(importance), IMPORTANCE_ARTIFACT)
-        now = int(time.time() * 1000)
+        hook.log_document(run_id, importance, IMPORTANCE_ARTIFACT)
         keys = mlflow_keys(IMPORTANCE_PREFIX, [f["feature"] for f in importance["features"]])
-        metrics = [Metric(keys[f["feature"]], f["importance"], now, 0) for f in importance["features"]]
-        for start in range(0, len(metrics), 1000):  # MLflow's limit per batch
-            hook.client.log_batch(run_id, metrics=metrics[start : start + 1000])
+        hook.log_metrics(run_id, {keys[f["feature"]]: f["importance"] for f in importance["features"]})
 
     def _log_rules(self, decision: Any) -> None:
         for rule in decision.rules:

@@ -66,39 +66,11 @@ class RollbackModelOperator(MlopsBaseOperator):
         name = self.pipeline
         force = parse_bool(self.force)
         reason = str(self.reason or "").strip() or None
-        try:
-            requested = registry.parse_version_request(self.version)
-        except registry.RollbackRefusedError as err:
-            raise AirflowFailException(str(err)) from None
         ledger = DeploymentLedger(self.storage)
         hook = self.mlflow_hook
-        try:
-            # a promotion that moved the alias but has no record yet is what serves: record it
-            # first, so that "previous" and the compare-and-set start from the real champion
-            hook.complete_pending(name, ledger)
-            state = ledger.read()
-        except registry.LedgerError as err:
-            raise AirflowFailException(f"the deployment ledger of {name} is unreadable: {err}") from None
+        requested, state = self._requested(), self._ledger_state(hook, ledger)
         head = state.head
-        if head is None:
-            raise AirflowFailException(
-                f"{name} has no deployment ledger at {ledger.directory}: mlops-ops never promoted a "
-                "version of it, so there is nothing to roll back. Promote one with the training DAG first"
-            )
-        try:
-            target = registry.resolve_previous(state, name) if requested == registry.PREVIOUS else requested
-        except registry.RollbackRefusedError as err:
-            raise AirflowFailException(str(err)) from None
-
-        model_version = self._model_version(hook, name, target)
-        evidence = registry.gate_evidence(target, model_version.tags or {}, state)
-        if evidence is None and not force:
-            tag = (model_version.tags or {}).get("mlops.gate")
-            raise AirflowFailException(
-                f"{name} v{target} never passed a gate (its mlops.gate tag is {tag!r} and the ledger "
-                "records no passing promotion of it), so it is refused as champion. Choose a version that "
-                "passed, or trigger again with force=true to serve it anyway (recorded as forced)"
-            )
+        target, model_version, evidence = self._target(hook, state, requested, force)
         self.log.info(
             "rollback of %s to v%s (asked: %s); gate evidence: %s; ledger head: v%s (seq %s); force=%s",
             name,
@@ -109,16 +81,7 @@ class RollbackModelOperator(MlopsBaseOperator):
             head.seq,
             force,
         )
-        promoted = [r for r in state.records if r.version == target and r.action == "promote"]
-        source = promoted[-1] if promoted else None
-        decision = (
-            dict(source.decision)
-            if source is not None and source.decision
-            else {
-                "status": (model_version.tags or {}).get("mlops.gate"),
-                "reasons": [(model_version.tags or {}).get("mlops.gate_reasons", "")],
-            }
-        )
+        source, decision = self._source_decision(state, target, model_version.tags or {})
         ti = context["ti"]
         try:
             result = hook.promote(
@@ -142,21 +105,7 @@ class RollbackModelOperator(MlopsBaseOperator):
         except NotImplementedError as err:  # storage without create-if-absent: no retry can fix it
             raise AirflowFailException(f"rollback of {name} to v{target} impossible: {err}") from None
 
-        if result.changed:
-            message = (
-                f"{name} v{target} is champion again (was {registry.describe(result.previous_version)}); "
-                f"ledger seq {result.seq}: {result.ledger_uri}"
-            )
-        elif result.outcome == "already_recorded":
-            message = (
-                f"this run already rolled {name} back to v{target} (ledger seq {result.seq}): "
-                "nothing new written"
-            )
-        else:
-            message = (
-                f"{name} v{target} is already champion and the ledger agrees (seq {result.seq}): "
-                "nothing to do, nothing written"
-            )
+        message = self._message(target, result)
         self.log.info("%s", message)
         for asset in self.outlets:
             if getattr(asset, "uri", "").endswith("/model"):
@@ -178,21 +127,90 @@ class RollbackModelOperator(MlopsBaseOperator):
             "model_url": hook.model_version_url(name, target),
         }
 
-    @staticmethod
-    def _model_version(hook: Any, name: str, version: str) -> Any:
-        from mlflow.exceptions import MlflowException
+    # -- steps -----------------------------------------------------------------------------------
+
+    def _requested(self) -> str:
+        """The version asked for: a number, or ``previous``."""
+        from mlops_ops.core import registry
 
         try:
-            return hook.client.get_model_version(name, version)
-        except MlflowException as err:
-            if "RESOURCE_DOES_NOT_EXIST" not in str(getattr(err, "error_code", "")):
-                raise
+            return registry.parse_version_request(self.version)
+        except registry.RollbackRefusedError as err:
+            raise AirflowFailException(str(err)) from None
+
+    def _ledger_state(self, hook: Any, ledger: Any) -> Any:
+        """The ledger after completing a pending promotion; fails when nothing was ever promoted."""
+        from mlops_ops.core import registry
+
+        name = self.pipeline
         try:
-            known = sorted(
-                (str(v.version) for v in hook.client.search_model_versions(f"name = '{name}'")), key=int
+            # a promotion that moved the alias but has no record yet is what serves: record it
+            # first, so that "previous" and the compare-and-set start from the real champion
+            hook.complete_pending(name, ledger)
+            state = ledger.read()
+        except registry.LedgerError as err:
+            raise AirflowFailException(f"the deployment ledger of {name} is unreadable: {err}") from None
+        if state.head is None:
+            raise AirflowFailException(
+                f"{name} has no deployment ledger at {ledger.directory}: mlops-ops never promoted a "
+                "version of it, so there is nothing to roll back. Promote one with the training DAG first"
             )
-        except MlflowException:
-            known = []
+        return state
+
+    def _target(self, hook: Any, state: Any, requested: str, force: bool) -> tuple[str, Any, Any]:
+        """The version to serve, its registry entry and its gate evidence (refused without one unless forced)."""
+        from mlops_ops.core import registry
+
+        name = self.pipeline
+        try:
+            target = registry.resolve_previous(state, name) if requested == registry.PREVIOUS else requested
+        except registry.RollbackRefusedError as err:
+            raise AirflowFailException(str(err)) from None
+        model_version = self._model_version(hook, name, target)
+        evidence = registry.gate_evidence(target, model_version.tags or {}, state)
+        if evidence is None and not force:
+            tag = (model_version.tags or {}).get("mlops.gate")
+            raise AirflowFailException(
+                f"{name} v{target} never passed a gate (its mlops.gate tag is {tag!r} and the ledger "
+                "records no passing promotion of it), so it is refused as champion. Choose a version that "
+                "passed, or trigger again with force=true to serve it anyway (recorded as forced)"
+            )
+        return target, model_version, evidence
+
+    @staticmethod
+    def _source_decision(state: Any, target: str, tags: dict[str, str]) -> tuple[Any, dict[str, Any]]:
+        """The ledger record that last promoted ``target`` (or None) and the gate decision to record."""
+        promoted = [r for r in state.records if r.version == target and r.action == "promote"]
+        source = promoted[-1] if promoted else None
+        if source is not None and source.decision:
+            return source, dict(source.decision)
+        return source, {"status": tags.get("mlops.gate"), "reasons": [tags.get("mlops.gate_reasons", "")]}
+
+    def _message(self, target: str, result: Any) -> str:
+        from mlops_ops.core import registry
+
+        name = self.pipeline
+        if result.changed:
+            return (
+                f"{name} v{target} is champion again (was {registry.describe(result.previous_version)}); "
+                f"ledger seq {result.seq}: {result.ledger_uri}"
+            )
+        if result.outcome == "already_recorded":
+            return (
+                f"this run already rolled {name} back to v{target} (ledger seq {result.seq}): "
+                "nothing new written"
+            )
+        return (
+            f"{name} v{target} is already champion and the ledger agrees (seq {result.seq}): "
+            "nothing to do, nothing written"
+        )
+
+    @staticmethod
+    def _model_version(hook: Any, name: str, version: str) -> Any:
+        found = hook.get_version(name, version)
+        if found is not None:
+            return found
+        known = hook.version_numbers(name)
         raise AirflowFailException(
             f"{name} has no version {version} in the MLflow registry at {hook.tracking_uri}; "
             f"its versions are {', '.join('v' + v for v in known) or 'none'}"

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlops_ops import settings
-from mlops_ops.artifacts import TRAINING_SPEC_ARTIFACT, TRAINING_SPEC_KEYS
+from mlops_ops.artifacts import TRAINING_SPEC_ARTIFACT, TrainingSpec
 from mlops_ops.assets import predictions_asset
 from mlops_ops.core.model_uri import model_version_uri
 from mlops_ops.links import MlflowModelVersionLink
@@ -115,62 +115,30 @@ class BatchScoreOperator(MlopsBaseOperator):
         self.id_columns = id_columns
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_ops.core.data import DataError, FeatureSet, to_parquet_bytes
-        from mlops_ops.core.evaluation import score_model
-        from mlops_ops.core.scoring import (
-            assemble_predictions,
-            check_columns,
-            interval_doc,
-            interval_key,
-            positive_class,
-        )
-        from mlops_ops.core.training import prepare_features
-        from mlops_ops.errors import ModelError
+        from mlops_ops.core.data import to_parquet_bytes
+        from mlops_ops.core.scoring import assemble_predictions, interval_doc, interval_key, positive_class
 
         hook = self.mlflow_hook
         name = self.pipeline
         version = self._version(hook)
         training, run_id = self._training_spec(hook, version)
-        features = FeatureSet(
-            tuple(training["features"]["numeric"]), tuple(training["features"]["categorical"])
-        )
-        task = str(training["task"])
         ids = list(self.id_columns or ())
-
         frame, snapshot = self.read_snapshot(self.snapshot)
         input_sha = str(snapshot["sha256"])
-        schema = self.version_schema(run_id, training)
-        try:
-            check_columns(
-                list(frame.columns), features=features.all, id_columns=ids, model=f"{name} v{version}"
-            )
-            x = prepare_features(frame, features, schema, where=f"snapshot {input_sha[:12]}")
-        except DataError as err:
-            raise AirflowFailException(
-                f"batch scoring of pipeline {name!r} (snapshot {input_sha[:12]}) cannot proceed: {err}"
-            ) from None
-
         model_uri = model_version_uri(name, version)
-        model = hook.load_sklearn_model(model_uri)
-        try:
-            scores = score_model(model, x, task)
-        except (AttributeError, TypeError, ValueError) as err:  # e.g. an estimator that cannot predict
-            raise ModelError(
-                f"{name} v{version} cannot score snapshot {input_sha[:12]} ({type(err).__name__}: {err}); "
-                "score with another version, or retrain this one"
-            ) from None
+        scores = self._score(hook, frame, training, run_id, version, input_sha, ids)
         start, end = _utc(context.get("data_interval_start")), _utc(context.get("data_interval_end"))
         out = assemble_predictions(
             frame,
             scores,
-            task=task,
+            task=training.task,
             id_columns=ids,
             model_version=version,
             input_sha256=input_sha,
             interval_start=start,
             interval_end=end,
         )
-        self._log_summary(out, task, version, input_sha)
+        self._log_summary(out, training.task, version, input_sha)
 
         lineage = self.lineage(context)
         directory = self.storage.predictions_dir(interval_key(start, lineage["airflow.run_id"]))
@@ -180,7 +148,7 @@ class BatchScoreOperator(MlopsBaseOperator):
             pipeline=name,
             model_version=version,
             model_uri=model_uri,
-            task=task,
+            task=training.task,
             rows=len(out),
             columns=[str(c) for c in out.columns],
             input_sha256=input_sha,
@@ -230,30 +198,59 @@ class BatchScoreOperator(MlopsBaseOperator):
         self.log.info("%s@%s is v%s", self.pipeline, settings.CHAMPION_ALIAS, current.version)
         return str(current.version)
 
-    def _training_spec(self, hook: Any, version: str) -> tuple[dict[str, Any], str | None]:
+    def _training_spec(self, hook: Any, version: str) -> tuple[TrainingSpec, str | None]:
         """The feature lists and task recorded when ``version`` was trained, and its run id."""
-        from mlflow.exceptions import MlflowException
-
-        try:
-            mv = hook.client.get_model_version(self.pipeline, version)
-        except MlflowException as err:
-            if "RESOURCE_DOES_NOT_EXIST" in str(getattr(err, "error_code", "")):
-                raise AirflowFailException(
-                    f"model {self.pipeline} v{version} does not exist in the registry; "
-                    "score with an existing version, or leave model unset to use the champion"
-                ) from None
-            raise
-        training = (
-            hook.load_dict(mv.run_id, TRAINING_SPEC_ARTIFACT, required=TRAINING_SPEC_KEYS)
-            if mv.run_id
-            else None
-        )
+        mv = hook.get_version(self.pipeline, version)
+        if mv is None:
+            raise AirflowFailException(
+                f"model {self.pipeline} v{version} does not exist in the registry; "
+                "score with an existing version, or leave model unset to use the champion"
+            )
+        training = hook.load_training_spec(mv.run_id) if mv.run_id else None
         if training is None:
             raise AirflowFailException(
                 f"{self.pipeline} v{version} has no {TRAINING_SPEC_ARTIFACT}, so its feature columns are "
                 "unknown; was it trained by mlops-ops?"
             )
         return training, mv.run_id
+
+    def _score(
+        self,
+        hook: Any,
+        frame: Any,
+        training: TrainingSpec,
+        run_id: str | None,
+        version: str,
+        input_sha: str,
+        ids: list[str],
+    ) -> Any:
+        """The model version's scores on ``frame``: a data verdict or an unusable model fails the task."""
+        from mlops_ops.core.data import DataError, FeatureSet
+        from mlops_ops.core.evaluation import score_model
+        from mlops_ops.core.scoring import check_columns
+        from mlops_ops.core.training import prepare_features
+        from mlops_ops.errors import ModelError
+
+        name = self.pipeline
+        features = FeatureSet(training.numeric, training.categorical)
+        schema = self.version_schema(run_id, training.raw)
+        try:
+            check_columns(
+                list(frame.columns), features=features.all, id_columns=ids, model=f"{name} v{version}"
+            )
+            x = prepare_features(frame, features, schema, where=f"snapshot {input_sha[:12]}")
+        except DataError as err:
+            raise AirflowFailException(
+                f"batch scoring of pipeline {name!r} (snapshot {input_sha[:12]}) cannot proceed: {err}"
+            ) from None
+        model = hook.load_sklearn_model(model_version_uri(name, version))
+        try:
+            return score_model(model, x, training.task)
+        except (AttributeError, TypeError, ValueError) as err:  # e.g. an estimator that cannot predict
+            raise ModelError(
+                f"{name} v{version} cannot score snapshot {input_sha[:12]} ({type(err).__name__}: {err}); "
+                "score with another version, or retrain this one"
+            ) from None
 
     def _log_summary(self, out: Any, task: str, version: str, input_sha: str) -> None:
         if task == "classification" and out["probability"].notna().any():

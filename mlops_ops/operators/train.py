@@ -12,6 +12,7 @@ from mlops_ops.artifacts import (
     PREDICTION_PROFILE_ARTIFACT,
     PROFILE_ARTIFACT,
     TRAINING_SPEC_ARTIFACT,
+    TrainingSpec,
 )
 from mlops_ops.core.model_uri import model_version_uri
 from mlops_ops.links import MlflowModelVersionLink, MlflowRunLink
@@ -106,21 +107,42 @@ class TrainModelOperator(MlopsBaseOperator):
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_ops import __version__
-        from mlops_ops.core.data import DataError, resolve_features
-        from mlops_ops.core.drift import build_reference_profile
-        from mlops_ops.core.monitoring import build_prediction_profile
-        from mlops_ops.core.naming import check_mlflow_names
-        from mlops_ops.core.schema import SCHEMA_ARTIFACT, infer_schema, mlflow_signature
-        from mlops_ops.core.training import TrainingError, prepare_features, train_model
-
         frame, manifest = self.read_snapshot(self.snapshot)
         config_sha = self._config_sha256()
         hook = self.mlflow_hook
         existing = self._already_trained(hook, context, manifest["sha256"], config_sha)
         if existing is not None:
             return existing
-        where = f"snapshot {manifest['sha256'][:12]}"
+        schema, result, coerced = self._fit(frame, f"snapshot {manifest['sha256'][:12]}")
+        logged = self._log_run(hook, context, frame, manifest, config_sha, schema, result, coerced)
+        self.log.info(
+            "registered %s v%s (run %s); holdout %s",
+            self.pipeline,
+            logged["version"],
+            logged["run_id"],
+            {k: round(v, 4) for k, v in result.metrics.items()},
+        )
+        return {
+            **logged,
+            "model_name": self.pipeline,
+            "metrics": result.metrics,
+            "snapshot_sha256": manifest["sha256"],
+            "run_url": hook.run_url(logged["experiment_id"], logged["run_id"]),
+            "model_url": hook.model_version_url(self.pipeline, logged["version"]),
+        }
+
+    # -- steps -----------------------------------------------------------------------------------
+
+    def _fit(self, frame: Any, where: str) -> tuple[Any, Any, Any]:
+        """Infer the schema, check the names, fit; returns (schema, ``TrainingResult``, coerced features).
+
+        A data or training verdict fails the task (no retry can change it).
+        """
+        from mlops_ops.core.data import DataError, resolve_features
+        from mlops_ops.core.naming import check_mlflow_names
+        from mlops_ops.core.schema import infer_schema
+        from mlops_ops.core.training import TrainingError, prepare_features, train_model
+
         try:
             resolve_features(frame, self.target, self.numeric_features, self.categorical_features)
             schema = infer_schema(
@@ -151,7 +173,26 @@ class TrainModelOperator(MlopsBaseOperator):
             raise AirflowFailException(
                 f"training of pipeline {self.pipeline!r} cannot proceed: {err}"
             ) from None
+        return schema, result, coerced
 
+    def _log_run(
+        self,
+        hook: Any,
+        context: Context,
+        frame: Any,
+        manifest: dict[str, Any],
+        config_sha: str,
+        schema: Any,
+        result: Any,
+        coerced: Any,
+    ) -> dict[str, Any]:
+        """Log the run (params, metrics, lineage tags, profiles, schema, spec) and register the version."""
+        from mlops_ops import __version__
+        from mlops_ops.core.drift import build_reference_profile
+        from mlops_ops.core.monitoring import build_prediction_profile
+        from mlops_ops.core.schema import SCHEMA_ARTIFACT, mlflow_signature
+
+        features = schema.feature_set
         profile = build_reference_profile(
             coerced, numeric=list(features.numeric), categorical=list(features.categorical), schema=schema
         )
@@ -168,20 +209,23 @@ class TrainModelOperator(MlopsBaseOperator):
             "mlops.trigger_reason": self._reason(context),
             "mlops.forced": str(parse_bool(self.force)).lower(),
         }
-        training_spec = {
-            "target": self.target,
-            "features": features.to_dict(),
-            "schema": SCHEMA_ARTIFACT,
-            "task": result.task,
-            "holdout_fraction": self.holdout_fraction,
-            "seed": self.seed,
-            "estimator": self.estimator,
-            "snapshot_uri": manifest["uri"],
-            "snapshot_sha256": manifest["sha256"],
-            "n_train": result.n_train,
-            "n_holdout": result.n_holdout,
-        }
-        logged = hook.log_training_run(
+        training_spec = TrainingSpec(
+            target=self.target,
+            numeric=tuple(features.numeric),
+            categorical=tuple(features.categorical),
+            task=result.task,
+            holdout_fraction=self.holdout_fraction,
+            seed=self.seed,
+            snapshot_uri=manifest["uri"],
+            raw={
+                "schema": SCHEMA_ARTIFACT,
+                "estimator": self.estimator,
+                "snapshot_sha256": manifest["sha256"],
+                "n_train": result.n_train,
+                "n_holdout": result.n_holdout,
+            },
+        )
+        return hook.log_training_run(  # type: ignore[no-any-return]
             experiment=self.pipeline,
             model_name=self.pipeline,
             model=result.model,
@@ -206,25 +250,10 @@ class TrainModelOperator(MlopsBaseOperator):
                 SCHEMA_ARTIFACT: schema.to_dict(),
                 PROFILE_ARTIFACT: profile.to_dict(),
                 PREDICTION_PROFILE_ARTIFACT: prediction_profile.to_dict(),
-                TRAINING_SPEC_ARTIFACT: training_spec,
+                TRAINING_SPEC_ARTIFACT: training_spec.to_dict(),
             },
             run_name=f"train-{manifest['sha256'][:8]}",
         )
-        self.log.info(
-            "registered %s v%s (run %s); holdout %s",
-            self.pipeline,
-            logged["version"],
-            logged["run_id"],
-            {k: round(v, 4) for k, v in result.metrics.items()},
-        )
-        return {
-            **logged,
-            "model_name": self.pipeline,
-            "metrics": result.metrics,
-            "snapshot_sha256": manifest["sha256"],
-            "run_url": hook.run_url(logged["experiment_id"], logged["run_id"]),
-            "model_url": hook.model_version_url(self.pipeline, logged["version"]),
-        }
 
     def _reason(self, context: Context) -> str:
         """The form's reason, else the retrain request's reason (asset-triggered runs), else the run type."""
@@ -295,7 +324,7 @@ class TrainModelOperator(MlopsBaseOperator):
 
     def _result(self, hook: Any, version: Any, snapshot_sha: str) -> dict[str, Any]:
         """The task's result for an existing version (the same keys as after training)."""
-        run = hook.client.get_run(version.run_id)
+        experiment_id = hook.run_experiment_id(version.run_id)
         tags = version.tags or {}
         metrics = {
             k.removeprefix("mlops.metric."): float(v)
@@ -305,13 +334,13 @@ class TrainModelOperator(MlopsBaseOperator):
         number = str(version.version)
         return {
             "run_id": version.run_id,
-            "experiment_id": run.info.experiment_id,
+            "experiment_id": experiment_id,
             "version": number,
             "model_uri": model_version_uri(self.pipeline, number),
             "model_name": self.pipeline,
             "metrics": metrics,
             "snapshot_sha256": snapshot_sha,
-            "run_url": hook.run_url(run.info.experiment_id, version.run_id),
+            "run_url": hook.run_url(experiment_id, version.run_id),
             "model_url": hook.model_version_url(self.pipeline, number),
             "existing": True,
         }

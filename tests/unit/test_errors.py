@@ -213,6 +213,7 @@ def test_an_mlflow_outage_is_not_read_as_a_missing_document(mlops_home):
 
 def test_an_estimator_that_cannot_predict_fails_scoring_once(mlops_home, monkeypatch):
     """A model without predict (AttributeError) is a verdict naming the version, not a retried crash."""
+    from mlops_ops.artifacts import TrainingSpec
     from mlops_ops.operators.score import BatchScoreOperator
 
     op = BatchScoreOperator(task_id="score", pipeline="churn", snapshot="file:///x", model="1")
@@ -220,7 +221,10 @@ def test_an_estimator_that_cannot_predict_fails_scoring_once(mlops_home, monkeyp
     monkeypatch.setattr(
         BatchScoreOperator,
         "_training_spec",
-        lambda self, hook, version: ({"features": {"numeric": ["a"], "categorical": []}, "task": "regression"}, None),
+        lambda self, hook, version: (
+            TrainingSpec.from_dict({"features": {"numeric": ["a"], "categorical": []}, "task": "regression"}),
+            None,
+        ),
     )
     monkeypatch.setattr(BatchScoreOperator, "read_snapshot", lambda self, s: (frame, {"sha256": "ab" * 32}))
     monkeypatch.setattr(MlflowHook, "load_sklearn_model", lambda self, uri: object())
