@@ -55,8 +55,11 @@ shutil.copy(ROOT / "pipelines" / "churn.yaml", os.environ["MLOPS_PIPELINES"])
 
 # The longest files first, so that with `-n 2 --dist loadfile` no worker idles at the end.
 _LONGEST_FIRST = (
+    "tests/integration/test_backfill.py",
     "tests/dags/test_demo.py",
     "tests/integration/test_scheduler.py",
+    "tests/dags/test_seasonal_monitoring.py",
+    "tests/integration/test_url_credentials.py",
     "tests/unit/test_drift_stats.py",
     "tests/dags/test_monitoring_e2e.py",
     "tests/dags/test_training_e2e.py",
