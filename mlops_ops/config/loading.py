@@ -159,13 +159,59 @@ def read_spec_document(path: str | Path) -> Any:
         raise SpecError(f"{path}: not valid YAML: {type(err).__name__}: {err}") from None
 
 
+def _field_lines(path: Path) -> dict[str, int]:
+    """The 1-based line of every field of a spec file, by its dotted path (``model.seed``,
+    ``evaluation.slices.0.min_rows``); {} when the file cannot be composed."""
+    import yaml
+
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8").removeprefix("\ufeff"))
+    except (yaml.YAMLError, OSError, ValueError, RecursionError):
+        return {}
+    lines: dict[str, int] = {}
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                name = f"{where}.{key.value}" if where else str(key.value)
+                lines.setdefault(name, key.start_mark.line + 1)
+                walk(value, name)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                name = f"{where}.{index}" if where else str(index)
+                lines.setdefault(name, item.start_mark.line + 1)
+                walk(item, name)
+
+    walk(root, "")
+    return lines
+
+
+def _with_lines(message: str, lines: dict[str, int]) -> str:
+    """Each ``  - field: problem`` line of a spec error, ending with the field's line in the file."""
+    out = []
+    for text in message.splitlines():
+        if text.startswith("  - ") and ": " in text:
+            field = text[4:].split(": ", 1)[0]
+            while field and field not in lines and "." in field:
+                field = field.rsplit(".", 1)[0]  # a field the file leaves out: its section's line
+            if field in lines:
+                text = f"{text} [line {lines[field]}]"
+        out.append(text)
+    return "\n".join(out)
+
+
 def load_pipeline_spec(path: str | Path) -> PipelineSpec:
     """Load and validate one pipeline spec from a YAML file (see :func:`read_spec_document`).
 
-    :raises SpecError: naming the file, the line or field, and what was expected.
+    :raises SpecError: naming the file, and for each bad field its dotted path, what was expected
+        and the field's line in the file (``[line N]``).
     """
     path = Path(path)
-    spec = parse_pipeline_spec(read_spec_document(path), origin=str(path))
+    document = read_spec_document(path)
+    try:
+        spec = parse_pipeline_spec(document, origin=str(path))
+    except SpecError as err:
+        raise SpecError(_with_lines(str(err), _field_lines(path))) from None
     if spec.name != path.stem:
         raise SpecError(f"{path}: name {spec.name!r} must match the file name {path.stem!r}")
     return spec

@@ -350,3 +350,11 @@ def test_numbers_as_written_are_still_accepted(tmp_path):
     text = MINIMAL.replace("{lower: 0.7}", "{lower: 1}", 1)  # an int where a float is expected
     spec = load_pipeline_spec(_spec_file(tmp_path, text))
     assert spec.evaluation.thresholds["roc_auc"].lower == 1.0
+
+
+def test_a_field_error_names_the_line_of_the_field(tmp_path):
+    text = MINIMAL.replace("  seed: 7\n", "  seed: -3\n", 1)
+    line = text.splitlines().index("  seed: -3") + 1
+    message = _refusal(tmp_path, text)
+    assert "  - model.seed: " in message, message
+    assert f"[line {line}]" in message, message
