@@ -495,9 +495,10 @@ def infer_feature_kinds(frame: pd.DataFrame, target: str) -> tuple[list[str], li
     """Numeric and categorical columns besides the target, inferred once per column.
 
     Numbers and flags are numeric, text is categorical; timestamps, ISO 8601 date text and
-    integers beyond int64 are neither (see :func:`mlops_ops.core.schema.infer_column`).
+    integers beyond int64 are neither (see :func:`mlops_ops.core.schema_inference.infer_column`).
     """
-    from mlops_ops.core.schema import CATEGORICAL, NUMERIC, infer_column
+    from mlops_ops.core.schema import CATEGORICAL, NUMERIC
+    from mlops_ops.core.schema_inference import infer_column
 
     kinds = {c: infer_column(frame[c])[0] for c in frame.columns if c != target}
     return [c for c, k in kinds.items() if k == NUMERIC], [c for c, k in kinds.items() if k == CATEGORICAL]

@@ -209,7 +209,8 @@ def train_model(
     ``schema`` (:class:`~mlops_ops.core.schema.Schema`): the frozen logical types; default, the
     plain schema of ``features``. A feature with no value in any row raises :class:`DataError`.
     """
-    from mlops_ops.core.schema import Schema, empty_features
+    from mlops_ops.core.schema import Schema
+    from mlops_ops.core.schema_inference import empty_features
 
     if schema is None:
         schema = Schema.from_feature_set(features, target)

@@ -140,7 +140,7 @@ class TrainModelOperator(MlopsBaseOperator):
         """
         from mlops_ops.core.data import DataError, resolve_features
         from mlops_ops.core.naming import check_mlflow_names
-        from mlops_ops.core.schema import infer_schema
+        from mlops_ops.core.schema_inference import infer_schema
         from mlops_ops.core.training import TrainingError, prepare_features, train_model
 
         try:

@@ -303,7 +303,8 @@ def build_reference_profile(
     ``schema`` (:class:`~mlops_ops.core.schema.Schema`) is stored in the profile, and its
     excluded columns are listed. Categorical values are profiled as the schema's canonical labels.
     """
-    from mlops_ops.core.schema import CATEGORICAL, infer_column
+    from mlops_ops.core.schema import CATEGORICAL
+    from mlops_ops.core.schema_inference import infer_column
 
     excluded: dict[str, str] = {}
     if categorical is None and numeric is None:
