@@ -100,6 +100,10 @@ def test_training_dag_runs_under_a_real_scheduler(postgres_db, tmp_path):
             "AIRFLOW__API_AUTH__JWT_SECRET": "integration-test-secret-0123456789abcdef",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            # a loaded machine: the API server may take longer than the default 5 s to answer a
+            # task's supervisor, which would then kill the task (as in test_backfill.py)
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
+            "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": "10",
             "MLOPS_HOME": str(home),
             "MLOPS_PIPELINES": str(pipelines),
             "GX_ANALYTICS_ENABLED": "False",
