@@ -183,6 +183,20 @@ def read_snapshot(snapshot: Any, conn_id: str | None = None) -> tuple[Any, dict[
     """
     from mlops_ops.core import snapshot as snap
 
+    base, manifest_path, data_path = _snapshot_files(snapshot, conn_id)
+    with manifest_path.open("rb") as fh:
+        manifest_raw = fh.read()
+    with data_path.open("rb") as fh:
+        data_raw = fh.read()
+    return snap.load(manifest_raw, data_raw, name=base.name, uri=str(base))
+
+
+def _snapshot_files(
+    snapshot: Any, conn_id: str | None
+) -> tuple[ObjectStoragePath, ObjectStoragePath, ObjectStoragePath]:
+    """A snapshot's folder, manifest and data file, each checked to exist as a file."""
+    from mlops_ops.core import snapshot as snap
+
     base = to_path(snapshot_uri_of(snapshot), conn_id)
     manifest_path = base / snap.MANIFEST_FILE
     if not manifest_path.exists():
@@ -191,11 +205,7 @@ def read_snapshot(snapshot: Any, conn_id: str | None = None) -> tuple[Any, dict[
     if not data_path.exists():
         raise snap.missing_data(str(base))
     _require_files(base, manifest_path, data_path)
-    with manifest_path.open("rb") as fh:
-        manifest_raw = fh.read()
-    with data_path.open("rb") as fh:
-        data_raw = fh.read()
-    return snap.load(manifest_raw, data_raw, name=base.name, uri=str(base))
+    return base, manifest_path, data_path
 
 
 def _require_files(base: ObjectStoragePath, *paths: ObjectStoragePath) -> None:
@@ -222,14 +232,7 @@ def verify_snapshot_file(
     """
     from mlops_ops.core import snapshot as snap
 
-    base = to_path(snapshot_uri_of(snapshot), conn_id)
-    manifest_path = base / snap.MANIFEST_FILE
-    if not manifest_path.exists():
-        raise FileNotFoundError(f"no snapshot at {base} (manifest.json missing); run the ingest task first")
-    data_path = base / snap.DATA_FILE
-    if not data_path.exists():
-        raise snap.missing_data(str(base))
-    _require_files(base, manifest_path, data_path)
+    base, manifest_path, data_path = _snapshot_files(snapshot, conn_id)
     with manifest_path.open("rb") as fh:
         manifest = snap.parse_manifest(fh.read(), name=base.name, uri=str(base))
     if snap.expected_data_digest(manifest, uri=str(base)) is None:
