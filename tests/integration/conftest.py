@@ -104,3 +104,51 @@ def mlflow_server(postgres_db, tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A local S3-compatible server (moto's server mode) as a process; yields its endpoint URL.
+
+    moto stands in for AWS S3, which cannot be reached from here. It implements the conditional
+    put (``If-None-Match: *``) the deployment ledger's claims rely on. Credentials are any strings.
+    """
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    logfile = tmp_path_factory.mktemp("moto") / "moto-server.log"
+    log = logfile.open("w")
+    server = os.path.join(os.path.dirname(sys.executable), "moto_server")
+    proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/moto-api/", timeout=2):
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                pytest.fail(f"moto_server did not start: {logfile.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+S3_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
+
+
+@pytest.fixture
+def s3_bucket(s3_server):
+    """A fresh, empty bucket on :func:`s3_server`; yields ``(endpoint_url, bucket_name)``."""
+    import boto3
+
+    name = f"mlops-it-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_server, **S3_CREDENTIALS).create_bucket(Bucket=name)
+    return s3_server, name
