@@ -67,6 +67,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         str(args.mlflow_port),
     ]
     airflow_cmd = [sys.executable, "-m", "airflow", "standalone"]
+    # MLflow 3 would start a pool of job-runner processes for GenAI scorers, which nothing here uses
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     env["AIRFLOW__API__PORT"] = str(args.airflow_port)
     print(
         f"Airflow UI: http://localhost:{args.airflow_port} (login printed by 'airflow standalone' below; "

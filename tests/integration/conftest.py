@@ -79,7 +79,9 @@ def mlflow_server(postgres_db, tmp_path):
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+        # MLflow 3 starts a pool of job-runner processes (GenAI scorers) by default: ~8 processes
+        # of ~250 MB that nothing here uses
+        env={**os.environ, "MLFLOW_TRACKING_URI": "", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
     )
     try:
         deadline = time.monotonic() + 120
