@@ -31,6 +31,9 @@ os.environ.update(
         "GX_ANALYTICS_ENABLED": "False",
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
         "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+        # no usage telemetry from the tests (MLflow's would try the network from every process)
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
         # two pytest workers on two cores: gradient boosting's OpenMP pool would oversubscribe
         "OMP_NUM_THREADS": "1",
     }
