@@ -85,15 +85,11 @@ class EvaluateModelOperator(MlopsBaseOperator):
         decision = decide(
             evaluation=spec,
             challenger_version=version,
-            baseline_version=baseline if baseline != version else None,
+            baseline_version=baseline,
             error=error,
             holdout=predictions,
             importance=importance,
         )
-        if baseline == version:  # re-evaluating the serving version: nothing to promote
-            decision.baseline_version = baseline
-            decision.promote = False
-            decision.reasons = [f"v{version} is already the champion: nothing to deploy"]
         self._log_rules(decision)
         doc = {
             **decision.to_dict(),

@@ -1023,3 +1023,23 @@ def test_permutation_importance_subsamples_the_holdout():
         model, x, y, task="classification", metric="accuracy", max_rows=500
     )
     assert (report["rows"], report["holdout_rows"]) == (500, 3000)
+
+
+# -- re-evaluating the serving version -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("good", [True, False])
+def test_the_serving_version_against_itself_is_never_promoted_and_its_rules_still_run(good):
+    metrics = {"roc_auc": 0.9 if good else 0.4}
+    decision = decide(
+        challenger_metrics=metrics,
+        evaluation={"primary_metric": "roc_auc", "thresholds": {"roc_auc": {"lower": 0.7}}},
+        challenger_version="3",
+        baseline_version="3",
+    )
+    assert decision.promote is False
+    assert decision.baseline_version == "3"  # recorded: the champion it was compared with
+    assert decision.reasons == ["v3 is already the champion: nothing to deploy"]
+    assert decision.champion_metrics is None  # compared as a first model: no change rules
+    assert [r.verdict for r in decision.rules if r.rule == "value"] == (["pass"] if good else ["fail"])
+    assert decision.bootstrap == {"status": "disabled"} or decision.bootstrap["status"] == "no_baseline"

@@ -83,9 +83,41 @@ def decide(
 
     :param evaluation: an :class:`~mlops_ops.config.EvaluationSpec` or its dict form. With a
         champion and no change thresholds configured, the primary metric must not get worse.
+    :param baseline_version: the serving champion's version, or None when there is none. When it
+        is the challenger itself (a re-run evaluating the serving version), the rules run as for a
+        first model and the decision is never to promote: there is nothing to deploy.
     :param error: an evaluation error that already happened (the gate then rejects with it).
     :param importance: the challenger's permutation importance, recorded as is.
     """
+    already_champion = baseline_version is not None and baseline_version == challenger_version
+    decision = _apply_rules(
+        challenger_metrics=challenger_metrics,
+        champion_metrics=champion_metrics,
+        evaluation=evaluation,
+        challenger_version=challenger_version,
+        baseline_version=None if already_champion else baseline_version,
+        error=error,
+        holdout=holdout,
+        importance=importance,
+    )
+    if already_champion:
+        decision.baseline_version = baseline_version
+        decision.promote = False
+        decision.reasons = [f"v{challenger_version} is already the champion: nothing to deploy"]
+    return decision
+
+
+def _apply_rules(
+    *,
+    challenger_metrics: dict[str, float] | None,
+    champion_metrics: dict[str, float] | None,
+    evaluation: Any,
+    challenger_version: str | None,
+    baseline_version: str | None,
+    error: str | None,
+    holdout: HoldoutPredictions | None,
+    importance: dict[str, Any] | None,
+) -> GateDecision:
     spec = _as_spec(evaluation)
     primary = spec.primary_metric
     if holdout is not None and error is None:
