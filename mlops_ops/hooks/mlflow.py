@@ -231,10 +231,18 @@ class MlflowHook(MlflowConnectionMixin, BaseHook):
                 self.client.set_model_version_tag(name, version, key, value)
 
     def load_sklearn_model(self, uri: str) -> Any:
+        """The scikit-learn model at ``uri`` (``models:/<name>/<version>``), in memory.
+
+        Downloaded into a temporary directory that is removed once the model is loaded (MLflow's
+        own default is a temporary directory it never removes, which would pile up on a worker).
+        """
+        import tempfile
+
         import mlflow.sklearn
 
         self._configure()
-        return mlflow.sklearn.load_model(uri)
+        with tempfile.TemporaryDirectory(prefix="mlops-model-") as local:
+            return mlflow.sklearn.load_model(uri, dst_path=local)
 
     def load_dict(self, run_id: str, artifact: str, *, required: Sequence[str] = ()) -> dict[str, Any] | None:
         """A JSON artifact of a run as a dict; None only when the artifact does not exist.

@@ -420,6 +420,15 @@ def _unsupported(path: ObjectStoragePath, why: str) -> Exception:
     )
 
 
+def _forget_listings(*directories: ObjectStoragePath) -> None:
+    """Drop the folder listings the filesystem cached for ``directories`` (s3fs keeps them for the
+    life of the process), so the next listing shows what other processes wrote since."""
+    for directory in directories:
+        invalidate = getattr(directory.fs, "invalidate_cache", None)
+        if invalidate is not None:
+            invalidate(directory.path)
+
+
 class DeploymentLedger:
     """The write-once deployment ledger of one pipeline (``<root>/<pipeline>/deployments/``).
 
@@ -447,10 +456,12 @@ class DeploymentLedger:
         return self.directory / name
 
     def read(self) -> Any:
-        """The ledger as a :class:`~mlops_ops.core.registry.LedgerState`."""
+        """The ledger as a :class:`~mlops_ops.core.registry.LedgerState`, as stored now (never from
+        a listing the filesystem cached: other processes claim and record concurrently)."""
         from mlops_ops.core import registry
 
         records, claims, released = [], [], []
+        _forget_listings(self.directory, self.claims_dir)
         if self.directory.exists():
             for path in self.directory.iterdir():
                 if path.name.endswith(".json") and _TMP_MARK not in path.name and path.is_file():

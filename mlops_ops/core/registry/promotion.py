@@ -89,7 +89,11 @@ class LedgerState:
         same seq: a store that let a second writer replace a claim file must not let both move it.
         """
         live = self.live_claim
-        return live is not None and live.seq == claim.seq and live.is_for(claim.claimant, claim.version, claim.action)
+        return (
+            live is not None
+            and live.seq == claim.seq
+            and live.is_for(claim.claimant, claim.version, claim.action)
+        )
 
     def record_with_seq(self, seq: int) -> LedgerRecord | None:
         return next((r for r in self.records if r.seq == seq), None)
