@@ -20,6 +20,7 @@ import http.server
 import json
 import logging
 import multiprocessing
+import os
 import socket
 import subprocess
 import sys
@@ -46,7 +47,8 @@ S3_CREDENTIALS = {
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-ROUNDS = 30
+#: rounds of the race (each costs tens of seconds on a loaded machine); raise it to measure more
+ROUNDS = int(os.environ.get("MLOPS_S3_RACE_ROUNDS", "20"))
 LOST_AT_CLAIM = "claimed by another promotion first"
 
 
