@@ -50,6 +50,15 @@ class ModelError(MlopsError, ValueError):
     """A model version cannot do what the pipeline needs (e.g. an estimator that cannot predict)."""
 
 
+class ConditionalWriteUnsupportedError(MlopsError, NotImplementedError):
+    """The storage cannot create a file only if its name is free (no conditional writes).
+
+    The deployment ledger's claims need that guarantee, so promotions refuse to run on such
+    storage. Not a retryable fault: the operators fail the task with the message (which names the
+    storage and what to use instead).
+    """
+
+
 class TransientError(MlopsError, RuntimeError):
     """A service did not answer. Not a verdict: Airflow's retries apply."""
 

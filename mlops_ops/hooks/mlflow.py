@@ -231,10 +231,18 @@ class MlflowHook(MlflowConnectionMixin, BaseHook):
                 self.client.set_model_version_tag(name, version, key, value)
 
     def load_sklearn_model(self, uri: str) -> Any:
+        """The scikit-learn model at ``uri`` (``models:/<name>/<version>``), in memory.
+
+        Downloaded into a temporary directory that is removed once the model is loaded (MLflow's
+        own default is a temporary directory it never removes, which would pile up on a worker).
+        """
+        import tempfile
+
         import mlflow.sklearn
 
         self._configure()
-        return mlflow.sklearn.load_model(uri)
+        with tempfile.TemporaryDirectory(prefix="mlops-model-") as local:
+            return mlflow.sklearn.load_model(uri, dst_path=local)
 
     def load_dict(self, run_id: str, artifact: str, *, required: Sequence[str] = ()) -> dict[str, Any] | None:
         """A JSON artifact of a run as a dict; None only when the artifact does not exist.
@@ -390,7 +398,15 @@ class MlflowHook(MlflowConnectionMixin, BaseHook):
             pip_requirements = model_requirements(model)
 
         experiment_id = self.ensure_experiment(experiment)
-        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
+        # MLflow's own source tag would name the worker's entry-point script (a local path):
+        # name the Airflow task instead, which any worker and any reader can resolve
+        task = "/".join(str(tags[k]) for k in ("airflow.dag_id", "airflow.task_id") if tags.get(k))
+        source = {
+            "mlflow.source.type": "JOB",
+            "mlflow.source.name": f"airflow:{task}" if task else "mlops-ops",
+        }
+        run_tags = {**source, **tags}
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=run_tags) as run:
             mlflow.log_params({k: _param(v) for k, v in params.items()})
             ds = from_pandas(dataset, source=dataset_source, targets=target, name=dataset_name)
             mlflow.log_input(ds, context="training")

@@ -83,9 +83,17 @@ class LedgerState:
         return (tuple(r.name for r in self.records), tuple(c.seq for c in self.claims), self.released)
 
     def is_live(self, claim: Claim) -> bool:
-        """``claim`` is still the one promotion allowed to move the alias."""
+        """``claim`` is still the one promotion allowed to move the alias.
+
+        The live claim must be this very claim (same claimant, version and action), not only the
+        same seq: a store that let a second writer replace a claim file must not let both move it.
+        """
         live = self.live_claim
-        return live is not None and live.seq == claim.seq
+        return (
+            live is not None
+            and live.seq == claim.seq
+            and live.is_for(claim.claimant, claim.version, claim.action)
+        )
 
     def record_with_seq(self, seq: int) -> LedgerRecord | None:
         return next((r for r in self.records if r.seq == seq), None)
