@@ -203,6 +203,9 @@ def airflow_environment(p: Placement, layout: Layout) -> dict[str, str]:
         "AIRFLOW__CELERY__BROKER_URL": f"redis://{p.redis}/{p.redis_db}",
         "AIRFLOW__CELERY__RESULT_BACKEND": p.postgres_url("db+postgresql", p.airflow_db),
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(p.worker_concurrency),
+        # a task still unacknowledged after this long is given to another worker (Airflow's
+        # default, set so that nobody lowers it below the longest training run by accident)
+        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "86400",
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": p.queue,
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": layout.dags_folder,

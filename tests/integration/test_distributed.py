@@ -178,7 +178,7 @@ def _decisions(tasks: dict[str, str], returned: dict[str, object]) -> dict[str, 
     return json.loads(json.dumps(out, sort_keys=True, default=str))
 
 
-def _embedded_loop(data_dir: Path, today: Path, drifted) -> list[dict[str, object]]:
+def _embedded_loop(today: Path, drifted) -> list[dict[str, object]]:
     """The same loop with dag.test(), in this process, on the embedded defaults (local disk)."""
     from mlops_ops.runner import run_dag
     from tests.conftest import load_dag
@@ -206,7 +206,7 @@ def test_the_loop_runs_on_two_workers_that_share_no_disk(
     today = partitions[-1]
     original_today = today.read_bytes()
     drifted = generate(400, seed=99, drift=1.5, concept=1.0)
-    embedded = _embedded_loop(data_dir, today, drifted)
+    embedded = _embedded_loop(today, drifted)
     embedded_seconds = time.monotonic() - started
     for path in partitions:  # the source data on S3, as it was before the drifted batch
         body = original_today if path == today else path.read_bytes()
@@ -243,7 +243,9 @@ def test_the_loop_runs_on_two_workers_that_share_no_disk(
     spec = _deployed_spec()
     control = _home(tmp_path / "control", spec)
     homes = {name: _home(tmp_path / name, spec) for name in WORKERS}
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS_", "MLFLOW_", "AWS_"))}
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS_", "MLFLOW_", "AWS_"))
+    }
 
     def airflow_env(layout: topology.Layout, root: Path) -> dict[str, str]:
         return {
@@ -267,19 +269,21 @@ def test_the_loop_runs_on_two_workers_that_share_no_disk(
             text=True,
             timeout=timeout,
         )
-        assert out.returncode == 0, f"airflow {' '.join(args)} failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}"
+        assert out.returncode == 0, (
+            f"airflow {' '.join(args)} failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}"
+        )
         return out.stdout
 
     services = topology.services(placement, control)
-    airflow(*services["airflow-init"].command, timeout=600)
-
     cluster = Cluster(tmp_path)
     try:
+        # MLflow migrates its database while `airflow db migrate` migrates Airflow's
         cluster.start(
             "mlflow",
             [sys.executable, "-m", *services["mlflow"].command],
             {**clean, **services["mlflow"].environment},
         )
+        airflow(*services["airflow-init"].command, timeout=900)
         for name in ("airflow-apiserver", "airflow-dag-processor", "airflow-scheduler", "airflow-triggerer"):
             cluster.start(name, [sys.executable, "-m", "airflow", *services[name].command], control_env)
         for name in WORKERS:
@@ -290,16 +294,10 @@ def test_the_loop_runs_on_two_workers_that_share_no_disk(
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
             worker = topology.services(placement, homes[name])["airflow-worker"]
             assert worker.environment == {k: v for k, v in env.items() if k in worker.environment}
+            celery_hostname = f"{name}-{uuid.uuid4().hex[:6]}"  # unique on the broker
             cluster.start(
                 name,
-                [
-                    sys.executable,
-                    "-m",
-                    "airflow",
-                    *worker.command,
-                    "--celery-hostname",
-                    f"{name}-{uuid.uuid4().hex[:6]}",
-                ],
+                [sys.executable, "-m", "airflow", *worker.command, "--celery-hostname", celery_hostname],
                 env,
             )
 
@@ -310,11 +308,18 @@ def test_the_loop_runs_on_two_workers_that_share_no_disk(
             except OSError:
                 return False
 
-        cluster.wait("mlflow server", mlflow_up, 300)
+        cluster.wait("mlflow server", mlflow_up, 600)
         cluster.wait(
-            "the DAG processor to parse churn_training",
-            lambda: _query(dsn, "SELECT dag_id FROM dag WHERE dag_id = 'churn_training'"),
-            300,
+            "the DAG processor to parse churn_training and churn_monitoring",
+            lambda: (
+                len(
+                    _query(
+                        dsn, "SELECT dag_id FROM dag WHERE dag_id IN ('churn_training', 'churn_monitoring')"
+                    )
+                )
+                == 2
+            ),
+            600,
         )
 
         def finished(dag_id, run_type):
@@ -343,9 +348,9 @@ def test_the_loop_runs_on_two_workers_that_share_no_disk(
             returned = {t: (json.loads(v) if isinstance(v, str) else v) for t, v in xcoms}
             return {t: s for t, s, _ in tis}, returned, {t: h for t, _, h in tis if h}
 
-        airflow("dags", "unpause", "churn_training")
+        airflow("dags", "unpause", "--treat-dag-id-as-regex", "--yes", "^churn_(training|monitoring)$")
         airflow("dags", "trigger", "churn_training", "--conf", json.dumps({"reason": "manual"}))
-        first = cluster.wait("the manual training run", finished("churn_training", "manual"), 900)
+        first = cluster.wait("the manual training run", finished("churn_training", "manual"), 1200)
         first_tasks, first_returned, first_hosts = outcome("churn_training", first["run_id"])
         assert first["state"] == "success", (first_tasks, cluster.tails())
 
@@ -353,73 +358,82 @@ def test_the_loop_runs_on_two_workers_that_share_no_disk(
         buf = tmp_path / "drifted.parquet"
         drifted.to_parquet(buf, index=False)
         s3.put_object(Bucket=bucket, Key=f"data/churn/daily/{today.name}", Body=buf.read_bytes())
-        airflow("dags", "unpause", "churn_monitoring")
         airflow("dags", "trigger", "churn_monitoring")
-        mon = cluster.wait("the monitoring run", finished("churn_monitoring", "manual"), 900)
+        mon = cluster.wait("the monitoring run", finished("churn_monitoring", "manual"), 1200)
         mon_tasks, mon_returned, mon_hosts = outcome("churn_monitoring", mon["run_id"])
         assert mon["state"] == "success", (mon_tasks, cluster.tails())
         assert mon_tasks["request_retrain"] == "success", mon_tasks
 
         # ...and the scheduler starts training on the retrain asset, by itself
         retrain = cluster.wait(
-            "the asset-triggered training run", finished("churn_training", "asset_triggered"), 900
+            "the asset-triggered training run", finished("churn_training", "asset_triggered"), 1200
         )
         re_tasks, re_returned, re_hosts = outcome("churn_training", retrain["run_id"])
         assert retrain["state"] == "success", (re_tasks, cluster.tails())
-        all_xcom = _query(dsn, "SELECT dag_id, run_id, task_id, key, value FROM xcom")
+        distributed_seconds = time.monotonic() - started - embedded_seconds
+
+        # -- tasks ran on both workers ---------------------------------------------------------
+        hosts = {
+            f"{dag}.{task}": host
+            for dag, found in (
+                ("training#1", first_hosts),
+                ("monitoring", mon_hosts),
+                ("training#2", re_hosts),
+            )
+            for task, host in found.items()
+        }
+        print(f"\ntask -> worker: {json.dumps(hosts, indent=1, sort_keys=True)}")
+        print(f"embedded loop {embedded_seconds:.0f} s; distributed loop {distributed_seconds:.0f} s")
+        assert set(hosts.values()) == set(WORKERS), hosts
+
+        # -- the outcome is the embedded run's ---------------------------------------------------
+        distributed = [
+            _decisions(first_tasks, first_returned),
+            _decisions(mon_tasks, mon_returned),
+            _decisions(re_tasks, re_returned),
+        ]
+        assert distributed == embedded
+        assert str(distributed[0]["deploy"]["version"]) == "1", distributed[0]
+        assert distributed[1]["request_retrain"]["retrain"] is True, distributed[1]
+        gate = distributed[2]["evaluate"]
+        print(f"the retrain's gate: {gate['status']} {gate['reasons']}")
+
+        # -- MLflow: the loop's versions and lineage, read back through the server ---------------
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=placement.mlflow_url)
+        assert len(client.search_model_versions("name = 'churn'")) == 2
+        champion = client.get_model_version_by_alias("churn", "champion").version
+        assert str(champion) == ("2" if gate["promote"] else "1")
+        v2_run = client.get_run(client.get_model_version("churn", "2").run_id)
+        assert v2_run.data.tags["mlops.trigger_reason"].startswith(
+            "retrain requested by monitoring: data drift"
+        )
+        assert v2_run.data.tags["airflow.dag_id"] == "churn_training"
+
+        # -- no worker-local path reached XCom, MLflow or storage --------------------------------
+        seen: dict[str, str] = {}
+        for dag_id, run_id, task_id, key, value in _query(
+            dsn, "SELECT dag_id, run_id, task_id, key, value FROM xcom"
+        ):
+            seen[f"xcom {dag_id}/{run_id}/{task_id}/{key}"] = json.dumps(value, default=str)
+        experiment = client.get_experiment_by_name("churn")
+        for run in client.search_runs([experiment.experiment_id], max_results=1000):
+            where = f"mlflow run {run.info.run_id}"
+            seen[f"{where} params"] = json.dumps(run.data.params)
+            seen[f"{where} tags"] = json.dumps(run.data.tags)
+            seen[f"{where} artifact_uri"] = run.info.artifact_uri
+            artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+            artifacts |= {a.path for a in client.list_artifacts(run.info.run_id, "gate")}
+            for doc in sorted(artifacts & {"training_spec.json", "gate/decision.json"}):
+                path = client.download_artifacts(run.info.run_id, doc, str(tmp_path / "downloads"))
+                seen[f"{where} {doc}"] = Path(path).read_text()
+        for mv in client.search_model_versions("name = 'churn'"):
+            seen[f"model version {mv.version}"] = json.dumps({"source": mv.source, "tags": mv.tags})
     finally:
         cluster.stop()
-    distributed_seconds = time.monotonic() - started - embedded_seconds
 
-    # -- tasks ran on both workers -------------------------------------------------------------
-    hosts = {
-        f"{dag}.{task}": host
-        for dag, found in (("training#1", first_hosts), ("monitoring", mon_hosts), ("training#2", re_hosts))
-        for task, host in found.items()
-    }
-    print(f"\ntask -> worker: {json.dumps(hosts, indent=1, sort_keys=True)}")
-    print(f"embedded loop {embedded_seconds:.0f} s; distributed loop {distributed_seconds:.0f} s")
-    assert set(hosts.values()) == set(WORKERS), hosts
-
-    # -- the outcome is the embedded run's -------------------------------------------------------
-    distributed = [
-        _decisions(first_tasks, first_returned),
-        _decisions(mon_tasks, mon_returned),
-        _decisions(re_tasks, re_returned),
-    ]
-    assert distributed == embedded
-    assert distributed[0]["deploy"]["version"] == "1" or distributed[0]["deploy"]["version"] == 1
-
-    # -- no worker-local path reached XCom, MLflow or storage ------------------------------------
-    from mlflow import MlflowClient
-
-    forbidden = [str(tmp_path), "file:/"]
-    seen: dict[str, str] = {}
-    for dag_id, run_id, task_id, key, value in all_xcom:
-        seen[f"xcom {dag_id}/{run_id}/{task_id}/{key}"] = json.dumps(value, default=str)
-
-    client = MlflowClient(tracking_uri=placement.mlflow_url)
-    experiment = client.get_experiment_by_name("churn")
-    for run in client.search_runs([experiment.experiment_id], max_results=1000):
-        seen[f"mlflow run {run.info.run_id} params"] = json.dumps(run.data.params)
-        seen[f"mlflow run {run.info.run_id} tags"] = json.dumps(run.data.tags)
-        seen[f"mlflow run {run.info.run_id} artifact_uri"] = run.info.artifact_uri
-        for doc in ("training_spec.json", "gate/decision.json"):
-            try:
-                path = client.download_artifacts(run.info.run_id, doc, str(tmp_path / "downloads"))
-            except Exception:  # the run has no such artifact (monitoring runs, v1's gate)
-                continue
-            seen[f"mlflow run {run.info.run_id} {doc}"] = Path(path).read_text()
-    for mv in client.search_model_versions("name = 'churn'"):
-        seen[f"model version {mv.version}"] = json.dumps({"source": mv.source, "tags": mv.tags})
-    assert len(client.search_model_versions("name = 'churn'")) == 2
-    assert str(client.get_model_version_by_alias("churn", "champion").version) == str(
-        distributed[2]["deploy"]["version"] if distributed[2].get("deploy", {}).get("version") else 1
-    )
-    v2_run = client.get_run(client.get_model_version("churn", "2").run_id)
-    assert v2_run.data.tags["mlops.trigger_reason"].startswith("retrain requested by monitoring: data drift")
-    assert v2_run.data.tags["airflow.dag_id"] == "churn_training"
-
+    assert any(k.endswith("training_spec.json") for k in seen), sorted(seen)
     stored = s3.list_objects_v2(Bucket=bucket, Prefix="storage/churn/")
     keys = [o["Key"] for o in stored.get("Contents", [])]
     assert any("/deployments/" in k for k in keys), keys
@@ -427,6 +441,7 @@ def test_the_loop_runs_on_two_workers_that_share_no_disk(
     for key in keys:
         if key.endswith(".json"):
             seen[f"s3://{bucket}/{key}"] = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    forbidden = (str(tmp_path), "file:/")
     leaks = {where: text for where, text in seen.items() if any(f in text for f in forbidden)}
     assert not leaks, json.dumps(leaks, indent=1)[:6000]
 

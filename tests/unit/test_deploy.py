@@ -64,7 +64,8 @@ def _option_exists(var: str) -> bool:
 
 
 def test_pod_template_is_a_pod_for_the_kubernetes_executor():
-    assert POD["apiVersion"] == "v1" and POD["kind"] == "Pod"
+    assert POD["apiVersion"] == "v1"
+    assert POD["kind"] == "Pod"
     assert POD["spec"]["restartPolicy"] == "Never", "a task pod that restarts runs its task twice"
     assert _pod_env()["AIRFLOW__CORE__EXECUTOR"]["value"] == "KubernetesExecutor"
 
@@ -73,7 +74,9 @@ def test_pod_template_has_the_topology_settings():
     env = _pod_env()
     for key in PLACEMENT_FREE:
         assert key in env, f"the pod template does not set {key}"
-        assert env[key].get("value") == EXPECTED[key], f"{key}: {env[key].get('value')!r} != {EXPECTED[key]!r}"
+        assert env[key].get("value") == EXPECTED[key], (
+            f"{key}: {env[key].get('value')!r} != {EXPECTED[key]!r}"
+        )
     url = urlsplit(env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]["value"])
     assert url.path == urlsplit(EXPECTED["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]).path
 
@@ -111,6 +114,10 @@ def test_helm_values_run_the_tested_executor_and_workers():
     config = VALUES["config"]
     assert str(config["celery"]["worker_concurrency"]) == EXPECTED["AIRFLOW__CELERY__WORKER_CONCURRENCY"]
     assert config["operators"]["default_queue"] == EXPECTED["AIRFLOW__OPERATORS__DEFAULT_QUEUE"]
+    assert (
+        str(config["celery_broker_transport_options"]["visibility_timeout"])
+        == (EXPECTED["AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT"])
+    )
     assert config["core"]["dags_folder"] == EXPECTED["AIRFLOW__CORE__DAGS_FOLDER"]
     assert str(config["core"]["load_examples"]) == EXPECTED["AIRFLOW__CORE__LOAD_EXAMPLES"]
     for section, options in config.items():
@@ -138,7 +145,8 @@ def test_helm_values_share_no_disk_and_bring_their_own_services():
     assert VALUES["logs"]["persistence"]["enabled"] is False
     assert VALUES["workers"]["persistence"]["enabled"] is False
     # PostgreSQL and Redis are the team's own, given by secrets (the chart's bundled ones are for trials)
-    assert VALUES["postgresql"]["enabled"] is False and VALUES["redis"]["enabled"] is False
+    assert VALUES["postgresql"]["enabled"] is False
+    assert VALUES["redis"]["enabled"] is False
     for key in ("metadataSecretName", "resultBackendSecretName", "brokerUrlSecretName"):
         assert VALUES["data"][key], key
     for key in ("jwtSecretName", "apiSecretKeySecretName", "fernetKeySecretName"):
@@ -159,6 +167,8 @@ def test_deployed_spec_is_the_example_with_its_data_on_the_object_store():
         assert source["conn_id_storage"] == topology.STORAGE_CONN_ID, source
         source.pop("conn_id_storage")
         source["uri"] = source["uri"].replace("${" + topology.DATA_URI_VAR + "}", "${MLOPS_HOME}/data")
-    assert deployed == example, "deploy/pipelines/churn.yaml differs from pipelines/churn.yaml beyond its sources"
+    assert deployed == example, (
+        "deploy/pipelines/churn.yaml differs from pipelines/churn.yaml beyond its sources"
+    )
     spec = load_pipeline_spec(DEPLOY / "pipelines" / "churn.yaml")
     assert spec.source.conn_id_storage == topology.STORAGE_CONN_ID

@@ -555,7 +555,9 @@ def test_service_runs_the_tested_command(name):
         f"{name} runs another command than mlops_ops/topology.py describes (and the test runs)"
     )
     replicas = (SERVICES[name].get("deploy") or {}).get("replicas", 1)
-    assert replicas == TOPOLOGY[name].replicas, f"{name}: {replicas} replica(s), the topology has {TOPOLOGY[name].replicas}"
+    assert replicas == TOPOLOGY[name].replicas, (
+        f"{name}: {replicas} replica(s), the topology has {TOPOLOGY[name].replicas}"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(TOPOLOGY))
@@ -576,7 +578,9 @@ def test_the_topology_names_every_long_running_service_of_the_file():
 
 def test_the_fast_test_settings_only_change_timing():
     for key in topology.FAST_TEST_SETTINGS:
-        assert key not in TOPOLOGY["airflow-scheduler"].environment, f"the test overrides {key} of the topology"
+        assert key not in TOPOLOGY["airflow-scheduler"].environment, (
+            f"the test overrides {key} of the topology"
+        )
         assert re.search(r"(HEARTBEAT|INTERVAL|TIMEOUT|RETRIES)", key), f"{key} is not a timing setting"
 
 
