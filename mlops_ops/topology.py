@@ -29,6 +29,8 @@ from urllib.parse import quote
 STORAGE_CONN_ID = "aws_default"
 #: Airflow connection id of the MLflow server (``MlflowHook``'s default).
 MLFLOW_CONN_ID = "mlflow_default"
+#: Module every Celery worker imports at start (``mlops_ops/worker_preload.py``).
+PRELOAD_MODULE = "mlops_ops.worker_preload"
 #: Environment variable the deployed pipeline specs read their source data's root from.
 DATA_URI_VAR = "MLOPS_DATA_URI"
 
@@ -206,6 +208,8 @@ def airflow_environment(p: Placement, layout: Layout) -> dict[str, str]:
         # a task still unacknowledged after this long is given to another worker (Airflow's
         # default, set so that nobody lowers it below the longest training run by accident)
         "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "86400",
+        # each worker imports the heavy libraries once; its task processes are forks of it
+        "AIRFLOW__CELERY__EXTRA_CELERY_CONFIG": json.dumps({"imports": [PRELOAD_MODULE]}),
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": p.queue,
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": layout.dags_folder,

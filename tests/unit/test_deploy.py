@@ -8,6 +8,7 @@ module; the option names are checked against the installed Airflow's configurati
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -113,6 +114,9 @@ def test_helm_values_run_the_tested_executor_and_workers():
     assert VALUES["workers"]["replicas"] == topology.WORKER_REPLICAS
     config = VALUES["config"]
     assert str(config["celery"]["worker_concurrency"]) == EXPECTED["AIRFLOW__CELERY__WORKER_CONCURRENCY"]
+    assert json.loads(config["celery"]["extra_celery_config"]) == json.loads(
+        EXPECTED["AIRFLOW__CELERY__EXTRA_CELERY_CONFIG"]
+    )
     assert config["operators"]["default_queue"] == EXPECTED["AIRFLOW__OPERATORS__DEFAULT_QUEUE"]
     assert (
         str(config["celery_broker_transport_options"]["visibility_timeout"])

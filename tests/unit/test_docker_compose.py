@@ -92,10 +92,9 @@ def _installed(distribution: str) -> bool:
 
 
 # The celery command group and the [celery] config section belong to
-# apache-airflow-providers-celery, which the apache/airflow image ships but this virtualenv does
-# not install (nothing here runs a Celery worker). Without the provider they cannot be checked
-# against its code, so they are allowed as they are; with the provider installed they are checked
-# like everything else.
+# apache-airflow-providers-celery (a dev dependency: the distributed test runs Celery workers).
+# Without the provider they cannot be checked against its code, so they are allowed as they are;
+# with the provider installed they are checked like everything else.
 CELERY_PROVIDER_INSTALLED = _installed("apache-airflow-providers-celery")
 UNVERIFIABLE_WITHOUT_CELERY_PROVIDER_COMMANDS = {("celery", "worker")}
 UNVERIFIABLE_WITHOUT_CELERY_PROVIDER_SECTIONS = {"celery"}
