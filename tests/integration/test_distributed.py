@@ -3,8 +3,8 @@
 No Docker engine runs here, so the services of ``docker-compose.yaml`` run as plain processes,
 launched from the same description (``mlops_ops/topology.py``): Airflow's API server, DAG
 processor, scheduler and triggerer; two Celery workers, each with its own home (its own copy of
-the DAG file and the pipeline spec, as its image would have) and a host name of its own;
-PostgreSQL as the metadata DB, the Celery result backend and MLflow's backend store; Redis as the
+the repository's dags/ and the deployed pipeline spec, as its image would have) and a host name
+of its own; PostgreSQL as the metadata DB, the Celery result backend and MLflow's backend store; Redis as the
 broker; ``mlflow server`` proxying artifacts it keeps on S3; storage and source data on a local
 S3-compatible server (moto's server mode: AWS S3 cannot be reached from here).
 
@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -44,13 +45,6 @@ REDIS = ("127.0.0.1", 6379)
 # test (or a second run of this one) can take its tasks.
 REDIS_DB = 9
 WORKERS = ("worker-a", "worker-b")
-
-DAG_FILE = (
-    "# airflow DAG file: the DAG factory over $MLOPS_PIPELINES, retries off\n"
-    "import os\n"
-    "from mlops_ops.dag_factory import build_dags\n"
-    "globals().update(build_dags(os.environ['MLOPS_PIPELINES'], default_args={'retries': 0}))\n"
-)
 
 # Each task process asks `[core] hostname_callable` for the host name it records on its task
 # instance. Two workers on one machine share a host name; in containers each has its own. This
@@ -137,10 +131,11 @@ class Cluster:
 
 
 def _home(root: Path, spec: str) -> topology.Layout:
-    """A process group's own files, as its image would hold them: DAG file, pipeline spec, scratch."""
-    for sub in ("dags", "pipelines", "mlops", "airflow"):
+    """A process group's own files, as its image would hold them: the repository's DAG files (the
+    factory over the specs, with its production retries), the pipeline spec, scratch space."""
+    for sub in ("pipelines", "mlops", "airflow"):
         (root / sub).mkdir(parents=True)
-    (root / "dags" / "pipelines_dag.py").write_text(DAG_FILE)
+    shutil.copytree(ROOT / "dags", root / "dags", ignore=shutil.ignore_patterns("__pycache__"))
     (root / "pipelines" / "churn.yaml").write_text(spec)
     return topology.Layout(
         dags_folder=str(root / "dags"), pipelines=str(root / "pipelines"), mlops_home=str(root / "mlops")
