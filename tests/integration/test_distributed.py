@@ -260,7 +260,7 @@ def test_the_loop_runs_on_two_workers_that_share_no_disk(
     control_env = airflow_env(control, tmp_path / "control")
     dsn = postgres_db
 
-    def airflow(*args, timeout=300):
+    def airflow(*args, timeout=600):
         out = subprocess.run(
             [sys.executable, "-m", "airflow", *args],
             env=control_env,
