@@ -58,6 +58,7 @@ shutil.copy(ROOT / "pipelines" / "churn.yaml", os.environ["MLOPS_PIPELINES"])
 
 # The longest files first, so that with `-n 2 --dist loadfile` no worker idles at the end.
 _LONGEST_FIRST = (
+    "tests/integration/test_distributed.py",
     "tests/integration/test_backfill.py",
     "tests/dags/test_demo.py",
     "tests/integration/test_scheduler.py",

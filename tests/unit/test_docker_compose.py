@@ -6,6 +6,9 @@ with PyYAML and checked two ways:
 * against itself: services that are referenced exist, every Airflow container agrees on the
   executor, the databases, the broker and the shared secrets, URLs point at the services that
   serve them, and the storage volume is where the tasks run;
+* against ``mlops_ops/topology.py``, the description the distributed test
+  (``tests/integration/test_distributed.py``) launches: the same services, commands, settings and
+  connections;
 * against the installed Airflow: every ``airflow ...`` command line is parsed by an argparse
   parser built from ``airflow.cli.cli_config`` (in a subprocess, so this process never imports
   Airflow), and every ``AIRFLOW__SECTION__KEY`` names an option of
@@ -29,6 +32,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from mlops_ops import topology
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
 
@@ -40,7 +45,7 @@ AIRFLOW_SERVICES = {
     "airflow-triggerer",
     "airflow-worker",
 }
-EXPECTED_SERVICES = AIRFLOW_SERVICES | {"postgres", "mlflow-db-init", "redis", "mlflow"}
+EXPECTED_SERVICES = AIRFLOW_SERVICES | {"postgres", "mlflow-db-init", "redis", "s3", "s3-init", "mlflow"}
 
 # Environment every Airflow container must share, value for value.
 SHARED_ENV = (
@@ -54,7 +59,10 @@ SHARED_ENV = (
     "AIRFLOW__CORE__FERNET_KEY",
     "AIRFLOW__CORE__DAGS_FOLDER",
     "AIRFLOW_CONN_MLFLOW_DEFAULT",
+    "AIRFLOW_CONN_AWS_DEFAULT",
     "MLOPS_STORAGE",
+    "MLOPS_STORAGE_CONN_ID",
+    "MLOPS_DATA_URI",
     "MLOPS_HOME",
     "MLOPS_PIPELINES",
 )
@@ -84,10 +92,9 @@ def _installed(distribution: str) -> bool:
 
 
 # The celery command group and the [celery] config section belong to
-# apache-airflow-providers-celery, which the apache/airflow image ships but this virtualenv does
-# not install (nothing here runs a Celery worker). Without the provider they cannot be checked
-# against its code, so they are allowed as they are; with the provider installed they are checked
-# like everything else.
+# apache-airflow-providers-celery (a dev dependency: the distributed test runs Celery workers).
+# Without the provider they cannot be checked against its code, so they are allowed as they are;
+# with the provider installed they are checked like everything else.
 CELERY_PROVIDER_INSTALLED = _installed("apache-airflow-providers-celery")
 UNVERIFIABLE_WITHOUT_CELERY_PROVIDER_COMMANDS = {("celery", "worker")}
 UNVERIFIABLE_WITHOUT_CELERY_PROVIDER_SECTIONS = {"celery"}
@@ -356,7 +363,10 @@ def _config_options() -> dict[str, set[str]]:
 CONFIG_OPTIONS = _config_options()
 API_DEFAULT_PORT = int(CONFIG_YML["api"]["options"]["port"]["default"])
 
-CONFIG_ENV_VARS = sorted({(s, k) for s in AIRFLOW_SERVICES for k in env(s) if k.startswith("AIRFLOW__")})
+CONFIG_ENV_VARS = sorted(
+    {(s, k) for s in AIRFLOW_SERVICES for k in env(s) if k.startswith("AIRFLOW__")}
+    | {("test", k) for k in topology.FAST_TEST_SETTINGS}
+)
 
 
 # -- topology ------------------------------------------------------------------------------------
@@ -479,48 +489,98 @@ def test_mlflow_backend_store_database_is_created_before_mlflow_starts():
     assert depends_on("mlflow").get("mlflow-db-init") == "service_completed_successfully"
     assert depends_on("mlflow-db-init").get("postgres") == "service_healthy"
 
-    artifacts = option(server, "--artifacts-destination")
-    assert artifacts, "mlflow has no --artifacts-destination"
+    artifacts = urlsplit(option(server, "--artifacts-destination") or "")
     assert "--serve-artifacts" in server, "workers cannot reach artifacts the server does not serve"
-    mount = mount_for("mlflow", artifacts)
-    assert mount, f"{artifacts} is not on a volume"
-    assert mount[0] in (COMPOSE.get("volumes") or {}), "MLflow artifacts are not on a named volume"
-
-
-def test_task_storage_is_one_shared_volume_where_tasks_run():
-    e = env("airflow-worker")
-    storage = urlsplit(e["MLOPS_STORAGE"])
-    executor = e["AIRFLOW__CORE__EXECUTOR"]
-    runners = (
-        services_running(("celery", "worker")) if executor == "CeleryExecutor" else ["airflow-scheduler"]
+    assert artifacts.scheme == "s3", "MLflow's artifacts are not on the object store"
+    assert artifacts.hostname == urlsplit(env("airflow-worker")["MLOPS_STORAGE"]).hostname
+    aws = json.loads(env("airflow-worker")["AIRFLOW_CONN_AWS_DEFAULT"])
+    assert env("mlflow")["MLFLOW_S3_ENDPOINT_URL"] == aws["extra"]["endpoint_url"]
+    assert (env("mlflow")["AWS_ACCESS_KEY_ID"], env("mlflow")["AWS_SECRET_ACCESS_KEY"]) == (
+        aws["login"],
+        aws["password"],
     )
-    assert runners, f"no service runs the tasks of the {executor}"
-    if storage.scheme not in ("file", ""):
-        return  # an object store: nothing to mount
-    named_volumes = COMPOSE.get("volumes") or {}
-    for name in runners:
-        for path in (storage.path, e["MLOPS_HOME"]):
-            mount = mount_for(name, path)
-            assert mount, (
-                f"{path} is not on a volume in {name}: tasks would write to the container's own disk"
-            )
-            source, _, read_only = mount
-            assert source in named_volumes or source.startswith((".", "/")), (
-                f"{path}: {source!r} is not shared"
-            )
-            assert not read_only, f"{path} is mounted read-only in {name}"
-    assert len({mount_for(s, storage.path)[0] for s in runners}) == 1, "workers see different storage volumes"
+
+
+def test_workers_share_no_disk():
+    """Storage and source data are on the object store; a worker mounts nothing it could write."""
+    e = env("airflow-worker")
+    for key in ("MLOPS_STORAGE", "MLOPS_DATA_URI"):
+        assert urlsplit(e[key]).scheme == "s3", f"{key}={e[key]} is not on the object store"
+    assert e["MLOPS_STORAGE_CONN_ID"] == topology.STORAGE_CONN_ID
+    conn = json.loads(e["AIRFLOW_CONN_" + e["MLOPS_STORAGE_CONN_ID"].upper()])
+    assert conn["conn_type"] == "aws"
+    endpoint = urlsplit(conn["extra"]["endpoint_url"])
+    assert endpoint.hostname == "s3", "the aws connection does not point at the s3 service"
+    assert option(argv(SERVICES["s3"]["command"]), "-p") == str(endpoint.port)
+    for name in services_running(("celery", "worker")):
+        for source, target, read_only in volume_mounts(name):
+            assert read_only, f"{name} mounts {source}:{target} writable: workers must share no disk"
+
+
+def test_s3_init_creates_the_bucket_everything_lives_in():
+    bucket = urlsplit(env("airflow-worker")["MLOPS_STORAGE"]).hostname
+    script = " ".join(argv(SERVICES["s3-init"]["command"]))
+    assert f'create_bucket(Bucket="{bucket}")' in script, "s3-init creates another bucket"
+    assert "http://s3:9000" in script
+    for name in ("mlflow", *sorted(AIRFLOW_SERVICES - {"airflow-init"})):
+        assert depends_on(name).get("s3-init") == "service_completed_successfully", (
+            f"{name} may start before the bucket exists"
+        )
 
 
 def test_dags_and_pipelines_folders_are_the_mounted_project():
     e = env("airflow-dag-processor")
-    for key, folder in (("AIRFLOW__CORE__DAGS_FOLDER", "dags"), ("MLOPS_PIPELINES", "pipelines")):
+    for key, folder in (("AIRFLOW__CORE__DAGS_FOLDER", "dags"), ("MLOPS_PIPELINES", "deploy/pipelines")):
         mount = mount_for("airflow-dag-processor", e[key])
         assert mount, f"{key}={e[key]} is not mounted"
         source, target, _ = mount
         on_host = (COMPOSE_FILE.parent / source / os.path.relpath(e[key], target)).resolve()
         assert on_host == (ROOT / folder).resolve(), f"{key} maps to {on_host}, not to ./{folder}"
         assert on_host.is_dir(), f"{on_host} does not exist"
+
+
+# -- the tested topology ------------------------------------------------------------------------
+
+# Set in the compose file only, because of what a container is: the import path of the project
+# the image holds, the image's pip convenience, and the worker's warm shutdown under dumb-init.
+CONTAINER_ONLY_ENV = {"PYTHONPATH", "_PIP_ADDITIONAL_REQUIREMENTS", "DUMB_INIT_SETSID"}
+TOPOLOGY = topology.services(topology.COMPOSE, topology.COMPOSE_LAYOUT)
+
+
+@pytest.mark.parametrize("name", sorted(TOPOLOGY))
+def test_service_runs_the_tested_command(name):
+    assert name in SERVICES, f"the tested topology runs {name}; the file has no such service"
+    assert argv(SERVICES[name].get("command")) == list(TOPOLOGY[name].command), (
+        f"{name} runs another command than mlops_ops/topology.py describes (and the test runs)"
+    )
+    replicas = (SERVICES[name].get("deploy") or {}).get("replicas", 1)
+    assert replicas == TOPOLOGY[name].replicas, (
+        f"{name}: {replicas} replica(s), the topology has {TOPOLOGY[name].replicas}"
+    )
+
+
+@pytest.mark.parametrize("name", sorted(TOPOLOGY))
+def test_service_has_the_tested_settings_and_connections(name):
+    given = env(name)
+    expected = TOPOLOGY[name].environment
+    differ = {k: (given.get(k), v) for k, v in expected.items() if given.get(k) != v}
+    assert not differ, f"{name}: (file, topology) differ: {differ}"
+    extra = set(given) - set(expected) - CONTAINER_ONLY_ENV
+    assert not extra, f"{name} sets {sorted(extra)}, which the tested topology does not"
+
+
+def test_the_topology_names_every_long_running_service_of_the_file():
+    images_only = {"postgres", "redis", "s3"}  # the test uses the machine's own (and moto's fixture)
+    one_shot = {"mlflow-db-init", "s3-init"}  # the test's fixtures create the databases and bucket
+    assert set(SERVICES) == set(TOPOLOGY) | images_only | one_shot
+
+
+def test_the_fast_test_settings_only_change_timing():
+    for key in topology.FAST_TEST_SETTINGS:
+        assert key not in TOPOLOGY["airflow-scheduler"].environment, (
+            f"the test overrides {key} of the topology"
+        )
+        assert re.search(r"(HEARTBEAT|INTERVAL|TIMEOUT|RETRIES)", key), f"{key} is not a timing setting"
 
 
 # -- against the installed Airflow ---------------------------------------------------------------
