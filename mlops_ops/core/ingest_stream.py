@@ -413,6 +413,9 @@ def _check_csv_types(name: str, batch: pa.RecordBatch, declared: Mapping[str, An
             raise canonical.Widen({column.strip(): pa.string()})  # pandas reads dates as text
         if t == pa.float64() and values.null_count < len(values):
             # integers beyond int64 are inferred as floats and would lose digits: keep their text
+            bounds = pc.min_max(values)
+            if -(2.0**53) < bounds["min"].as_py() and bounds["max"].as_py() < 2.0**53:
+                continue
             big = pc.greater_equal(pc.abs(values), float(2**53))
             if pc.any(pc.and_(big, pc.equal(pc.floor(values), values))).as_py():
                 raise canonical.Widen({column.strip(): pa.string()})
