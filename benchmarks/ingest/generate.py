@@ -50,7 +50,12 @@ def block(start: int, n: int, seed: int) -> pa.Table:
             values = rng.uniform(0, 100, n)
         values = np.round(values, 4)
         cols[f"measure_{i}"] = pa.array(values, mask=(rng.random(n) < 0.02) if i < 4 else None)
-    for name, levels, gaps in (("region", 12, 0.0), ("plan", 50, 0.01), ("channel", 3, 0.0), ("store", 1000, 0.0)):
+    for name, levels, gaps in (
+        ("region", 12, 0.0),
+        ("plan", 50, 0.01),
+        ("channel", 3, 0.0),
+        ("store", 1000, 0.0),
+    ):
         labels = np.array([f"{name}_{j:04d}" for j in range(levels)])
         picked = labels[rng.integers(0, levels, n)]
         cols[name] = pa.array(picked, mask=(rng.random(n) < gaps) if gaps else None)

@@ -111,7 +111,9 @@ def main() -> None:
     parser.add_argument("--formats", nargs="+", default=["parquet", "csv"])
     args = parser.parse_args()
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    runs: list[dict] = [r for r in previous.get("runs", []) if int(r["source"].split("_")[1].split(".")[0]) not in args.rows]
+    runs: list[dict] = [
+        r for r in previous.get("runs", []) if int(r["source"].split("_")[1].split(".")[0]) not in args.rows
+    ]
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
         for rows in args.rows:
             parquet, csv = generate(rows)
@@ -124,8 +126,11 @@ def main() -> None:
                         runs.append(record)
                         print(
                             f"{src.name:>24} {tool:>6} r{i}: "
-                            + (f"{record['wall_s']:7.1f} s {record['peak_rss_mib']:8.0f} MiB"
-                               if record["returncode"] == 0 else f"FAILED ({record['returncode']})"),
+                            + (
+                                f"{record['wall_s']:7.1f} s {record['peak_rss_mib']:8.0f} MiB"
+                                if record["returncode"] == 0
+                                else f"FAILED ({record['returncode']})"
+                            ),
                             flush=True,
                         )
     summary = summarise(runs)
@@ -133,7 +138,11 @@ def main() -> None:
         json.dumps(
             {
                 "when": datetime.now(UTC).isoformat(timespec="seconds"),
-                "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "platform": platform.platform(),
+                    "python": platform.python_version(),
+                },
                 "summary": summary,
                 "runs": runs,
             },

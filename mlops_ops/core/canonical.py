@@ -158,9 +158,7 @@ def cast_to(values: pa.Array, target: pa.DataType) -> pa.Array:
 
 def _float_text(values: pa.Array) -> pa.Array:
     """Floats as text the way pandas writes them: whole numbers without ``.0`` kept apart."""
-    return pa.array(
-        [None if v is None else repr(v) for v in values.to_pylist()], type=pa.string()
-    )
+    return pa.array([None if v is None else repr(v) for v in values.to_pylist()], type=pa.string())
 
 
 # -- the content hash --------------------------------------------------------------------------
@@ -225,7 +223,7 @@ class ContentHasher:
 def _hash_into(state: _ColumnHash, values: pa.Array, row0: int) -> None:
     if state.kind == NUMBER:
         floats = _floats(values)
-        state.values.update(memoryview(floats).cast("B"))
+        state.values.update(_le_bytes(floats, "<f8"))
         if _is_int(values.type):
             _big_integer_residuals(state, values, floats, row0)
     elif state.kind == TEXT:
@@ -237,10 +235,15 @@ def _hash_into(state: _ColumnHash, values: pa.Array, row0: int) -> None:
         lengths = np.diff(offsets).astype(np.int64)
         if text.null_count:
             lengths[~_valid(text)] = -1
-        state.extra.update(memoryview(np.ascontiguousarray(lengths)).cast("B"))
+        state.extra.update(_le_bytes(lengths, "<i8"))
     else:  # timestamps and durations: int64 ticks, missing as int64 min
         ticks = pc.fill_null(values.cast(pa.int64()), _NAT).to_numpy(zero_copy_only=False)
-        state.values.update(memoryview(np.ascontiguousarray(ticks, dtype=np.int64)).cast("B"))
+        state.values.update(_le_bytes(ticks, "<i8"))
+
+
+def _le_bytes(values: np.ndarray, dtype: str) -> memoryview:
+    """The values as little-endian bytes (no copy on little-endian machines): one hash everywhere."""
+    return np.ascontiguousarray(values, dtype=dtype).data.cast("B")
 
 
 def _valid(values: pa.Array) -> np.ndarray:

@@ -50,7 +50,9 @@ _CSV_BLOCK_BYTES = 8 << 20
 _HEAD_BYTES = 1 << 20
 _PANDAS_TRUE = ["True", "TRUE", "true"]
 _PANDAS_FALSE = ["False", "FALSE", "false"]
-_CONVERSION = re.compile(r"In CSV column #(\d+): .*CSV conversion error to ([^:]+): invalid value '(.*)'", re.S)
+_CONVERSION = re.compile(
+    r"In CSV column #(\d+): .*CSV conversion error to ([^:]+): invalid value '(.*)'", re.S
+)
 
 Batches = Iterator[tuple[str, pa.RecordBatch]]
 
@@ -179,7 +181,8 @@ def _write(source: Batches, out: IO[bytes], plan: Plan, attempt: int) -> Written
                 pending, buffered = [], 0
         if names is None:
             raise DataError("the source has no columns")
-        assert writer is not None and hasher is not None
+        assert writer is not None
+        assert hasher is not None
         if pending:
             writer.write_table(pa.Table.from_batches(pending), row_group_size=max(buffered, 1))
         writer.close()
@@ -271,9 +274,7 @@ def parquet_batches(name: str, fh: IO[bytes], batch_rows: int = BATCH_ROWS) -> B
             yielded = True
             yield name, batch
         if not yielded:
-            yield name, pa.RecordBatch.from_arrays(
-                [pa.array([], type=f.type) for f in schema], schema=schema
-            )
+            yield name, pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in schema], schema=schema)
     except _PARSE_ERRORS as err:
         raise DataError(f"{name} is not a readable parquet file: {type(err).__name__}: {err}") from None
 
@@ -382,7 +383,9 @@ def _arrow_csv(
         decimal_point=opts.get("decimal", "."),
     )
     try:
-        reader = pacsv.open_csv(stream, read_options=reader_options, parse_options=parse, convert_options=convert)
+        reader = pacsv.open_csv(
+            stream, read_options=reader_options, parse_options=parse, convert_options=convert
+        )
         names = reader.schema.names
         if len(names) == 1:
             data._check_single_column(name, header, 1, opts["sep"])
@@ -401,7 +404,9 @@ def _arrow_csv(
         raise _encoding_error(name, opts, f"{err.reason} at byte {err.start}") from None
 
 
-def _check_csv_types(name: str, batch: pa.RecordBatch, declared: Mapping[str, Any], opts: Mapping[str, Any]) -> None:
+def _check_csv_types(
+    name: str, batch: pa.RecordBatch, declared: Mapping[str, Any], opts: Mapping[str, Any]
+) -> None:
     """Types pyarrow infers where pandas reads text or exact integers: widen them to text."""
     for column, values in zip(batch.schema.names, batch.columns, strict=True):
         if column in declared:
@@ -421,7 +426,9 @@ def _check_csv_types(name: str, batch: pa.RecordBatch, declared: Mapping[str, An
                 raise canonical.Widen({column.strip(): pa.string()})
 
 
-def _csv_failure(name: str, err: Exception, header: list[str], plan: Plan, opts: Mapping[str, Any]) -> Exception:
+def _csv_failure(
+    name: str, err: Exception, header: list[str], plan: Plan, opts: Mapping[str, Any]
+) -> Exception:
     message = str(err)
     match = _CONVERSION.search(message)
     if match and int(match[1]) < len(header):
@@ -497,6 +504,10 @@ def frame_batches(name: str, frames: Iterator[Any]) -> Batches:
         table = canonical.arrow_of_frame(data.normalise(frame), name)
         batches = table.to_batches()
         if not batches:
-            batches = [pa.RecordBatch.from_arrays([c.combine_chunks() for c in table.columns], names=table.column_names)]
+            batches = [
+                pa.RecordBatch.from_arrays(
+                    [c.combine_chunks() for c in table.columns], names=table.column_names
+                )
+            ]
         for batch in batches:
             yield name, batch

@@ -118,7 +118,12 @@ class IngestDatasetOperator(MlopsBaseOperator):
                 frames = iter([db_hook.get_df(sql, parameters=parameters)])
             yield from ingest_stream.frame_batches(f"the query on {conn_id}", frames)
 
-        source = {"kind": "sql", "conn_id": self.conn_id, "sql": self.sql, "parameters": self.parameters or {}}
+        source = {
+            "kind": "sql",
+            "conn_id": self.conn_id,
+            "sql": self.sql,
+            "parameters": self.parameters or {},
+        }
         return batches, source
 
     def _file_batches(self, context: Context) -> tuple[Any, dict[str, Any]]:
@@ -209,9 +214,7 @@ class IngestDatasetOperator(MlopsBaseOperator):
         with staged_file(snapshots, snap.DATA_FILE) as tmp:
             written = ingest_stream.write_snapshot_file(batches, lambda: tmp.open("wb"))
             if written.passes > 1:
-                self.log.info(
-                    "read the source %d times: later batches widened column types", written.passes
-                )
+                self.log.info("read the source %d times: later batches widened column types", written.passes)
             if written.rows < self.min_rows:
                 raise data.DataError(
                     f"the source has {written.rows} data row(s), fewer than min_rows={self.min_rows}; "

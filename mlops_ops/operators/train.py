@@ -251,9 +251,14 @@ class TrainModelOperator(MlopsBaseOperator):
                 "n_train": result.n_train,
                 "n_holdout": result.n_holdout,
                 **(
-                    {"max_training_rows": self.max_training_rows, "n_train_available": result.sample["available"]}
+                    {
+                        "max_training_rows": self.max_training_rows,
+                        "n_train_available": result.sample["available"],
+                    }
                     if result.sample
-                    else {"max_training_rows": self.max_training_rows} if self.max_training_rows else {}
+                    else {"max_training_rows": self.max_training_rows}
+                    if self.max_training_rows
+                    else {}
                 ),
             },
             metrics=result.metrics,

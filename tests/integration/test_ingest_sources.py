@@ -76,7 +76,10 @@ def test_the_same_rows_from_postgres_csv_and_parquet_files_are_one_snapshot(
         frame.iloc[part].to_parquet(data / f"part-{i}.parquet", index=False)
 
     sql = IngestDatasetOperator(
-        task_id="ingest", pipeline="p", sql="SELECT * FROM customers ORDER BY customer_id", conn_id="warehouse"
+        task_id="ingest",
+        pipeline="p",
+        sql="SELECT * FROM customers ORDER BY customer_id",
+        conn_id="warehouse",
     ).execute(_context())
     csv = IngestDatasetOperator(task_id="ingest", pipeline="p", source_uri=str(data / "all.csv")).execute(
         _context()
@@ -86,7 +89,9 @@ def test_the_same_rows_from_postgres_csv_and_parquet_files_are_one_snapshot(
     ).execute(_context())
     assert sql["rows"] == csv["rows"] == parquet["rows"] == 2500
     assert sql["sha256"] == csv["sha256"] == parquet["sha256"]
-    assert sql["created"] is True and csv["created"] is False and parquet["created"] is False
+    assert sql["created"] is True
+    assert csv["created"] is False
+    assert parquet["created"] is False
 
 
 def test_a_snapshot_streams_to_s3_and_a_failed_ingest_leaves_nothing(mlops_home, s3_bucket, monkeypatch):
@@ -116,7 +121,8 @@ def test_a_snapshot_streams_to_s3_and_a_failed_ingest_leaves_nothing(mlops_home,
     assert result["uri"].startswith("s3://")  # ObjectStoragePath names the connection: s3://<conn>@<bucket>
     assert f"{bucket}/root/p/snapshots/{result['sha256']}" in result["uri"]
     back, manifest = read_snapshot(result["uri"], "s3_store")
-    assert len(back) == 3000 and manifest["content_hash"] == 2
+    assert len(back) == 3000
+    assert manifest["content_hash"] == 2
 
     (data / "bad.csv").write_text("a,b\n1,2\n3,4,5\n")
     with pytest.raises(AirflowFailException, match="bad.csv is not a readable csv file"):

@@ -68,9 +68,7 @@ def _write(batches) -> tuple[ingest_stream.Written, bytes]:
 
 def _csv_source(raw: bytes, block_bytes: int, name: str = "day.csv", options=None):
     def batches(plan):
-        yield from ingest_stream.csv_batches(
-            name, io.BytesIO(raw), options, plan, block_bytes=block_bytes
-        )
+        yield from ingest_stream.csv_batches(name, io.BytesIO(raw), options, plan, block_bytes=block_bytes)
 
     return batches
 
@@ -128,7 +126,8 @@ def test_the_stored_file_decodes_to_the_content_its_name_hashes():
     assert (written.rows, written.columns) == (2000, 7)
     assert pq.ParquetFile(io.BytesIO(raw)).metadata.num_row_groups >= 1
     assert written.file_bytes == len(raw)
-    assert back["calls"].dtype == "float64" and back["tenure"].dtype == "int64"
+    assert back["calls"].dtype == "float64"
+    assert back["tenure"].dtype == "int64"
     assert back["active"].tolist()[:5] == [int(v) for v in frame["active"][:5]]
 
 

@@ -41,7 +41,8 @@ def test_the_sample_is_seeded(churn):
 def test_a_rare_class_keeps_a_row_and_a_frame_under_the_cap_is_unchanged():
     frame = pd.DataFrame({"x": np.arange(1000), "y": [1] + [0] * 999})
     sample = sample_rows(frame, "y", 100, seed=0, task="classification")
-    assert len(sample) == 100 and sample["y"].sum() == 1
+    assert len(sample) == 100
+    assert sample["y"].sum() == 1
     assert sample_rows(frame, "y", 5000, seed=0, task="classification") is frame
     with pytest.raises(DataError, match="below the 2 classes"):
         sample_rows(frame, "y", 1, seed=0, task="classification")
@@ -54,7 +55,8 @@ def test_a_regression_sample_covers_the_target_range():
     assert len(sample) == 1000
     deciles = pd.qcut(frame["y"], 10, labels=False)
     per_bin = deciles.loc[sample.index].value_counts()
-    assert per_bin.min() >= 99 and per_bin.max() <= 101
+    assert per_bin.min() >= 99
+    assert per_bin.max() <= 101
 
 
 def test_training_with_a_cap_records_the_sample(churn):
