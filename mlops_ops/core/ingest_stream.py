@@ -434,7 +434,8 @@ def _csv_failure(
     if match and int(match[1]) < len(header):
         column = header[int(match[1])].strip()
         current = plan.types.get(column, _arrow_type(match[2]))
-        return canonical.Widen({column: canonical.widen(current, _type_of_text(match[3], opts))})
+        wider = canonical.widen(current, _type_of_text(match[3], opts))
+        return canonical.Widen({column: wider if wider != current else pa.string()})
     if "invalid UTF8" in message or "UTF-8" in message:
         return _encoding_error(name, opts, message.split(":")[-1].strip())
     if not plan.newlines_in_values and "Expected" in message and "columns" in message:

@@ -21,9 +21,12 @@ _STALE_STAGING_SECONDS = 6 * 3600.0
 class IngestDatasetOperator(MlopsBaseOperator):
     """Read a source and store it as a snapshot: ``snapshots/<sha256>/data.parquet + manifest.json``.
 
-    The snapshot is named by the hash of its normalised content, so re-running the task on the
-    same data is a no-op that returns the same snapshot. The data file is written before the
-    manifest, both atomically: a snapshot without a manifest does not exist for readers.
+    The source is streamed: read in batches, each brought to the snapshot's storage types,
+    written as Parquet row groups to a temporary file and hashed on the way, so memory does not
+    grow with the source (docs/architecture.md, "Ingestion"). The snapshot is named by the hash of
+    its normalised content, so re-running the task on the same data returns the same snapshot and
+    changes nothing in storage (the temporary file is deleted). The data file is moved into place
+    before the manifest is written: a snapshot without a manifest does not exist for readers.
 
     Give either ``source_uri`` (files) or ``sql`` with ``conn_id`` (a query).
 

@@ -204,3 +204,28 @@ def test_csv_options_pyarrow_lacks_are_read_by_pandas_in_chunks():
     written, stored = _write(_csv_source(raw, 1 << 20, options=options))
     assert decode_table(stored, uri="mem://").column("amount").to_pylist() == [1234.5, 7.25]
     assert written.sha256 == content_sha256(pd.DataFrame({"id": [1, 2], "amount": [1234.5, 7.25]}))
+
+
+@pytest.mark.parametrize(
+    ("late", "stored"),
+    [
+        ("9223372036854775808", "uint64"),  # beyond int64: still a whole number
+        ("abc", "string"),
+        ("", "int64"),  # a gap: missing, no restart
+    ],
+)
+def test_late_values_in_a_csv_widen_the_column_as_a_whole_file_read_would(late, stored):
+    raw = ("n,k\n" + "".join(f"{i},x\n" for i in range(5000)) + f"{late},y\n7,z\n").encode()
+    written, out = _write(_csv_source(raw, 1 << 10))
+    assert str(decode_table(out, uri="mem://").schema.field("n").type) == stored
+    assert written.rows == 5002
+    assert written.sha256 == content_sha256(normalise(pd.read_csv(io.BytesIO(raw))))
+
+
+def test_a_negative_value_after_uint64_ones_makes_the_column_text():
+    raw = ("n\n" + "".join(f"{2**63 + i}\n" for i in range(3000)) + "-1\n").encode()
+    written, out = _write(_csv_source(raw, 1 << 10))
+    column = decode_table(out, uri="mem://").column("n").to_pylist()
+    assert column[0] == str(2**63)
+    assert column[-1] == "-1"
+    assert written.passes <= 4
