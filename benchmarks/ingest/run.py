@@ -103,6 +103,27 @@ def table(summary: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def save(runs: list[dict]) -> list[dict]:
+    summary = summarise(runs)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "when": datetime.now(UTC).isoformat(timespec="seconds"),
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "platform": platform.platform(),
+                    "python": platform.python_version(),
+                },
+                "summary": summary,
+                "runs": runs,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000, 20_000_000])
@@ -124,6 +145,7 @@ def main() -> None:
                     for tool in TOOLS:
                         record = measure(tool, src, Path(tmp), f"r{i}")
                         runs.append(record)
+                        save(runs)  # after every run: an interrupted benchmark keeps what it measured
                         print(
                             f"{src.name:>24} {tool:>6} r{i}: "
                             + (
@@ -133,23 +155,7 @@ def main() -> None:
                             ),
                             flush=True,
                         )
-    summary = summarise(runs)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "when": datetime.now(UTC).isoformat(timespec="seconds"),
-                "machine": {
-                    "cpus": os.cpu_count(),
-                    "platform": platform.platform(),
-                    "python": platform.python_version(),
-                },
-                "summary": summary,
-                "runs": runs,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    summary = save(runs)
     print(table(summary))
 
 
