@@ -163,7 +163,9 @@ def _write(source: Batches, out: IO[bytes], plan: Plan, attempt: int) -> Written
                 types = [_initial(plan, n, a.type) for n, a in zip(names, arrays, strict=True)]
                 nulls = [0] * len(types)
                 schema = pa.schema([pa.field(n, t) for n, t in zip(names, types, strict=True)])
-                writer = pq.ParquetWriter(sink, schema, compression="zstd", write_statistics=True)
+                writer = pq.ParquetWriter(
+                    sink, schema, compression="zstd", use_dictionary=_dictionary_columns(schema)
+                )
                 hasher = canonical.ContentHasher(names, types)
             arrays = [_fit(n, a, t) for n, a, t in zip(names, arrays, types, strict=True)]
             fitted = pa.RecordBatch.from_arrays(arrays, names=names)
@@ -203,6 +205,15 @@ def _write(source: Batches, out: IO[bytes], plan: Plan, attempt: int) -> Written
         file_bytes=sink.size,
         passes=attempt,
     )
+
+
+def _dictionary_columns(schema: pa.Schema) -> list[str]:
+    """Columns worth dictionary encoding: text and integers (labels, codes, counts).
+
+    Floats are left plain: measures rarely repeat, and trying a dictionary on them in every row
+    group costs more CPU than the rest of the write (measured by benchmarks/ingest).
+    """
+    return [f.name for f in schema if f.type == pa.string() or pa.types.is_integer(f.type)]
 
 
 def _initial(plan: Plan, name: str, incoming: pa.DataType) -> pa.DataType:
@@ -267,7 +278,8 @@ def parquet_batches(name: str, fh: IO[bytes], batch_rows: int = BATCH_ROWS) -> B
     if size == 0:
         raise DataError(f"{name} is empty (0 data bytes); write the data before this task runs")
     try:
-        parquet = pq.ParquetFile(fh)
+        # no pre-buffering: its read cache would hold every row group read until the file closes
+        parquet = pq.ParquetFile(fh, pre_buffer=False)
         schema = parquet.schema_arrow
         yielded = False
         for batch in parquet.iter_batches(batch_size=batch_rows, use_threads=True):
