@@ -30,6 +30,13 @@ class ModelSpec(_Model):
     params: dict[str, Any] = Field(default_factory=dict)
     task: Literal["auto", "classification", "regression"] = "auto"
     holdout_fraction: float = Field(default=0.25, gt=0.0, lt=0.9)
+    max_training_rows: int | None = Field(
+        default=None,
+        ge=100,
+        description="Train on at most this many rows of the training side of the split: a seeded "
+        "sample, stratified by the target, recorded in the run's lineage. Training holds its rows in "
+        "memory (docs/architecture.md, 'Training memory'); the holdout is never sampled.",
+    )
     seed: Seed = 42
 
     @field_validator("params")

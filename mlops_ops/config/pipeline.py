@@ -212,6 +212,7 @@ class PipelineSpec(_Model):
             holdout_fraction=self.model.holdout_fraction,
             seed=self.model.seed,
             types=self.training_types() or None,
+            max_training_rows=self.model.max_training_rows,
         )
 
     def training_id_columns(self) -> list[str]:
@@ -235,11 +236,12 @@ def training_fingerprint(
     holdout_fraction: float,
     seed: int,
     types: dict[str, str] | None = None,
+    max_training_rows: int | None = None,
 ) -> str:
     """SHA-256 of a training configuration: the same snapshot and fingerprint give the same model.
 
-    ``types`` (declared logical types) only enters the hash when given, so configurations without
-    it keep their fingerprint.
+    ``types`` (declared logical types) and ``max_training_rows`` (the training sample's cap) only
+    enter the hash when given, so configurations without them keep their fingerprint.
     """
     payload = {
         "target": target,
@@ -253,4 +255,6 @@ def training_fingerprint(
     }
     if types:
         payload["types"] = dict(sorted(types.items()))
+    if max_training_rows is not None:
+        payload["max_training_rows"] = int(max_training_rows)
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()

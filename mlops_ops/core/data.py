@@ -111,13 +111,23 @@ def _csv_header(raw: bytes, name: str, options: Mapping[str, Any]) -> list[str]:
 
 
 def _check_csv_header(name: str, header: list[str], frame: pd.DataFrame, sep: str) -> None:
+    _check_header_names(name, header)
+    _check_single_column(name, header, frame.shape[1], sep)
+
+
+def _check_header_names(name: str, header: list[str]) -> None:
+    """A CSV header must not name a column twice."""
     dupes = sorted({c for c in header if header.count(c) > 1})
     if dupes:
         raise DataError(
             f"{name}: the CSV header names column(s) {dupes} more than once; a reader would rename the "
             "second to '<name>.1' and use only one. Rename or drop the repeated column in the export"
         )
-    if frame.shape[1] == 1 and header:
+
+
+def _check_single_column(name: str, header: list[str], n_columns: int, sep: str) -> None:
+    """A file read into one column whose header holds another separator names that separator."""
+    if n_columns == 1 and header:
         text = header[0]
         other = [s for s in _LIKELY_SEPARATORS if s != sep and s in text]
         if other:
@@ -162,8 +172,11 @@ def combine(frames: Sequence[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
 
 
 def _column_difference(first: pd.DataFrame, other: pd.DataFrame) -> str:
+    return names_difference([str(c) for c in first.columns], [str(c) for c in other.columns])
+
+
+def names_difference(want: list[str], got: list[str]) -> str:
     """What differs between two files' columns: missing, extra, or the order (first position)."""
-    want, got = [str(c) for c in first.columns], [str(c) for c in other.columns]
     missing = [c for c in want if c not in got]
     extra = [c for c in got if c not in want]
     parts = []
@@ -330,7 +343,24 @@ def schema_of(frame: pd.DataFrame) -> dict[str, str]:
 
 
 def content_sha256(frame: pd.DataFrame) -> str:
-    """Hash of the content: column names, each column's kind and every value, in row order.
+    """Hash of the content (64 hex digits): column names, each column's kind and every value, in
+    row order; the name of a snapshot.
+
+    The frame is brought to the snapshot's storage types and hashed as ingest hashes a source
+    batch by batch (:mod:`mlops_ops.core.canonical`, hash version 2): independent of batch size,
+    file layout and source format. Numbers (flags, any integer or float width, nullable or not)
+    are one kind, hashed by exact value; text of any dtype is text; timestamps are their ticks. So
+    ``1`` read as ``int64``, ``Int32`` or ``float64`` gives one snapshot.
+
+    :raises DataError: a column holds values a snapshot cannot store (lists, structs).
+    """
+    from mlops_ops.core.canonical import frame_sha256
+
+    return frame_sha256(frame)
+
+
+def content_sha256_v1(frame: pd.DataFrame) -> str:
+    """The content hash of snapshots written before hash version 2 (whole columns at a time).
 
     Independent of the file format, of the Parquet writer's version and of how a reader
     represents the same values: numbers (bool, any integer or float width, nullable or not) are

@@ -1,8 +1,10 @@
 """Snapshot integrity: a snapshot is read only after its bytes and content are checked.
 
 A snapshot ``snapshots/<sha256>/`` holds ``data.parquet`` and ``manifest.json``. Its name is the
-hash of its *normalised content* (:func:`mlops_ops.core.data.content_sha256`). Ingest also records
-in the manifest the SHA-256 of the stored *file bytes* of ``data.parquet`` (``files``).
+hash of its *normalised content* (:func:`mlops_ops.core.data.content_sha256`; the manifest's
+``content_hash`` says which version of that hash: 2, batch-independent, since streaming ingest;
+absent means 1, :func:`mlops_ops.core.data.content_sha256_v1`). Ingest also records in the
+manifest the SHA-256 of the stored *file bytes* of ``data.parquet`` (``files``).
 
 Every read checks, in this order, before a single value is used:
 
@@ -13,6 +15,10 @@ Every read checks, in this order, before a single value is used:
    bit in a value page decodes silently to a different value;
 3. for readers that decode the whole frame, the content hash of the decoded frame equals the
    name. This also catches a data file replaced *together with* a rewritten manifest.
+
+Cost (measured by ``benchmarks/ingest``, see docs/architecture.md): check 2 reads the file once
+and runs at the speed of SHA-256 (about 1.5-2 GB/s on one core), so it adds little to any read
+of the file; check 3 costs about as much as the decoding it follows.
 
 Threat model: accidental damage (bit rot, partial copies, a killed writer) and a replaced or edited
 data file, with or without its manifest, are detected. A writer with full write access to the
@@ -35,6 +41,8 @@ DATA_FILE = "data.parquet"
 MANIFEST_FILE = "manifest.json"
 #: manifest layout that records the data file's bytes hash
 MANIFEST_VERSION = 2
+#: the manifest key naming the content hash's version (absent: version 1)
+CONTENT_HASH_KEY = "content_hash"
 
 #: what decoding bytes already in memory may raise: no I/O happens then, so every error is the file's
 _DECODE_ERRORS: tuple[type[BaseException], ...] = (
@@ -94,6 +102,8 @@ def parse_manifest(raw: bytes, *, name: str, uri: str) -> dict[str, Any]:
     version = manifest.get("manifest_version", 1)
     if not _is_count(version) or version < 1:
         raise _error(uri, f"its {MANIFEST_FILE} has an invalid 'manifest_version' ({version!r})")
+    if not _is_count(manifest.get(CONTENT_HASH_KEY, 1)) or manifest.get(CONTENT_HASH_KEY, 1) not in (1, 2):
+        raise _error(uri, f"its {MANIFEST_FILE} has an unknown {CONTENT_HASH_KEY!r} version")
     if not isinstance(manifest.get("content_verifiable", True), bool):
         raise _error(uri, f"its {MANIFEST_FILE} has a non-boolean 'content_verifiable'")
     return manifest
@@ -164,32 +174,56 @@ def check_data_digest(manifest: dict[str, Any], digest: str, size: int, *, uri: 
 
 def decode(raw: bytes, *, uri: str) -> Any:
     """The data frame of already-verified data bytes; a decoder error is a damaged file."""
-    from mlops_ops.core.data import from_parquet_bytes
+    from mlops_ops.core.canonical import frame_of_table
+
+    return frame_of_table(decode_table(raw, uri=uri))
+
+
+def decode_table(raw: bytes, *, uri: str) -> Any:
+    """The Arrow table of already-verified data bytes; a decoder error is a damaged file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     try:
-        return from_parquet_bytes(raw)
+        return pq.read_table(pa.BufferReader(raw))
     except _DECODE_ERRORS as err:
         # decoding bytes already in memory: no I/O here, every error is the file's
         raise _error(uri, f"its {DATA_FILE} cannot be decoded ({type(err).__name__}: {err})") from None
 
 
-def check_content(frame: Any, manifest: dict[str, Any], *, name: str, uri: str) -> None:
-    """The decoded frame's content hash must be the snapshot's name (and its shape the manifest's).
+def check_content(data: Any, manifest: dict[str, Any], *, name: str, uri: str) -> None:
+    """The decoded content hash must be the snapshot's name (and its shape the manifest's).
 
+    :param data: the decoded data file, as an Arrow table (hashed as stored) or a pandas frame.
     Skipped for manifests that say the content is not reproducible from the stored file
-    (``content_verifiable: false``, written by ingest when a dtype does not round-trip Parquet).
+    (``content_verifiable: false``, written by ingest before hash version 2 when a dtype did
+    not round-trip Parquet).
+    :raises SnapshotIntegrityError: the shape or the content hash differs.
     """
-    from mlops_ops.core.data import content_sha256
+    from mlops_ops.core import canonical
+    from mlops_ops.core.data import content_sha256, content_sha256_v1
 
-    if frame.shape != (manifest["rows"], manifest["columns"]):
+    shape = (data.num_rows, data.num_columns) if hasattr(data, "num_rows") else data.shape
+    if shape != (manifest["rows"], manifest["columns"]):
         raise _error(
             uri,
-            f"its {DATA_FILE} has {frame.shape[0]} rows x {frame.shape[1]} columns, the manifest says "
+            f"its {DATA_FILE} has {shape[0]} rows x {shape[1]} columns, the manifest says "
             f"{manifest['rows']} x {manifest['columns']}",
         )
     if manifest.get("content_verifiable") is False:
         return
-    actual = content_sha256(frame)
+    version = manifest.get(CONTENT_HASH_KEY, 1)
+    try:
+        if hasattr(data, "num_rows"):
+            actual = (
+                canonical.table_sha256(data)
+                if version >= 2
+                else content_sha256_v1(canonical.frame_of_table(data))
+            )
+        else:
+            actual = content_sha256(data) if version >= 2 else content_sha256_v1(data)
+    except _DECODE_ERRORS as err:  # a column a snapshot cannot hold: not what ingest wrote
+        raise _error(uri, f"its {DATA_FILE} holds data ingest never writes ({err})") from None
     if actual != name:
         raise _error(
             uri,
@@ -207,12 +241,17 @@ def load(manifest_raw: bytes, data_raw: bytes, *, name: str, uri: str) -> tuple[
     :param uri: the snapshot's URI, for messages.
     :raises SnapshotIntegrityError: any check fails; the message names the snapshot and the fix.
     """
+    from mlops_ops.core.canonical import frame_of_table
+
     manifest = parse_manifest(manifest_raw, name=name, uri=uri)
     digest, size = bytes_sha256([data_raw])
     check_data_digest(manifest, digest, size, uri=uri)
-    frame = decode(data_raw, uri=uri)
-    check_content(frame, manifest, name=name, uri=uri)
-    return frame, manifest
+    table = decode_table(data_raw, uri=uri)
+    check_content(table, manifest, name=name, uri=uri)
+    try:
+        return frame_of_table(table), manifest
+    except _DECODE_ERRORS as err:
+        raise _error(uri, f"its {DATA_FILE} cannot be decoded ({type(err).__name__}: {err})") from None
 
 
 def missing_data(uri: str) -> SnapshotIntegrityError:

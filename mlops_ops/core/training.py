@@ -175,6 +175,13 @@ def prepare_target(frame: pd.DataFrame, target: str, task: str) -> pd.Series:
 
 @dataclass
 class TrainingResult:
+    """A fitted pipeline and how it was trained.
+
+    ``sample`` describes the training sample when a cap applied (see :func:`sample_rows`): ``cap``,
+    ``rows`` (trained on), ``available`` (training rows before sampling), ``seed``,
+    ``stratified_by``; None when every training row was used.
+    """
+
     model: Any
     task: str
     features: FeatureSet
@@ -184,6 +191,55 @@ class TrainingResult:
     params: dict[str, Any] = field(default_factory=dict)
     input_example: pd.DataFrame | None = None
     predictions_example: Any = None
+    sample: dict[str, Any] | None = None
+
+
+#: quantile bins of a regression target when a training sample is stratified by it
+REGRESSION_STRATA = 10
+
+
+def sample_rows(frame: pd.DataFrame, target: str, cap: int, seed: int, task: str) -> pd.DataFrame:
+    """At most ``cap`` rows of ``frame``: a seeded sample stratified by the target, in row order.
+
+    Classification: each class keeps its share of the rows (largest remainders decide the last
+    rows, every class present keeps at least one row). Regression: the same over
+    :data:`REGRESSION_STRATA` quantile bins of the target. The same frame, cap and seed give the
+    same rows.
+
+    :param cap: the most rows to keep (a frame with fewer rows is returned unchanged).
+    :raises DataError: ``cap`` is below the number of classes (each class needs a row).
+    """
+    if len(frame) <= cap:
+        return frame
+    y = frame[target]
+    if task == "regression":
+        values = pd.to_numeric(y, errors="coerce")
+        strata = pd.qcut(values.rank(method="first"), q=min(REGRESSION_STRATA, len(frame)), labels=False)
+    else:
+        strata = y.astype("string").fillna("<missing>")
+    codes, uniques = pd.factorize(strata, sort=True)
+    counts = np.bincount(codes, minlength=len(uniques))
+    if cap < len(uniques):
+        raise DataError(
+            f"model.max_training_rows={cap} is below the {len(uniques)} classes of {target!r}; raise it"
+        )
+    exact = counts * (cap / len(frame))
+    take = np.maximum(np.floor(exact).astype(int), np.minimum(counts, 1))
+    order = np.argsort(-(exact - np.floor(exact)), kind="stable")
+    i = 0
+    while take.sum() < cap:  # largest remainders first
+        k = order[i % len(order)]
+        if take[k] < counts[k]:
+            take[k] += 1
+        i += 1
+    while take.sum() > cap:  # the minimum of one row per class overshot: trim the largest
+        take[int(np.argmax(take))] -= 1
+    rng = np.random.default_rng(seed)
+    keep = np.zeros(len(frame), dtype=bool)
+    for k, n in enumerate(take):
+        rows = np.flatnonzero(codes == k)
+        keep[rng.choice(rows, size=int(n), replace=False)] = True
+    return frame.loc[keep]
 
 
 def split(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -203,11 +259,14 @@ def train_model(
     seed: int = 42,
     min_rows: int = 20,
     schema: Any = None,
+    max_training_rows: int | None = None,
 ) -> TrainingResult:
     """Fit the pipeline on the training side of the split and score it on the holdout side.
 
     ``schema`` (:class:`~mlops_ops.core.schema.Schema`): the frozen logical types; default, the
-    plain schema of ``features``. A feature with no value in any row raises :class:`DataError`.
+    plain schema of ``features``. ``max_training_rows``: fit on at most this many rows of the
+    training side, sampled by :func:`sample_rows` (the holdout is never sampled); the result's
+    ``sample`` records it. A feature with no value in any row raises :class:`DataError`.
     """
     from mlops_ops.core.schema import Schema
     from mlops_ops.core.schema_inference import empty_features
@@ -228,6 +287,18 @@ def train_model(
             f"too few rows to train: {len(train)} for training and {len(holdout)} for the holdout "
             f"(need at least {min_rows} and 2); add data or lower model.holdout_fraction"
         )
+    sample = None
+    if max_training_rows is not None and len(train) > max_training_rows:
+        available = len(train)
+        train = sample_rows(train, target, int(max_training_rows), seed, task)
+        sample = {
+            "cap": int(max_training_rows),
+            "rows": len(train),
+            "available": available,
+            "seed": seed,
+            "stratified_by": target,
+        }
+        log.info("training on a sample of %d of %d rows (stratified by %r)", len(train), available, target)
     x_train, y_train = prepare_features(train, features, schema), prepare_target(train, target, task)
     x_hold, y_hold = prepare_features(holdout, features, schema), prepare_target(holdout, target, task)
     pipeline = build_pipeline(est, features, schema)
@@ -250,4 +321,5 @@ def train_model(
         params={**est.get_params(deep=False)},
         input_example=example,
         predictions_example=pipeline.predict(example),
+        sample=sample,
     )

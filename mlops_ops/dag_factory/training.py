@@ -118,6 +118,7 @@ def build_training_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | Non
             task=spec.model.task,
             holdout_fraction=spec.model.holdout_fraction,
             seed=spec.model.seed,
+            max_training_rows=spec.model.max_training_rows,
             column_types=dict(spec.features.types) or None,
             id_columns=spec.training_id_columns() or None,
             force="{{ params.force }}",

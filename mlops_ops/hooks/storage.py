@@ -9,10 +9,12 @@ manifests, ledger records) are never overwritten.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import uuid
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from mlops_ops import settings
@@ -57,6 +59,10 @@ class PipelineStorage:
 
     def snapshot_dir(self, sha256: str) -> ObjectStoragePath:
         return self.base / "snapshots" / sha256
+
+    def snapshots_dir(self) -> ObjectStoragePath:
+        """``snapshots/``: one folder per snapshot, and the temporary files of ingests under way."""
+        return self.base / "snapshots"
 
     def report_path(self, dag_id: str, run_id: str, task_id: str, ext: str) -> ObjectStoragePath:
         return self.base / "reports" / _safe(dag_id) / _safe(run_id) / f"{_safe(task_id)}.{ext}"
@@ -191,6 +197,32 @@ def read_snapshot(snapshot: Any, conn_id: str | None = None) -> tuple[Any, dict[
     return snap.load(manifest_raw, data_raw, name=base.name, uri=str(base))
 
 
+@contextlib.contextmanager
+def staged_file(directory: ObjectStoragePath, stem: str) -> Iterator[ObjectStoragePath]:
+    """A temporary file name ``<stem>.tmp-<uuid>`` in ``directory``, deleted on exit if still there.
+
+    For a file written as it is produced (a snapshot streamed from its source) and then moved to
+    its final name with :func:`commit_file`: whatever happens in between (a bad row, a killed
+    connection), no half-written file remains under a final name, and none under the temporary
+    one unless the process itself is killed (then the next ingest removes it, see
+    :func:`remove_temporaries`).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f"{stem}{_TMP_MARK}{uuid.uuid4().hex}"
+    try:
+        yield tmp
+    finally:
+        _unlink_quietly(tmp)
+
+
+def commit_file(tmp: ObjectStoragePath, path: ObjectStoragePath) -> ObjectStoragePath:
+    """Move a fully written temporary file to its final name (a rename on local disk; a server-side
+    copy on object stores, so the final name appears only complete)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp.move(path)
+    return path
+
+
 def _snapshot_files(
     snapshot: Any, conn_id: str | None
 ) -> tuple[ObjectStoragePath, ObjectStoragePath, ObjectStoragePath]:
@@ -239,8 +271,8 @@ def verify_snapshot_file(
         # a manifest older than v2 records no bytes hash: only the content hash can vouch for the file
         with data_path.open("rb") as fh:
             data_raw = fh.read()
-        frame = snap.decode(data_raw, uri=str(base))
-        snap.check_content(frame, manifest, name=base.name, uri=str(base))
+        table = snap.decode_table(data_raw, uri=str(base))
+        snap.check_content(table, manifest, name=base.name, uri=str(base))
         return data_path, manifest
     with data_path.open("rb") as fh:
         digest, size = snap.bytes_sha256(iter(lambda: fh.read(8 << 20), b""))

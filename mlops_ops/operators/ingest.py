@@ -14,13 +14,19 @@ from mlops_ops.operators.base import MlopsBaseOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+#: age after which a temporary data file in ``snapshots/`` counts as a killed ingest's
+_STALE_STAGING_SECONDS = 6 * 3600.0
+
 
 class IngestDatasetOperator(MlopsBaseOperator):
     """Read a source and store it as a snapshot: ``snapshots/<sha256>/data.parquet + manifest.json``.
 
-    The snapshot is named by the hash of its normalised content, so re-running the task on the
-    same data is a no-op that returns the same snapshot. The data file is written before the
-    manifest, both atomically: a snapshot without a manifest does not exist for readers.
+    The source is streamed: read in batches, each brought to the snapshot's storage types,
+    written as Parquet row groups to a temporary file and hashed on the way, so memory does not
+    grow with the source (docs/architecture.md, "Ingestion"). The snapshot is named by the hash of
+    its normalised content, so re-running the task on the same data returns the same snapshot and
+    changes nothing in storage (the temporary file is deleted). The data file is moved into place
+    before the manifest is written: a snapshot without a manifest does not exist for readers.
 
     Give either ``source_uri`` (files) or ``sql`` with ``conn_id`` (a query).
 
@@ -79,40 +85,53 @@ class IngestDatasetOperator(MlopsBaseOperator):
         from mlops_ops.core.data import DataError
 
         try:
-            frame, source = self._read_source(context)
-            return self._store(context, frame, source)
+            batches, source = self._open_source(context)
+            return self._store(context, batches, source)
         except DataError as err:
             raise AirflowFailException(f"ingest of pipeline {self.pipeline!r} failed: {err}") from None
 
-    def _read_source(self, context: Context) -> tuple[Any, dict[str, Any]]:
-        from mlops_ops.core import data
-
+    def _open_source(self, context: Context) -> tuple[Any, dict[str, Any]]:
+        """The source as a function of a :class:`~mlops_ops.core.ingest_stream.Plan` yielding
+        record batches (called again when a batch widens a column), and its lineage record."""
         if bool(self.source_uri) == bool(self.sql):
             raise AirflowFailException("give exactly one of source_uri or sql (with conn_id)")
         if self.sql:
-            if not self.conn_id:
-                raise AirflowFailException("sql needs conn_id: the Airflow connection to run the query on")
-            from airflow.sdk import BaseHook
+            return self._query_batches()
+        return self._file_batches(context)
 
-            db_hook = BaseHook.get_connection(self.conn_id).get_hook()
-            if not hasattr(db_hook, "get_df"):
-                raise AirflowFailException(f"connection {self.conn_id!r} has no SQL hook (DbApiHook)")
-            frame = db_hook.get_df(self.sql, parameters=self.parameters or None)
-            self.log.info(
-                "query on %s returned %d rows x %d columns", self.conn_id, len(frame), frame.shape[1]
-            )
-            source = {
-                "kind": "sql",
-                "conn_id": self.conn_id,
-                "sql": self.sql,
-                "parameters": self.parameters or {},
-            }
-            return data.normalise(frame), source
-        return self._read_files(context)
+    def _query_batches(self) -> tuple[Any, dict[str, Any]]:
+        """The query's result fetched through a cursor in chunks of ``BATCH_ROWS`` rows."""
+        from mlops_ops.core import ingest_stream
 
-    def _read_files(self, context: Context) -> tuple[Any, dict[str, Any]]:
-        """The files under ``source_uri`` (within the window, if any) as one normalised frame."""
-        from mlops_ops.core import data
+        if not self.conn_id:
+            raise AirflowFailException("sql needs conn_id: the Airflow connection to run the query on")
+        from airflow.sdk import BaseHook
+
+        db_hook = BaseHook.get_connection(self.conn_id).get_hook()
+        if not hasattr(db_hook, "get_df"):
+            raise AirflowFailException(f"connection {self.conn_id!r} has no SQL hook (DbApiHook)")
+        sql, parameters, conn_id = self.sql, self.parameters or None, self.conn_id
+
+        def batches(plan: Any) -> Any:
+            if hasattr(db_hook, "get_df_by_chunks"):
+                frames = db_hook.get_df_by_chunks(
+                    sql, parameters=parameters, chunksize=ingest_stream.BATCH_ROWS
+                )
+            else:  # a hook without chunked reads: one frame
+                frames = iter([db_hook.get_df(sql, parameters=parameters)])
+            yield from ingest_stream.frame_batches(f"the query on {conn_id}", frames)
+
+        source = {
+            "kind": "sql",
+            "conn_id": self.conn_id,
+            "sql": self.sql,
+            "parameters": self.parameters or {},
+        }
+        return batches, source
+
+    def _file_batches(self, context: Context) -> tuple[Any, dict[str, Any]]:
+        """The files under ``source_uri`` (within the window, if any), read in batches in order."""
+        from mlops_ops.core import data, ingest_stream
         from mlops_ops.hooks.credentials import mask_credentials
         from mlops_ops.hooks.storage import expand_source
         from mlops_ops.url_credentials import without_credentials
@@ -146,14 +165,19 @@ class IngestDatasetOperator(MlopsBaseOperator):
                     "check that the daily exports have run or widen source.window.days"
                 )
             files = [by_name[p] for p in chosen]
-        frames = []
-        for f in files:
-            fmt = data.detect_format(f.name, self.source_format)
-            with f.open("rb") as fh:
-                frames.append((str(f), data.read_frame(str(f), fh, fmt, csv=self.csv_options)))
-        self.log.info("read %d file(s) from %s", len(files), uri)
-        frame = data.normalise(data.combine(frames))
-        return frame, {
+        formats = [data.detect_format(f.name, self.source_format) for f in files]
+        csv_options = self.csv_options
+
+        def batches(plan: Any) -> Any:
+            for f, fmt in zip(files, formats, strict=True):
+                with f.open("rb") as fh:
+                    if fmt == "parquet":
+                        yield from ingest_stream.parquet_batches(str(f), fh)
+                    else:
+                        yield from ingest_stream.csv_batches(str(f), fh, csv_options, plan)
+
+        self.log.info("reading %d file(s) from %s", len(files), uri)
+        return batches, {
             "kind": "files",
             "uri": uri,
             "files": [without_credentials(str(f)) for f in files][:100],
@@ -174,19 +198,36 @@ class IngestDatasetOperator(MlopsBaseOperator):
         when = context.get("logical_date") or context["dag_run"].run_after
         return when.date()
 
-    def _store(self, context: Context, frame: Any, source: dict[str, Any]) -> dict[str, Any]:
-        from mlops_ops.core import data
+    def _store(self, context: Context, batches: Any, source: dict[str, Any]) -> dict[str, Any]:
+        """Stream the source into a temporary file, then name it by its content hash.
 
-        if len(frame) < self.min_rows:
-            raise data.DataError(
-                f"the source has {len(frame)} data row(s), fewer than min_rows={self.min_rows}; "
-                "check that the upstream export wrote its rows"
-            )
-        sha = data.content_sha256(frame)
-        directory = self.storage.snapshot_dir(sha)
-        manifest, created = self._reuse(directory), False
-        if manifest is None:
-            manifest, created = self._write_snapshot(context, directory, sha, frame, source)
+        The data file is written once, to ``snapshots/data.parquet.tmp-<uuid>``, while its content
+        hash is computed; it then moves to ``snapshots/<sha256>/data.parquet`` and the manifest is
+        written (write-once) after it. If that snapshot already exists and verifies, the temporary
+        file is deleted and nothing changes. A failure at any point deletes the temporary file.
+        """
+        from mlops_ops.core import data, ingest_stream
+        from mlops_ops.core import snapshot as snap
+        from mlops_ops.hooks.storage import remove_temporaries, staged_file
+
+        snapshots = self.storage.snapshots_dir()
+        stale = remove_temporaries(snapshots, older_than_seconds=_STALE_STAGING_SECONDS)
+        if stale:
+            self.log.info("removed %d temporary file(s) left by a killed ingest in %s", stale, snapshots)
+        with staged_file(snapshots, snap.DATA_FILE) as tmp:
+            written = ingest_stream.write_snapshot_file(batches, lambda: tmp.open("wb"))
+            if written.passes > 1:
+                self.log.info("read the source %d times: later batches widened column types", written.passes)
+            if written.rows < self.min_rows:
+                raise data.DataError(
+                    f"the source has {written.rows} data row(s), fewer than min_rows={self.min_rows}; "
+                    "check that the upstream export wrote its rows"
+                )
+            sha = written.sha256
+            directory = self.storage.snapshot_dir(sha)
+            manifest, created = self._reuse(directory), False
+            if manifest is None:
+                manifest, created = self._write_snapshot(context, directory, tmp, written, source)
         for asset in self.outlets:
             if getattr(asset, "uri", "").endswith("/dataset"):
                 context["outlet_events"][asset].extra = {
@@ -248,37 +289,40 @@ class IngestDatasetOperator(MlopsBaseOperator):
         return target
 
     def _write_snapshot(
-        self, context: Context, directory: Any, sha: str, frame: Any, source: dict[str, Any]
+        self, context: Context, directory: Any, tmp: Any, written: Any, source: dict[str, Any]
     ) -> tuple[dict[str, Any], bool]:
-        """Write ``data.parquet``, then the manifest recording its bytes hash (both atomically).
+        """Move the written data file into ``directory``, then write the manifest (write-once).
 
         Returns the manifest and whether this call created it (False: a concurrent run did).
         """
-        from mlops_ops.core import data
+        from mlops_ops.core import canonical
         from mlops_ops.core import snapshot as snap
-        from mlops_ops.hooks.storage import json_bytes, read_json, write_atomic, write_once
+        from mlops_ops.hooks.storage import commit_file, json_bytes, read_json, write_once
 
-        raw = data.to_parquet_bytes(frame)
-        manifest = data.describe_manifest(
-            sha256=sha,
-            frame=frame,
-            source=source,
-            uri=str(directory),
-            dag_run={**self.lineage(context), "logical_date": str(context.get("logical_date"))},
-        )
-        manifest["files"] = {snap.DATA_FILE: snap.file_entry(raw)}
-        manifest["manifest_version"] = snap.MANIFEST_VERSION
-        # readers re-hash the decoded content; say so only if the stored file reproduces it
-        manifest["content_verifiable"] = data.content_sha256(data.from_parquet_bytes(raw)) == sha
-        if not manifest["content_verifiable"]:
-            self.log.warning(
-                "snapshot %s: a dtype does not round-trip Parquet; readers check bytes only", sha[:12]
-            )
-        write_atomic(directory / snap.DATA_FILE, raw)
+        manifest = {
+            "sha256": written.sha256,
+            "uri": str(directory),
+            "rows": written.rows,
+            "columns": written.columns,
+            "schema": written.schema,
+            "source": source,
+            "created_by": {**self.lineage(context), "logical_date": str(context.get("logical_date"))},
+            "format": "parquet",
+            "manifest_version": snap.MANIFEST_VERSION,
+            snap.CONTENT_HASH_KEY: canonical.HASH_VERSION,
+            "files": {snap.DATA_FILE: {"sha256": written.file_sha256, "bytes": written.file_bytes}},
+            # the stored file holds the canonical batches that were hashed: readers re-hash it
+            "content_verifiable": True,
+        }
+        commit_file(tmp, directory / snap.DATA_FILE)
         created = write_once(directory / snap.MANIFEST_FILE, json_bytes(manifest))
         if not created:  # another run stored the same content a moment ago: keep its manifest
             manifest = read_json(directory / snap.MANIFEST_FILE)
         self.log.info(
-            "stored snapshot %s: %d rows x %d columns at %s", sha[:12], len(frame), frame.shape[1], directory
+            "stored snapshot %s: %d rows x %d columns at %s",
+            written.sha256[:12],
+            written.rows,
+            written.columns,
+            directory,
         )
         return manifest, created

@@ -51,6 +51,9 @@ class TrainModelOperator(MlopsBaseOperator):
     :param task: ``auto``, ``classification`` or ``regression``.
     :param holdout_fraction: share of rows held out for evaluation.
     :param seed: seed of the split and of the estimator's ``random_state``.
+    :param max_training_rows: fit on at most this many rows of the training side (a seeded sample
+        stratified by the target; ``model.max_training_rows``), recorded in the run's params, its
+        ``mlops.training_sample`` tag and ``training_spec.json``. Default: every row.
     :param force: train even when a version already learnt from this snapshot (templated).
     :param reason: why this training runs, recorded as a tag (templated).
     """
@@ -72,6 +75,7 @@ class TrainModelOperator(MlopsBaseOperator):
         task: str = "auto",
         holdout_fraction: float = 0.25,
         seed: int = 42,
+        max_training_rows: int | None = None,
         force: bool | str = False,
         reason: str | None = None,
         **kwargs: Any,
@@ -88,6 +92,7 @@ class TrainModelOperator(MlopsBaseOperator):
         self.task = task
         self.holdout_fraction = holdout_fraction
         self.seed = seed
+        self.max_training_rows = max_training_rows
         self.force = force
         self.reason = reason
 
@@ -104,6 +109,7 @@ class TrainModelOperator(MlopsBaseOperator):
             holdout_fraction=self.holdout_fraction,
             seed=self.seed,
             types={**{c: "id" for c in self.id_columns or ()}, **(self.column_types or {})} or None,
+            max_training_rows=self.max_training_rows,
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -167,6 +173,7 @@ class TrainModelOperator(MlopsBaseOperator):
                 holdout_fraction=self.holdout_fraction,
                 seed=self.seed,
                 schema=schema,
+                max_training_rows=self.max_training_rows,
             )
             coerced = prepare_features(frame, features, schema, where=where)
         except (DataError, TrainingError) as err:
@@ -209,6 +216,12 @@ class TrainModelOperator(MlopsBaseOperator):
             "mlops.trigger_reason": self._reason(context),
             "mlops.forced": str(parse_bool(self.force)).lower(),
         }
+        if result.sample:
+            tags["mlops.training_sample"] = (
+                f"{result.sample['rows']} of {result.sample['available']} training rows "
+                f"(max_training_rows={result.sample['cap']}, seed {result.sample['seed']}, "
+                f"stratified by {result.sample['stratified_by']!r})"
+            )
         training_spec = TrainingSpec(
             target=self.target,
             numeric=tuple(features.numeric),
@@ -223,6 +236,7 @@ class TrainModelOperator(MlopsBaseOperator):
                 "snapshot_sha256": manifest["sha256"],
                 "n_train": result.n_train,
                 "n_holdout": result.n_holdout,
+                **({"training_sample": result.sample} if result.sample else {}),
             },
         )
         return hook.log_training_run(  # type: ignore[no-any-return]
@@ -236,6 +250,16 @@ class TrainModelOperator(MlopsBaseOperator):
                 "seed": self.seed,
                 "n_train": result.n_train,
                 "n_holdout": result.n_holdout,
+                **(
+                    {
+                        "max_training_rows": self.max_training_rows,
+                        "n_train_available": result.sample["available"],
+                    }
+                    if result.sample
+                    else {"max_training_rows": self.max_training_rows}
+                    if self.max_training_rows
+                    else {}
+                ),
             },
             metrics=result.metrics,
             tags=tags,
