@@ -47,7 +47,7 @@ ESTIMATORS = [
     (lambda: GaussianNB(), "score"),
     (lambda: KNeighborsClassifier(n_neighbors=4), "score"),  # even k: vote ties happen
     (lambda: SGDClassifier(loss="modified_huber", random_state=0), "score"),
-    (lambda: MLPClassifier(hidden_layer_sizes=(8,), max_iter=300, random_state=0), "score"),
+    (lambda: MLPClassifier(hidden_layer_sizes=(8,), max_iter=60, random_state=0), "score"),
     (lambda: SVC(probability=True, random_state=0), None),  # Platt scaling: predict is not argmax
 ]
 
@@ -62,6 +62,7 @@ def _data(classes: list, n: int = 600, seed: int = 0) -> tuple[pd.DataFrame, np.
     return x, y
 
 
+@pytest.mark.slow  # 44 fits, about 30 s
 @pytest.mark.parametrize("classes", [[1, 0], ["yes", "no"], [2, 0, 1], ["c", "a", "b", "d"]])
 @pytest.mark.parametrize(("make", "rule"), ESTIMATORS)
 def test_labels_from_probabilities_are_the_models_own(make, rule, classes):
@@ -78,6 +79,14 @@ def test_labels_from_probabilities_are_the_models_own(make, rule, classes):
     assert scores["pred"].dtype == model.predict(x).dtype
     np.testing.assert_array_equal(scores["proba_all"], model.predict_proba(x))
     np.testing.assert_array_equal(scores["classes"], model.classes_)
+
+
+@pytest.mark.parametrize("classes", [["yes", "no"], [2, 0, 1]])
+def test_labels_of_a_logistic_regression_and_a_forest_are_their_own(classes):
+    x, y = _data(classes)
+    for model in (LogisticRegression(max_iter=500), RandomForestClassifier(n_estimators=5, random_state=0)):
+        model.fit(x, y)
+        np.testing.assert_array_equal(predict_batch(model, x, "classification")["pred"], model.predict(x))
 
 
 def test_an_exact_tie_goes_to_the_models_predict():
@@ -188,7 +197,7 @@ def _score(data: bytes, model, schema, batch_rows: int, **kwargs):
     return scored, out.getvalue()
 
 
-@pytest.mark.parametrize("batch_rows", [1, 97, 1000, 1 << 18])
+@pytest.mark.parametrize("batch_rows", [97, 333, 1 << 18])
 def test_streamed_predictions_equal_the_in_memory_ones(fitted, batch_rows):
     model, schema = fitted
     data, frame = _snapshot(1000)

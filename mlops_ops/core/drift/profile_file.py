@@ -66,7 +66,7 @@ def _categorical_counts(column: pa.ChunkedArray, name: str, max_categories: int)
         by_label[label] = by_label.get(label, 0) + int(count)
     ordered = pd.Series(by_label, dtype="int64")
     if len(ordered):
-        ordered = ordered.sort_values(ascending=False)
+        ordered = ordered.sort_values(ascending=False, kind="stable")  # ties: first appearance
     top = ordered.iloc[:max_categories]
     result = {str(k): int(v) for k, v in top.items()}
     rest = int(ordered.iloc[max_categories:].sum())
