@@ -56,6 +56,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--files", nargs="*", default=["1m", "5m", "20m", "10m_x100"])
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats-large", type=int, default=None, help="repeats on 20m and 10m_x100 (default: --repeats)")
     p.add_argument("--out", default=str(HERE / "results.json"))
     args = p.parse_args()
     missing = [f for f in args.files if not (DATA / f"profile_{f}.parquet").exists()]
@@ -65,7 +66,8 @@ def main() -> None:
     for key in args.files:
         warm(DATA / f"profile_{key}.parquet")
         modes = ("sort", "mlops") if key == "10m_x100" else ("sort", "mlops", "memory")
-        for r in range(args.repeats):
+        large = key in ("20m", "10m_x100") and args.repeats_large
+        for r in range(args.repeats_large if large else args.repeats):
             for mode in modes:
                 doc = measure(["--mode", mode, "--file", key])
                 doc["repeat"] = r

@@ -1,6 +1,6 @@
 """One measured scoring run in its own process; writes a JSON result.
 
-    runner.py --mode floor  --rows 5m --out r.json   # pandas.read_parquet + model.predict_proba
+    runner.py --mode floor  --rows 5m --out r.json   # pandas.read_parquet(model columns) + predict_proba
     runner.py --mode mlops  --rows 5m --out r.json   # mlops_ops.core.scoring_stream.score_parquet
     runner.py --mode verify --rows 5m --out r.json   # the snapshot bytes check the operator adds
 
@@ -54,7 +54,7 @@ def main() -> None:
     doc: dict = {"mode": args.mode, "rows_key": args.rows, "rss_after_load_mib": baseline}
     t0 = time.perf_counter()
     if args.mode == "floor":
-        frame = pd.read_parquet(path)
+        frame = pd.read_parquet(path, columns=schema.features)  # the model's columns, as mlops-ops reads
         proba = model.predict_proba(frame)
         doc["rows"] = len(frame)
         doc["mean_probability"] = float(np.mean(proba[:, 1]))

@@ -91,13 +91,29 @@ def label_rule(estimator: Any) -> str | None:
     return None
 
 
-def _final_step(model: Any, x: Any) -> tuple[Any, Any]:
-    """The estimator that predicts, and ``x`` passed through the pipeline steps before it."""
+def _final_step(model: Any, x: Any, coerced: Any = None) -> tuple[Any, Any]:
+    """The estimator that predicts, and ``x`` passed through the pipeline steps before it.
+
+    A leading :class:`~mlops_ops.core.schema.SchemaCoercion` step with the schema ``x`` was
+    already coerced to (``coerced``, a :class:`~mlops_ops.core.schema.Schema`) is skipped:
+    coercing twice gives the same frame.
+    """
     from sklearn.pipeline import Pipeline
 
+    from mlops_ops.core.schema import SchemaCoercion
+
     while isinstance(model, Pipeline):
-        if len(model.steps) > 1:
-            x = model[:-1].transform(x)
+        steps = model[:-1]
+        first = model.steps[0][1]
+        if (
+            coerced is not None
+            and isinstance(first, SchemaCoercion)
+            and first.schema is not None
+            and dict(first.schema) == coerced.to_dict()
+        ):
+            steps = model[1:-1]
+        if len(steps):
+            x = steps.transform(x)
         model = model.steps[-1][1]
     return model, x
 
@@ -116,20 +132,23 @@ def near_ties(proba: np.ndarray, tolerance: float = TIE_TOLERANCE) -> np.ndarray
     return np.asarray((top2[:, 1] - top2[:, 0]) <= tolerance)
 
 
-def predict_batch(model: Any, x: Any, task: str) -> dict[str, np.ndarray]:
+def predict_batch(model: Any, x: Any, task: str, *, coerced: Any = None) -> dict[str, np.ndarray]:
     """Predictions of ``model`` on one batch, with one model call where the model allows it.
 
     :param model: a fitted estimator or pipeline.
     :param x: the batch, coerced to the model's schema (``n`` rows).
     :param task: ``classification`` or ``regression``.
+    :param coerced: the :class:`~mlops_ops.core.schema.Schema` ``x`` was coerced to, if any (the
+        model's own coercion step for that schema is then skipped).
     :returns: as :func:`mlops_ops.core.metrics.score_model`: ``pred`` (``n`` labels or values),
         and for a classifier with ``predict_proba`` also ``proba`` (``n``, the probability of the
         second class in ``classes``) and ``classes``; plus ``proba_all`` (``n`` x classes).
     :raises AttributeError, TypeError, ValueError: the model cannot score this batch.
     """
     if task != "classification" or not hasattr(model, "predict_proba"):
-        return {"pred": np.asarray(model.predict(x))}
-    final, xt = _final_step(model, x)
+        final, xt = _final_step(model, x, coerced)
+        return {"pred": np.asarray(final.predict(xt))}
+    final, xt = _final_step(model, x, coerced)
     proba = np.asarray(final.predict_proba(xt))
     classes = np.asarray(getattr(final, "classes_", [0, 1]))
     rule = label_rule(final)
@@ -309,7 +328,7 @@ def score_parquet(
     try:
         for frame in iter_batches(file, wanted, batch_rows):
             x = prepare_features(frame, features, schema, where=where)
-            scores = predict_batch(model, x, task)
+            scores = predict_batch(model, x, task, coerced=schema)
             if scores.get("classes") is not None:
                 classes = scores["classes"]
             ids = [pa.Array.from_pandas(frame[c]) for c in id_columns]
