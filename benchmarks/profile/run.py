@@ -5,7 +5,7 @@
 
 Every measurement is its own subprocess (runner.py); its peak RSS is the child's ru_maxrss from
 os.wait4 (the whole process: interpreter, imports, data). The floor (``sort``), mlops-ops
-(``mlops``) and, except on the 10M x 100 file, the in-memory profile of before (``memory``) take
+(``mlops``) and, on the 1M file, the in-memory profile of before (``memory``) take
 turns within each repeat; the file is read once before each size (warm page cache for all).
 Medians of the repeats are reported in results.json.
 """
@@ -56,7 +56,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--files", nargs="*", default=["1m", "5m", "20m", "10m_x100"])
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--repeats-large", type=int, default=None, help="repeats on 20m and 10m_x100 (default: --repeats)")
+    p.add_argument(
+        "--repeats-large", type=int, default=None, help="repeats on 20m and 10m_x100 (default: --repeats)"
+    )
+    p.add_argument(
+        "--memory-files",
+        nargs="*",
+        default=["1m"],
+        help="files on which the in-memory profile of before runs too (it holds the frame and its coerced copy)",
+    )
     p.add_argument("--out", default=str(HERE / "results.json"))
     args = p.parse_args()
     missing = [f for f in args.files if not (DATA / f"profile_{f}.parquet").exists()]
@@ -65,14 +73,17 @@ def main() -> None:
     runs: list[dict] = []
     for key in args.files:
         warm(DATA / f"profile_{key}.parquet")
-        modes = ("sort", "mlops") if key == "10m_x100" else ("sort", "mlops", "memory")
+        modes = ("sort", "mlops", "memory") if key in args.memory_files else ("sort", "mlops")
         large = key in ("20m", "10m_x100") and args.repeats_large
         for r in range(args.repeats_large if large else args.repeats):
             for mode in modes:
                 doc = measure(["--mode", mode, "--file", key])
                 doc["repeat"] = r
                 runs.append(doc)
-                print(f"{key} {mode:6s} #{r}: {doc['wall_s']:7.1f} s  peak {doc['peak_rss_mib']:7.0f} MiB", flush=True)
+                print(
+                    f"{key} {mode:6s} #{r}: {doc['wall_s']:7.1f} s  peak {doc['peak_rss_mib']:7.0f} MiB",
+                    flush=True,
+                )
     summary = []
     for key in args.files:
         row: dict = {"file": key}
@@ -91,7 +102,11 @@ def main() -> None:
         print(json.dumps(row))
     doc = {
         "created": datetime.now(UTC).isoformat(),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0]},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": sys.version.split()[0],
+        },
         "summary": summary,
         "runs": runs,
     }

@@ -40,7 +40,12 @@ def main() -> None:
     file = pq.ParquetFile(path)
     columns = list(file.schema_arrow.names)
     schema = Schema.from_feature_set(FeatureSet(tuple(columns), ()))
-    doc: dict = {"mode": args.mode, "file": args.file, "rows": file.metadata.num_rows, "columns": len(columns)}
+    doc: dict = {
+        "mode": args.mode,
+        "file": args.file,
+        "rows": file.metadata.num_rows,
+        "columns": len(columns),
+    }
     t0 = time.perf_counter()
     if args.mode == "sort":
         checksum = 0.0

@@ -80,7 +80,9 @@ def write(path: Path, rows: int, seed: int) -> None:
     writer = None
     try:
         for g, start in enumerate(range(0, rows, GROUP)):
-            table = pa.Table.from_pandas(block(min(GROUP, rows - start), seed * 100_003 + g, start), preserve_index=False)
+            table = pa.Table.from_pandas(
+                block(min(GROUP, rows - start), seed * 100_003 + g, start), preserve_index=False
+            )
             if writer is None:
                 writer = pq.ParquetWriter(path.with_suffix(".tmp"), table.schema, compression="zstd")
             writer.write_table(table)
@@ -127,8 +129,12 @@ def main() -> None:
             continue
         t0 = time.perf_counter()
         write(path, SIZES[key], seed=int(SIZES[key] // 1_000_000))
-        print(f"{path}: {SIZES[key]:,} rows, {path.stat().st_size / 2**30:.2f} GiB in {time.perf_counter() - t0:.0f} s")
-    (DATA / "meta.json").write_text(json.dumps({"numeric": NUMERIC, "categorical": list(CATEGORICAL)}, indent=2))
+        print(
+            f"{path}: {SIZES[key]:,} rows, {path.stat().st_size / 2**30:.2f} GiB in {time.perf_counter() - t0:.0f} s"
+        )
+    (DATA / "meta.json").write_text(
+        json.dumps({"numeric": NUMERIC, "categorical": list(CATEGORICAL)}, indent=2)
+    )
 
 
 if __name__ == "__main__":

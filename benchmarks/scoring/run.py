@@ -67,7 +67,9 @@ def main() -> None:
     args = p.parse_args()
     missing = [s for s in args.sizes if not (DATA / f"scoring_{s}.parquet").exists()]
     if missing or not (DATA / "model.pkl").exists():
-        subprocess.run([sys.executable, str(HERE / "generate.py"), "--sizes", *args.sizes], check=True, cwd=ROOT)
+        subprocess.run(
+            [sys.executable, str(HERE / "generate.py"), "--sizes", *args.sizes], check=True, cwd=ROOT
+        )
     runs: list[dict] = []
     for size in args.sizes:
         warm(DATA / f"scoring_{size}.parquet")
@@ -105,7 +107,11 @@ def main() -> None:
         print(json.dumps(row))
     doc = {
         "created": datetime.now(UTC).isoformat(),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0]},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": sys.version.split()[0],
+        },
         "model_pickle_mib": runs[0]["model_pickle_mib"] if runs else None,
         "summary": summary,
         "runs": runs,

@@ -81,7 +81,8 @@ def label_rule(estimator: Any) -> str | None:
     predict = getattr(type(estimator), "predict", None)
     if predict is None or not hasattr(estimator, "predict_proba"):
         return None
-    if np.ndim(getattr(estimator, "classes_", None)) != 1:
+    classes: Any = getattr(estimator, "classes_", None)
+    if classes is None or isinstance(classes, list) or np.ndim(classes) != 1:
         return None  # multi-output: classes_ is a list of arrays
     exact, monotone = _argmax_estimators()
     if any(predict is f for f in exact):
@@ -326,12 +327,14 @@ def score_parquet(
     rows, total, counted = 0, 0.0, 0
     classes: np.ndarray | None = None
     try:
-        for frame in iter_batches(file, wanted, batch_rows):
+        for batch in file.iter_batches(batch_size=batch_rows, columns=wanted):
+            table = pa.Table.from_batches([batch])
+            frame = table.select(features.all).to_pandas()  # ids stay Arrow: copied, never converted
             x = prepare_features(frame, features, schema, where=where)
             scores = predict_batch(model, x, task, coerced=schema)
             if scores.get("classes") is not None:
                 classes = scores["classes"]
-            ids = [pa.Array.from_pandas(frame[c]) for c in id_columns]
+            ids = [table.column(c) for c in id_columns]
             table = prediction_table(
                 ids,
                 id_columns,

@@ -151,7 +151,12 @@ class BatchScoreOperator(MlopsBaseOperator):
             lineage=lineage,
         )
         interval: dict[str, Any] | None = interval_doc(start, end)
-        extra: dict[str, Any] = {"version": version, "rows": scored.rows, "interval": interval, "uri": str(path)}
+        extra: dict[str, Any] = {
+            "version": version,
+            "rows": scored.rows,
+            "interval": interval,
+            "uri": str(path),
+        }
         for asset in self.outlets:
             if getattr(asset, "uri", "").endswith("/predictions"):
                 context["outlet_events"][asset].extra = extra
@@ -250,9 +255,7 @@ class BatchScoreOperator(MlopsBaseOperator):
         where = f"snapshot {input_sha[:12]}"
 
         def verdict(err: Exception) -> AirflowFailException:
-            return AirflowFailException(
-                f"batch scoring of pipeline {name!r} ({where}) cannot proceed: {err}"
-            )
+            return AirflowFailException(f"batch scoring of pipeline {name!r} ({where}) cannot proceed: {err}")
 
         with data_path.open("rb") as source:
             file = pq.ParquetFile(source)
@@ -328,7 +331,11 @@ class BatchScoreOperator(MlopsBaseOperator):
             )
         else:
             self.log.info(
-                "scored %d rows of snapshot %s with %s v%s", scored.rows, input_sha[:12], self.pipeline, version
+                "scored %d rows of snapshot %s with %s v%s",
+                scored.rows,
+                input_sha[:12],
+                self.pipeline,
+                version,
             )
             if task == "classification":
                 self.log.warning("the estimator has no predict_proba: the probability column is empty")

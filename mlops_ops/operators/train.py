@@ -199,7 +199,9 @@ class TrainModelOperator(MlopsBaseOperator):
         with data_path.open("rb") as fh:
             profile = profile_parquet(fh, schema, where=where)
             # the model's own outputs on its training snapshot: the reference of prediction drift
-            prediction_profile = prediction_profile_parquet(result.model, fh, schema, result.task, where=where)
+            prediction_profile = prediction_profile_parquet(
+                result.model, fh, schema, result.task, where=where
+            )
         tags = {
             **self.lineage(context),
             "mlops.pipeline": self.pipeline,

@@ -46,7 +46,20 @@ def _frame(n: int, seed: int) -> pd.DataFrame:
     return out
 
 
-NUMERIC = ["normal", "lognormal", "heavy", "counts", "flag", "float32", "constant", "gaps", "rounded", "empty", "nullable", "boolean"]
+NUMERIC = [
+    "normal",
+    "lognormal",
+    "heavy",
+    "counts",
+    "flag",
+    "float32",
+    "constant",
+    "gaps",
+    "rounded",
+    "empty",
+    "nullable",
+    "boolean",
+]
 CATEGORICAL = ["many", "plan", "zipf", "codes", "ints_as_text"]
 
 
@@ -88,7 +101,10 @@ def test_dictionary_encoded_text_profiles_the_same():
     got = profile_parquet(io.BytesIO(buf.getvalue()), schema)
     features = schema.feature_set
     want = build_reference_profile(
-        schema.coerce(frame), numeric=list(features.numeric), categorical=list(features.categorical), schema=schema
+        schema.coerce(frame),
+        numeric=list(features.numeric),
+        categorical=list(features.categorical),
+        schema=schema,
     )
     assert got.to_dict() == want.to_dict()
 
@@ -98,7 +114,14 @@ def test_a_missing_column_is_named():
         profile_parquet(io.BytesIO(_parquet(pd.DataFrame({"a": [1.0]}))), _schema(), where="snapshot x")
 
 
-@pytest.mark.parametrize("estimator", ["sklearn.linear_model.LogisticRegression", "sklearn.ensemble.RandomForestClassifier", "sklearn.linear_model.Ridge"])
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        "sklearn.linear_model.LogisticRegression",
+        "sklearn.ensemble.RandomForestClassifier",
+        "sklearn.linear_model.Ridge",
+    ],
+)
 def test_the_prediction_profile_from_batches_is_the_in_memory_one(estimator):
     frame = _frame(20_000, 5)
     frame["y"] = (frame["normal"] + 5 * frame["flag"] > 52).astype(int)
@@ -108,15 +131,19 @@ def test_the_prediction_profile_from_batches_is_the_in_memory_one(estimator):
     params = {"n_estimators": 10} if "Forest" in estimator else {}
     model = build_pipeline(make_estimator(estimator, params, 0), features, schema).fit(frame, frame["y"])
     want = build_prediction_profile(model, schema.coerce(frame), task).to_dict()
-    got = prediction_profile_parquet(model, io.BytesIO(_parquet(frame)), schema, task, batch_rows=3001).to_dict()
+    got = prediction_profile_parquet(
+        model, io.BytesIO(_parquet(frame)), schema, task, batch_rows=3001
+    ).to_dict()
     # the model sees 3,001-row batches instead of one frame: equal up to the floating-point order of
     # its sums (a relative 1e-12 on the edges and moments), and the same bin counts
     g, w = got["numeric"]["prediction"], want["numeric"]["prediction"]
-    assert g["n"] == w["n"] and g["missing"] == w["missing"]
+    assert g["n"] == w["n"]
+    assert g["missing"] == w["missing"]
     np.testing.assert_allclose(g["edges"], w["edges"], rtol=1e-12)
     for key in ("mean", "std", "min", "max"):
         assert g[key] == pytest.approx(w[key], rel=1e-12)
-    assert g["counts"] == w["counts"] and g["edge_counts"] == w["edge_counts"]
+    assert g["counts"] == w["counts"]
+    assert g["edge_counts"] == w["edge_counts"]
 
 
 def test_drift_verdicts_are_the_same_against_either_profile():
@@ -124,7 +151,10 @@ def test_drift_verdicts_are_the_same_against_either_profile():
     schema = _schema()
     features = schema.feature_set
     old = build_reference_profile(
-        schema.coerce(reference), numeric=list(features.numeric), categorical=list(features.categorical), schema=schema
+        schema.coerce(reference),
+        numeric=list(features.numeric),
+        categorical=list(features.categorical),
+        schema=schema,
     )
     new = profile_parquet(io.BytesIO(_parquet(reference)), schema)
     for seed, shift in ((7, 0.0), (8, 0.3)):

@@ -54,7 +54,9 @@ ESTIMATORS = [
 
 def _data(classes: list, n: int = 600, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
     rng = np.random.default_rng(seed)
-    x = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "c": rng.integers(0, 3, n).astype(float)})
+    x = pd.DataFrame(
+        {"a": rng.normal(size=n), "b": rng.normal(size=n), "c": rng.integers(0, 3, n).astype(float)}
+    )
     # labels depend on the features, listed in an order that is not the sorted one
     score = x["a"] + 0.5 * x["b"] + rng.normal(scale=0.7, size=n)
     bins = np.quantile(score, np.linspace(0, 1, len(classes) + 1)[1:-1])
@@ -158,7 +160,11 @@ def test_the_hashing_sink_hashes_what_it_forwards():
     sink.write(b"abc")
     sink.write(memoryview(b"defg"))
     assert sink.tell() == sink.size == 7
-    assert sink.hexdigest() == hashlib.sha256(b"abcdefg").hexdigest() == hashlib.sha256(raw.getvalue()).hexdigest()
+    assert (
+        sink.hexdigest()
+        == hashlib.sha256(b"abcdefg").hexdigest()
+        == hashlib.sha256(raw.getvalue()).hexdigest()
+    )
 
 
 # -- score_parquet ---------------------------------------------------------------------------------
@@ -178,21 +184,34 @@ def fitted():
     _, frame = _snapshot(800, seed=2)
     features = FeatureSet(("a", "b", "c"), ("cat",))
     schema = Schema.from_feature_set(features, "churned")
-    model = build_pipeline(make_estimator("sklearn.ensemble.RandomForestClassifier", {"n_estimators": 10}, 0), features, schema)
+    model = build_pipeline(
+        make_estimator("sklearn.ensemble.RandomForestClassifier", {"n_estimators": 10}, 0), features, schema
+    )
     model.fit(frame, frame["churned"])
     return model, schema
 
 
 START = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
 END = dt.datetime(2026, 1, 6, tzinfo=dt.UTC)
-COMMON = {"task": "classification", "id_columns": ["customer_id"], "model_version": "3", "input_sha256": "e" * 64}
+COMMON = {
+    "task": "classification",
+    "id_columns": ["customer_id"],
+    "model_version": "3",
+    "input_sha256": "e" * 64,
+}
 
 
 def _score(data: bytes, model, schema, batch_rows: int, **kwargs):
     out = io.BytesIO()
     scored = score_parquet(
-        io.BytesIO(data), out, model=model, schema=schema, interval_start=START, interval_end=END,
-        batch_rows=batch_rows, **{**COMMON, **kwargs},
+        io.BytesIO(data),
+        out,
+        model=model,
+        schema=schema,
+        interval_start=START,
+        interval_end=END,
+        batch_rows=batch_rows,
+        **{**COMMON, **kwargs},
     )
     return scored, out.getvalue()
 
@@ -204,8 +223,14 @@ def test_streamed_predictions_equal_the_in_memory_ones(fitted, batch_rows):
     scored, raw = _score(data, model, schema, batch_rows)
     got = pd.read_parquet(io.BytesIO(raw))
     want = assemble_predictions(
-        frame, score_model(model, frame, "classification"), task="classification", id_columns=["customer_id"],
-        model_version="3", input_sha256="e" * 64, interval_start=START, interval_end=END,
+        frame,
+        score_model(model, frame, "classification"),
+        task="classification",
+        id_columns=["customer_id"],
+        model_version="3",
+        input_sha256="e" * 64,
+        interval_start=START,
+        interval_end=END,
     )
     assert list(got.columns) == list(want.columns) == scored.columns
     assert scored.rows == len(got) == 1000
@@ -213,7 +238,8 @@ def test_streamed_predictions_equal_the_in_memory_ones(fitted, batch_rows):
         assert got[col].tolist() == want[col].tolist(), col
     assert str(got["data_interval_start"].dtype) == "datetime64[ns, UTC]"
     assert got["prediction"].dtype == want["prediction"].dtype
-    assert scored.sha256 == hashlib.sha256(raw).hexdigest() and scored.size == len(raw)
+    assert scored.sha256 == hashlib.sha256(raw).hexdigest()
+    assert scored.size == len(raw)
     assert pq.ParquetFile(io.BytesIO(raw)).metadata.num_row_groups == -(-1000 // batch_rows)
     assert scored.positive == 1
     assert scored.probability_sum / scored.probability_rows == pytest.approx(want["probability"].mean())
@@ -232,19 +258,37 @@ def test_no_data_interval_gives_null_stamps_and_an_empty_file_keeps_the_columns(
     frame.iloc[:0].to_parquet(empty, index=False)
     out = io.BytesIO()
     scored = score_parquet(
-        io.BytesIO(empty.getvalue()), out, model=model, schema=schema, interval_start=None, interval_end=None,
+        io.BytesIO(empty.getvalue()),
+        out,
+        model=model,
+        schema=schema,
+        interval_start=None,
+        interval_end=None,
         **COMMON,
     )
     got = pd.read_parquet(io.BytesIO(out.getvalue()))
-    assert scored.rows == 0 and len(got) == 0
-    assert list(got.columns) == scored.columns == [
-        "customer_id", "prediction", "probability", "model_version", "input_sha256",
-        "data_interval_start", "data_interval_end",
-    ]
+    assert scored.rows == 0
+    assert len(got) == 0
+    assert (
+        list(got.columns)
+        == scored.columns
+        == [
+            "customer_id",
+            "prediction",
+            "probability",
+            "model_version",
+            "input_sha256",
+            "data_interval_start",
+            "data_interval_end",
+        ]
+    )
     out = io.BytesIO()
-    score_parquet(io.BytesIO(data), out, model=model, schema=schema, interval_start=None, interval_end=None, **COMMON)
+    score_parquet(
+        io.BytesIO(data), out, model=model, schema=schema, interval_start=None, interval_end=None, **COMMON
+    )
     got = pd.read_parquet(io.BytesIO(out.getvalue()))
-    assert got["data_interval_start"].isna().all() and str(got["data_interval_end"].dtype) == "datetime64[ns, UTC]"
+    assert got["data_interval_start"].isna().all()
+    assert str(got["data_interval_end"].dtype) == "datetime64[ns, UTC]"
 
 
 def test_a_value_that_cannot_be_coerced_in_a_later_batch_names_the_column(fitted):

@@ -128,7 +128,13 @@ def profile_parquet(
 
 
 def prediction_profile_parquet(
-    model: Any, source: Any, schema: Any, task: str, *, batch_rows: int | None = None, where: str | None = None
+    model: Any,
+    source: Any,
+    schema: Any,
+    task: str,
+    *,
+    batch_rows: int | None = None,
+    where: str | None = None,
 ) -> ReferenceProfile:
     """The profile of the model's outputs on a Parquet file (see
     :func:`mlops_ops.core.monitoring.build_prediction_profile`), scored in row batches.
@@ -150,4 +156,6 @@ def prediction_profile_parquet(
         out = prediction_values(model, x, task).astype("float64")
         values[at : at + len(out)] = out
         at += len(out)
-    return build_reference_profile(pd.DataFrame({PREDICTION_COLUMN: values[:at]}), numeric=[PREDICTION_COLUMN])
+    return build_reference_profile(
+        pd.DataFrame({PREDICTION_COLUMN: values[:at]}), numeric=[PREDICTION_COLUMN]
+    )
