@@ -64,7 +64,9 @@ def write(path: Path, rows: int, width: int, seed: int) -> None:
             rng = np.random.default_rng([seed, g])
             table = pa.table({name: column(i % 10, rng, n) for i, name in enumerate(names(width))})
             if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema, compression="snappy")  # random floats: fast to write
+                writer = pq.ParquetWriter(
+                    tmp, table.schema, compression="snappy"
+                )  # random floats: fast to write
             writer.write_table(table)
     finally:
         if writer is not None:

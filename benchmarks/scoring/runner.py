@@ -45,7 +45,7 @@ def main() -> None:
     import pandas as pd
 
     from mlops_ops.core.schema import Schema
-    from mlops_ops.core.scoring_stream import BATCH_ROWS, score_parquet
+    from mlops_ops.core.scoring_stream import score_parquet
 
     with (DATA / "model.pkl").open("rb") as fh:
         saved = pickle.load(fh)
@@ -73,7 +73,7 @@ def main() -> None:
                     input_sha256="0" * 64,
                     interval_start=None,
                     interval_end=None,
-                    batch_rows=args.batch_rows or BATCH_ROWS,
+                    batch_rows=args.batch_rows,
                 )
             doc["wall_s"] = time.perf_counter() - t0
             doc["rows"] = scored.rows

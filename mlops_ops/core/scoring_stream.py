@@ -1,8 +1,8 @@
 """Batch scoring in bounded memory: Parquet row batches in, one model call per batch, row groups out.
 
-:func:`score_parquet` reads the snapshot's feature and id columns in batches of ``batch_rows``
-rows, coerces each batch to the model version's schema, runs the model once per batch
-(:func:`predict_batch`) and writes the batch's predictions as one Parquet row group to a sink
+:func:`score_parquet` reads the snapshot's feature and id columns in batches of about 32 MiB
+of features (:func:`batch_rows_for`), coerces each batch to the model version's schema, runs the
+model once per batch (:func:`predict_batch`) and writes the batch's predictions as one Parquet row group to a sink
 as soon as they exist, hashing the bytes on the way. Memory is one batch (its input, the model's
 working set and its output), whatever the number of rows.
 
@@ -38,8 +38,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-#: Rows per batch: about 60 MB of float64 features at 30 columns.
+#: Target size of one batch's features as float64: the model's working set is a few times this.
+BATCH_BYTES = 32 << 20
+#: Rows per batch at most (and at least ``MIN_BATCH_ROWS``), whatever the width.
 BATCH_ROWS = 1 << 18
+MIN_BATCH_ROWS = 1 << 12
+
+
+def batch_rows_for(columns: int) -> int:
+    """Rows per batch for ``columns`` input columns: ``BATCH_BYTES`` of float64, within bounds
+    (30 columns: 139,810 rows; 100 columns: 41,943)."""
+    return max(MIN_BATCH_ROWS, min(BATCH_ROWS, BATCH_BYTES // (8 * max(columns, 1))))
+
 
 #: Two class probabilities this close count as a tie that the estimator's ``predict`` settles.
 TIE_TOLERANCE = 1e-9
@@ -280,11 +290,15 @@ def prediction_table(
     return pa.table(columns)
 
 
-def iter_batches(source: Any, columns: Sequence[str], batch_rows: int = BATCH_ROWS) -> Iterator[pd.DataFrame]:
+def iter_batches(
+    source: Any, columns: Sequence[str], batch_rows: int | None = None
+) -> Iterator[pd.DataFrame]:
     """``columns`` of a Parquet file (a path, a binary file or a ``ParquetFile``) as pandas frames of
     at most ``batch_rows`` rows, with the dtypes ``pandas.read_parquet`` gives them."""
     file = source if isinstance(source, pq.ParquetFile) else pq.ParquetFile(source)
-    for batch in file.iter_batches(batch_size=batch_rows, columns=list(columns)):
+    for batch in file.iter_batches(
+        batch_size=batch_rows or batch_rows_for(len(columns)), columns=list(columns)
+    ):
         yield pa.Table.from_batches([batch]).to_pandas()
 
 
@@ -301,7 +315,7 @@ def score_parquet(
     interval_start: dt.datetime | None,
     interval_end: dt.datetime | None,
     where: str | None = None,
-    batch_rows: int = BATCH_ROWS,
+    batch_rows: int | None = None,
 ) -> ScoredFile:
     """Score a Parquet file batch by batch and write the predictions to ``sink`` as Parquet.
 
@@ -311,6 +325,7 @@ def score_parquet(
         order, and is not closed.
     :param schema: the model version's :class:`~mlops_ops.core.schema.Schema`; each batch is
         coerced to it before the model sees it.
+    :param batch_rows: rows per batch; default :func:`batch_rows_for` the columns read.
     :returns: a :class:`ScoredFile` with the rows, the output columns and the bytes' SHA-256.
     :raises DataError: a batch cannot be coerced (the message names the column and the value).
     :raises AttributeError, TypeError, ValueError: the model cannot score a batch.
@@ -327,7 +342,8 @@ def score_parquet(
     rows, total, counted = 0, 0.0, 0
     classes: np.ndarray | None = None
     try:
-        for batch in file.iter_batches(batch_size=batch_rows, columns=wanted):
+        rows_per_batch = batch_rows or batch_rows_for(len(wanted))
+        for batch in file.iter_batches(batch_size=rows_per_batch, columns=wanted):
             table = pa.Table.from_batches([batch])
             frame = table.select(features.all).to_pandas()  # ids stay Arrow: copied, never converted
             x = prepare_features(frame, features, schema, where=where)

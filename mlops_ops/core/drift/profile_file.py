@@ -144,14 +144,14 @@ def prediction_profile_parquet(
     :raises SchemaError: a batch cannot be coerced. Model errors propagate.
     """
     from mlops_ops.core.monitoring import PREDICTION_COLUMN, prediction_values
-    from mlops_ops.core.scoring_stream import BATCH_ROWS, iter_batches
+    from mlops_ops.core.scoring_stream import iter_batches
     from mlops_ops.core.training import prepare_features
 
     file = _open(source)
     features = schema.feature_set
     values = np.empty(int(file.metadata.num_rows), dtype="float64")
     at = 0
-    for frame in iter_batches(file, features.all, batch_rows or BATCH_ROWS):
+    for frame in iter_batches(file, features.all, batch_rows):
         x = prepare_features(frame, features, schema, where=where)
         out = prediction_values(model, x, task).astype("float64")
         values[at : at + len(out)] = out
