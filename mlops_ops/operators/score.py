@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 PREDICTIONS_FILE = "predictions.parquet"
+_TMP_MARK = ".tmp-"  # as mlops_ops.hooks.storage names temporaries, so remove_temporaries finds them
 MANIFEST_FILE = "manifest.json"
 
 
@@ -115,58 +116,54 @@ class BatchScoreOperator(MlopsBaseOperator):
         self.id_columns = id_columns
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_ops.core.data import to_parquet_bytes
-        from mlops_ops.core.scoring import assemble_predictions, interval_doc, interval_key, positive_class
+        from mlops_ops.core.scoring import interval_doc, interval_key
 
         hook = self.mlflow_hook
         name = self.pipeline
         version = self._version(hook)
         training, run_id = self._training_spec(hook, version)
         ids = list(self.id_columns or ())
-        frame, snapshot = self.read_snapshot(self.snapshot)
+        data_path, snapshot = self._verified_snapshot()
         input_sha = str(snapshot["sha256"])
         model_uri = model_version_uri(name, version)
-        scores = self._score(hook, frame, training, run_id, version, input_sha, ids)
         start, end = _utc(context.get("data_interval_start")), _utc(context.get("data_interval_end"))
-        out = assemble_predictions(
-            frame,
-            scores,
-            task=training.task,
-            id_columns=ids,
-            model_version=version,
-            input_sha256=input_sha,
-            interval_start=start,
-            interval_end=end,
-        )
-        self._log_summary(out, training.task, version, input_sha)
-
         lineage = self.lineage(context)
         directory = self.storage.predictions_dir(interval_key(start, lineage["airflow.run_id"]))
-        path, manifest_path, document = self._write(
+        path, scored = self._score(
+            hook, directory, data_path, training, run_id, version, input_sha, ids, start, end
+        )
+        self._log_summary(scored, training.task, version, input_sha)
+        manifest_path, document = self._write_manifest(
             directory,
-            to_parquet_bytes(out),
+            path,
+            scored,
             pipeline=name,
             model_version=version,
             model_uri=model_uri,
             task=training.task,
-            rows=len(out),
-            columns=[str(c) for c in out.columns],
+            rows=scored.rows,
+            columns=scored.columns,
             input_sha256=input_sha,
             input_uri=str(snapshot.get("uri", "")),
             interval_start=start,
             interval_end=end,
-            positive=positive_class(scores),
+            positive=scored.positive,
             lineage=lineage,
         )
         interval: dict[str, Any] | None = interval_doc(start, end)
-        extra: dict[str, Any] = {"version": version, "rows": len(out), "interval": interval, "uri": str(path)}
+        extra: dict[str, Any] = {
+            "version": version,
+            "rows": scored.rows,
+            "interval": interval,
+            "uri": str(path),
+        }
         for asset in self.outlets:
             if getattr(asset, "uri", "").endswith("/predictions"):
                 context["outlet_events"][asset].extra = extra
         return {
             "uri": str(path),
             "manifest_uri": str(manifest_path),
-            "rows": len(out),
+            "rows": scored.rows,
             "model_name": name,
             "version": version,
             "input_sha256": input_sha,
@@ -214,85 +211,153 @@ class BatchScoreOperator(MlopsBaseOperator):
             )
         return training, mv.run_id
 
+    def _verified_snapshot(self) -> tuple[Any, dict[str, Any]]:
+        """The snapshot's data file, its bytes checked against the manifest, and the manifest.
+
+        Missing or damaged: the task fails once, naming the snapshot and the fix.
+        """
+        from mlops_ops.hooks.storage import verify_snapshot_file
+
+        try:
+            return verify_snapshot_file(self.snapshot, self.storage.conn_id)
+        except (FileNotFoundError, ValueError) as err:
+            raise AirflowFailException(str(err)) from None
+
     def _score(
         self,
         hook: Any,
-        frame: Any,
+        directory: Any,
+        data_path: Any,
         training: TrainingSpec,
         run_id: str | None,
         version: str,
         input_sha: str,
         ids: list[str],
-    ) -> Any:
-        """The model version's scores on ``frame``: a data verdict or an unusable model fails the task."""
+        start: dt.datetime | None,
+        end: dt.datetime | None,
+    ) -> tuple[Any, Any]:
+        """Score the snapshot batch by batch into the interval's ``predictions.parquet``.
+
+        The row groups go to a temporary file that is moved into place once every batch is
+        scored: a data verdict (fails the task), an unusable model (:class:`ModelError`) or a
+        storage error (retried) leaves the previous predictions as they were.
+        """
+        import pyarrow.parquet as pq
+
         from mlops_ops.core.data import DataError, FeatureSet
-        from mlops_ops.core.evaluation import score_model
         from mlops_ops.core.scoring import check_columns
-        from mlops_ops.core.training import prepare_features
+        from mlops_ops.core.scoring_stream import score_parquet
         from mlops_ops.errors import ModelError
 
         name = self.pipeline
         features = FeatureSet(training.numeric, training.categorical)
         schema = self.version_schema(run_id, training.raw)
-        try:
-            check_columns(
-                list(frame.columns), features=features.all, id_columns=ids, model=f"{name} v{version}"
-            )
-            x = prepare_features(frame, features, schema, where=f"snapshot {input_sha[:12]}")
-        except DataError as err:
-            raise AirflowFailException(
-                f"batch scoring of pipeline {name!r} (snapshot {input_sha[:12]}) cannot proceed: {err}"
-            ) from None
-        model = hook.load_sklearn_model(model_version_uri(name, version))
-        try:
-            return score_model(model, x, training.task)
-        except (AttributeError, TypeError, ValueError) as err:  # e.g. an estimator that cannot predict
-            raise ModelError(
-                f"{name} v{version} cannot score snapshot {input_sha[:12]} ({type(err).__name__}: {err}); "
-                "score with another version, or retrain this one"
-            ) from None
+        where = f"snapshot {input_sha[:12]}"
 
-    def _log_summary(self, out: Any, task: str, version: str, input_sha: str) -> None:
-        if task == "classification" and out["probability"].notna().any():
-            self.log.info(
-                "scored %d rows of snapshot %s with %s v%s: mean probability %.4f",
-                len(out),
-                input_sha[:12],
-                self.pipeline,
-                version,
-                float(out["probability"].mean()),
-            )
-        else:
-            self.log.info(
-                "scored %d rows of snapshot %s with %s v%s", len(out), input_sha[:12], self.pipeline, version
-            )
-            if task == "classification":
-                self.log.warning("the estimator has no predict_proba: the probability column is empty")
+        def verdict(err: Exception) -> AirflowFailException:
+            return AirflowFailException(f"batch scoring of pipeline {name!r} ({where}) cannot proceed: {err}")
 
-    def _write(self, directory: Any, data: bytes, **manifest_fields: Any) -> tuple[Any, Any, dict[str, Any]]:
-        """Replace the interval's predictions, then its manifest, each atomically."""
-        import hashlib
+        with data_path.open("rb") as source:
+            file = pq.ParquetFile(source)
+            try:
+                check_columns(
+                    file.schema_arrow.names, features=features.all, id_columns=ids, model=f"{name} v{version}"
+                )
+            except DataError as err:
+                raise verdict(err) from None
+            model = hook.load_sklearn_model(model_version_uri(name, version))
 
-        from mlops_ops.core.scoring import predictions_manifest
-        from mlops_ops.hooks.storage import remove_temporaries, write_atomic, write_json_atomic
+            def write(sink: Any) -> Any:
+                try:
+                    return score_parquet(
+                        file,
+                        sink,
+                        model=model,
+                        task=training.task,
+                        schema=schema,
+                        id_columns=ids,
+                        model_version=version,
+                        input_sha256=input_sha,
+                        interval_start=start,
+                        interval_end=end,
+                        where=where,
+                    )
+                except DataError as err:
+                    raise verdict(err) from None
+                except (AttributeError, TypeError, ValueError) as err:  # an estimator that cannot predict
+                    raise ModelError(
+                        f"{name} v{version} cannot score {where} ({type(err).__name__}: {err}); "
+                        "score with another version, or retrain this one"
+                    ) from None
+
+            return self._write_streamed(directory, write)
+
+    def _write_streamed(self, directory: Any, write: Any) -> tuple[Any, Any]:
+        """Run ``write(file)`` on a temporary sibling of ``predictions.parquet``, then move it in place."""
+        import uuid
+
+        from mlops_ops.hooks.storage import remove_temporaries
 
         stale = remove_temporaries(directory)
         if stale:
             self.log.info(
                 "removed %d temporary file(s) left by an interrupted attempt in %s", stale, directory
             )
-        path, manifest_path = directory / PREDICTIONS_FILE, directory / MANIFEST_FILE
-        replacing = manifest_path.exists() or path.exists()
-        write_atomic(path, data)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / PREDICTIONS_FILE
+        tmp = directory / f"{PREDICTIONS_FILE}{_TMP_MARK}{uuid.uuid4().hex}"
+        try:
+            with tmp.open("wb") as fh:
+                scored = write(fh)
+            tmp.move(path)
+        except BaseException:
+            try:
+                if tmp.exists():
+                    tmp.unlink()
+            except OSError:  # the original error matters more; remove_temporaries cleans up later
+                self.log.warning("could not remove %s", tmp)
+            raise
+        return path, scored
+
+    def _log_summary(self, scored: Any, task: str, version: str, input_sha: str) -> None:
+        if task == "classification" and scored.probability_rows:
+            self.log.info(
+                "scored %d rows of snapshot %s with %s v%s: mean probability %.4f",
+                scored.rows,
+                input_sha[:12],
+                self.pipeline,
+                version,
+                scored.probability_sum / scored.probability_rows,
+            )
+        else:
+            self.log.info(
+                "scored %d rows of snapshot %s with %s v%s",
+                scored.rows,
+                input_sha[:12],
+                self.pipeline,
+                version,
+            )
+            if task == "classification":
+                self.log.warning("the estimator has no predict_proba: the probability column is empty")
+
+    def _write_manifest(
+        self, directory: Any, path: Any, scored: Any, **manifest_fields: Any
+    ) -> tuple[Any, dict[str, Any]]:
+        """Replace the interval's manifest atomically (after its predictions file)."""
+        from mlops_ops.core.scoring import predictions_manifest
+        from mlops_ops.hooks.storage import write_json_atomic
+
+        manifest_path = directory / MANIFEST_FILE
+        replacing = manifest_path.exists()
         document = predictions_manifest(
             predictions_uri=str(path),
-            predictions_sha256=hashlib.sha256(data).hexdigest(),
+            predictions_sha256=scored.sha256,
             created=dt.datetime.now(dt.UTC),
             **manifest_fields,
         )
         write_json_atomic(manifest_path, document)
         self.log.info("%s %s (%d rows)", "replaced" if replacing else "wrote", path, document["rows"])
-        return path, manifest_path, document
+        return manifest_path, document
 
 
 def _utc(value: Any) -> dt.datetime | None:

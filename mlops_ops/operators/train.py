@@ -195,16 +195,20 @@ class TrainModelOperator(MlopsBaseOperator):
     ) -> dict[str, Any]:
         """Log the run (params, metrics, lineage tags, profiles, schema, spec) and register the version."""
         from mlops_ops import __version__
-        from mlops_ops.core.drift import build_reference_profile
-        from mlops_ops.core.monitoring import build_prediction_profile
+        from mlops_ops.core.drift.profile_file import prediction_profile_parquet, profile_parquet
         from mlops_ops.core.schema import SCHEMA_ARTIFACT, mlflow_signature
+        from mlops_ops.hooks.storage import verify_snapshot_file
 
         features = schema.feature_set
-        profile = build_reference_profile(
-            coerced, numeric=list(features.numeric), categorical=list(features.categorical), schema=schema
-        )
-        # the model's own outputs on its training snapshot: the reference of prediction drift
-        prediction_profile = build_prediction_profile(result.model, coerced, result.task)
+        # both profiles read the stored snapshot (verified again) a column or a row batch at a time
+        data_path, _ = verify_snapshot_file(self.snapshot, self.storage.conn_id)
+        where = f"snapshot {manifest['sha256'][:12]}"
+        with data_path.open("rb") as fh:
+            profile = profile_parquet(fh, schema, where=where)
+            # the model's own outputs on its training snapshot: the reference of prediction drift
+            prediction_profile = prediction_profile_parquet(
+                result.model, fh, schema, result.task, where=where
+            )
         tags = {
             **self.lineage(context),
             "mlops.pipeline": self.pipeline,

@@ -211,13 +211,15 @@ def test_an_mlflow_outage_is_not_read_as_a_missing_document(mlops_home):
         down.find_versions("churn", {"mlops.snapshot_sha256": "x"})
 
 
-def test_an_estimator_that_cannot_predict_fails_scoring_once(mlops_home, monkeypatch):
+def test_an_estimator_that_cannot_predict_fails_scoring_once(mlops_home, monkeypatch, tmp_path):
     """A model without predict (AttributeError) is a verdict naming the version, not a retried crash."""
     from mlops_ops.artifacts import TrainingSpec
     from mlops_ops.operators.score import BatchScoreOperator
 
     op = BatchScoreOperator(task_id="score", pipeline="churn", snapshot="file:///x", model="1")
     frame = data.normalise(__import__("pandas").DataFrame({"a": [1.0, 2.0]}))
+    snapshot_file = tmp_path / "data.parquet"  # scoring streams the verified snapshot file
+    frame.to_parquet(snapshot_file, index=False)
     monkeypatch.setattr(
         BatchScoreOperator,
         "_training_spec",
@@ -226,7 +228,9 @@ def test_an_estimator_that_cannot_predict_fails_scoring_once(mlops_home, monkeyp
             None,
         ),
     )
-    monkeypatch.setattr(BatchScoreOperator, "read_snapshot", lambda self, s: (frame, {"sha256": "ab" * 32}))
+    monkeypatch.setattr(
+        BatchScoreOperator, "_verified_snapshot", lambda self: (snapshot_file, {"sha256": "ab" * 32})
+    )
     monkeypatch.setattr(MlflowHook, "load_sklearn_model", lambda self, uri: object())
     context = {
         "ti": SimpleNamespace(dag_id="d", run_id="r", task_id="score"),

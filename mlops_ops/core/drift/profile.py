@@ -24,7 +24,6 @@ PROFILE_VERSION = 1
 
 _BLOCK = 1 << 16  # values binned per pass: a block and its mask stay in the CPU cache
 _SMALL = 2048  # a block this small is sorted and searched rather than compared edge by edge
-_SORT_PROFILE = 1 << 17  # up to this many reference values, sort them to find quantiles and counts
 _TIE = 2  # an edge holding at least this many equal reference values is a point mass
 
 
@@ -219,18 +218,19 @@ def _bin_counts(
     return out
 
 
-def _quantile_edges(finite: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray | None]:
+def _quantile_edges(finite: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
     """Distinct linear-interpolation quantiles at ``0, 1/bins, ..., 1`` (as ``np.quantile``), and the
-    sorted data when it was cheaper to sort it than to partition it."""
+    sorted data.
+
+    Sorted rather than partitioned: numpy's vectorised sort is about twice as fast as
+    ``np.partition`` at the ~40 order statistics needed (0.48 s against 0.93 s for 10M float64),
+    takes the same one copy, and the counts then come from binary searches.
+    """
     size = len(finite)
     position = (size - 1) * np.linspace(0.0, 1.0, bins + 1)
     low = np.floor(position).astype(np.intp)
     high = np.minimum(low + 1, size - 1)
-    ordered: np.ndarray | None = None
-    if size <= _SORT_PROFILE:
-        at = ordered = np.sort(finite)
-    else:
-        at = np.partition(finite, np.unique(np.concatenate([low, high])))
+    at = ordered = np.sort(finite)
     weight = position - low
     a, b = at[low].astype(np.float64), at[high].astype(np.float64)
     edges = np.where(weight < 0.5, a + (b - a) * weight, b - (b - a) * (1 - weight))
@@ -250,13 +250,10 @@ def _numeric_profile(values: pd.Series, bins: int) -> NumericProfile:
     k = len(edges) - 1
     # the binning rule detect_drift applies to a batch (the one of np.histogram): [e_j, e_j+1),
     # the last bin closed; the counts are exact comparisons either way
-    if ordered is not None:
-        up, down = _float32_bounds(edges) if ordered.dtype == np.float32 else (edges, edges)
-        lt = np.searchsorted(ordered, up, side="left")
-        le = np.searchsorted(ordered, down, side="right")
-    else:
-        c = _bin_counts([finite], edges, np.ones(k + 1, dtype=bool), np.ones(k + 1, dtype=bool))
-        lt, le = c.lt, c.le
+    up, down = _float32_bounds(edges) if ordered.dtype == np.float32 else (edges, edges)
+    lt = np.searchsorted(ordered, up, side="left")
+    le = np.searchsorted(ordered, down, side="right")
+    del ordered
     counts = [len(finite)] if k == 0 else np.diff(np.r_[lt[:k], le[k]]).tolist()
     wide = finite.astype(np.float64, copy=False)
     return NumericProfile(
