@@ -84,7 +84,7 @@ def mlflow_server(postgres_db, tmp_path):
         env={**os.environ, "MLFLOW_TRACKING_URI": "", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
     )
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # generous: a loaded machine starts it slowly; a dead process fails at once
         while True:
             try:
                 with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
