@@ -132,9 +132,8 @@ def main() -> None:
     parser.add_argument("--formats", nargs="+", default=["parquet", "csv"])
     args = parser.parse_args()
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    runs: list[dict] = [
-        r for r in previous.get("runs", []) if int(r["source"].split("_")[1].split(".")[0]) not in args.rows
-    ]
+    measured = {f"rows_{n}.{fmt}" for n in args.rows for fmt in args.formats}
+    runs: list[dict] = [r for r in previous.get("runs", []) if r["source"] not in measured]
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
         for rows in args.rows:
             parquet, csv = generate(rows)

@@ -69,7 +69,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--child", type=int)
     parser.add_argument("--train", action="store_true")
-    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 250_000, 500_000])
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 200_000, 400_000])
     args = parser.parse_args()
     if args.child:
         child(args.child, args.train)
