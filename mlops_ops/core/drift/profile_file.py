@@ -37,7 +37,9 @@ from mlops_ops.core.drift.profile import (
 
 
 def _open(source: Any) -> pq.ParquetFile:
-    return source if isinstance(source, pq.ParquetFile) else pq.ParquetFile(source)
+    from mlops_ops.core.scoring_stream import open_parquet
+
+    return open_parquet(source)
 
 
 def _column(file: pq.ParquetFile, name: str) -> pd.Series:
