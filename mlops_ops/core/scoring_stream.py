@@ -290,12 +290,25 @@ def prediction_table(
     return pa.table(columns)
 
 
+def open_parquet(source: Any) -> pq.ParquetFile:
+    """A ``ParquetFile`` for a path or binary file, without pre-buffering.
+
+    Pre-buffering (pyarrow's default) caches the byte ranges it coalesces for the whole iteration,
+    so ``iter_batches`` would hold the file in memory by its end (measured: 0.9 GiB of Arrow
+    memory after 5M rows x 27 columns, against 0.1 GiB without).
+    """
+    if isinstance(source, pq.ParquetFile):
+        return source
+    return pq.ParquetFile(source, pre_buffer=False)
+
+
 def iter_batches(
     source: Any, columns: Sequence[str], batch_rows: int | None = None
 ) -> Iterator[pd.DataFrame]:
-    """``columns`` of a Parquet file (a path, a binary file or a ``ParquetFile``) as pandas frames of
-    at most ``batch_rows`` rows, with the dtypes ``pandas.read_parquet`` gives them."""
-    file = source if isinstance(source, pq.ParquetFile) else pq.ParquetFile(source)
+    """``columns`` of a Parquet file (a path, a binary file or a ``ParquetFile`` opened with
+    :func:`open_parquet`) as pandas frames of at most ``batch_rows`` rows, with the dtypes
+    ``pandas.read_parquet`` gives them."""
+    file = open_parquet(source)
     for batch in file.iter_batches(
         batch_size=batch_rows or batch_rows_for(len(columns)), columns=list(columns)
     ):
@@ -319,8 +332,8 @@ def score_parquet(
 ) -> ScoredFile:
     """Score a Parquet file batch by batch and write the predictions to ``sink`` as Parquet.
 
-    :param source: the input Parquet file (path, binary file or ``ParquetFile``); only the
-        schema's feature columns and ``id_columns`` are read.
+    :param source: the input Parquet file (path, binary file or a ``ParquetFile`` opened with
+        :func:`open_parquet`); only the schema's feature columns and ``id_columns`` are read.
     :param sink: a writable binary file; it receives one row group per batch (zstd), in input
         order, and is not closed.
     :param schema: the model version's :class:`~mlops_ops.core.schema.Schema`; each batch is
@@ -333,7 +346,7 @@ def score_parquet(
     """
     from mlops_ops.core.training import prepare_features
 
-    file = source if isinstance(source, pq.ParquetFile) else pq.ParquetFile(source)
+    file = open_parquet(source)
     features = schema.feature_set
     wanted = list(dict.fromkeys([*features.all, *id_columns]))
     out = HashingSink(sink)

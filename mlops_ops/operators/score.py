@@ -242,11 +242,9 @@ class BatchScoreOperator(MlopsBaseOperator):
         scored: a data verdict (fails the task), an unusable model (:class:`ModelError`) or a
         storage error (retried) leaves the previous predictions as they were.
         """
-        import pyarrow.parquet as pq
-
         from mlops_ops.core.data import DataError, FeatureSet
         from mlops_ops.core.scoring import check_columns
-        from mlops_ops.core.scoring_stream import score_parquet
+        from mlops_ops.core.scoring_stream import open_parquet, score_parquet
         from mlops_ops.errors import ModelError
 
         name = self.pipeline
@@ -258,7 +256,7 @@ class BatchScoreOperator(MlopsBaseOperator):
             return AirflowFailException(f"batch scoring of pipeline {name!r} ({where}) cannot proceed: {err}")
 
         with data_path.open("rb") as source:
-            file = pq.ParquetFile(source)
+            file = open_parquet(source)
             try:
                 check_columns(
                     file.schema_arrow.names, features=features.all, id_columns=ids, model=f"{name} v{version}"
