@@ -22,7 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlops_ops.core.data import DataError, partition_date
+from mlops_ops.core.partitions import partition_date
+from mlops_ops.errors import DataError
 
 KINDS = ("training", "seasonal", "rolling")
 

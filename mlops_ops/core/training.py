@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops_ops.core.data import DataError, FeatureSet, check_numeric, holdout_mask
 from mlops_ops.core.evaluation import compute_metrics, score_model
-from mlops_ops.errors import MlopsError
+from mlops_ops.core.features import FeatureSet, check_numeric, holdout_mask
+from mlops_ops.errors import DataError, MlopsError
 
 log = logging.getLogger(__name__)
 

@@ -160,7 +160,7 @@ class MlopsBaseOperator(BaseOperator):
     def version_schema(self, run_id: str | None, training: dict[str, Any] | None) -> Any:
         """The frozen schema of a model version (its ``schema.json``); for a version trained before
         schemas were stored, the plain schema of its recorded feature lists."""
-        from mlops_ops.core.data import FeatureSet
+        from mlops_ops.core.features import FeatureSet
         from mlops_ops.core.schema import SCHEMA_ARTIFACT, Schema
 
         doc = self.mlflow_hook.load_dict(run_id, SCHEMA_ARTIFACT) if run_id else None

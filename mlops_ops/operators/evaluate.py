@@ -235,8 +235,8 @@ class EvaluateModelOperator(MlopsBaseOperator):
         challenger_training: TrainingSpec,
     ) -> dict[str, Any]:
         """One model version's predictions on the holdout: its model, input frame, labels, scores."""
-        from mlops_ops.core.data import FeatureSet
         from mlops_ops.core.evaluation import score_model
+        from mlops_ops.core.features import FeatureSet
         from mlops_ops.core.training import prepare_features, prepare_target
 
         training = hook.load_training_spec(run_id)

@@ -115,7 +115,7 @@ class ValidateDataOperator(MlopsBaseOperator):
         and what the reference is."""
         from mlops_ops.config import InferredSeverities
         from mlops_ops.core import validation
-        from mlops_ops.core.data import infer_feature_kinds
+        from mlops_ops.core.features import infer_feature_kinds
 
         labelled = self.require_target or self.target in frame.columns
         if not labelled:
