@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from mlops_ops.artifacts import TrainingSpec
     from mlops_ops.core.registry import Claimant
-    from mlops_ops.hooks.storage import DeploymentLedger
+    from mlops_ops.hooks.ledger import DeploymentLedger
 
 __all__ = ["ChampionChangedError", "MlflowHook", "MlflowUnavailableError", "Promotion"]
 

@@ -50,7 +50,7 @@ class DeployModelOperator(MlopsBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.core.registry import Claimant, LedgerError, PromotionRefusedError
-        from mlops_ops.hooks.storage import DeploymentLedger
+        from mlops_ops.hooks.ledger import DeploymentLedger
 
         decision = self.decision
         if not isinstance(decision, dict) or "promote" not in decision:

@@ -61,7 +61,7 @@ class RollbackModelOperator(MlopsBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.core import registry
-        from mlops_ops.hooks.storage import DeploymentLedger
+        from mlops_ops.hooks.ledger import DeploymentLedger
 
         name = self.pipeline
         force = parse_bool(self.force)

@@ -2,7 +2,7 @@
 
 One service object over the two things a promotion touches: the MLflow registry (through
 :class:`~mlops_ops.hooks.mlflow.MlflowHook`) and the write-once ledger
-(:class:`~mlops_ops.hooks.storage.DeploymentLedger`). The rules (what to do given the ledger and
+(:class:`~mlops_ops.hooks.ledger.DeploymentLedger`). The rules (what to do given the ledger and
 the alias) are in :mod:`mlops_ops.core.registry`; this module carries them out. See
 docs/architecture.md, "Deployment ledger", and docs/registry.md.
 """
@@ -18,8 +18,8 @@ from mlops_ops.core.registry import DEFAULT_CLAIM_LEASE_SECONDS, ChampionChanged
 
 if TYPE_CHECKING:
     from mlops_ops.core.registry import Claim, Claimant
+    from mlops_ops.hooks.ledger import DeploymentLedger
     from mlops_ops.hooks.mlflow import MlflowHook
-    from mlops_ops.hooks.storage import DeploymentLedger
 
 __all__ = ["Promotion", "PromotionService"]
 
