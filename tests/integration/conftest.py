@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -53,59 +55,65 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def serving(what: str, command: list[str], ready_url: str, logfile, *, env=None, timeout: float = 300):
+    """Run ``command`` as a server process until the block ends; ready when ``ready_url`` answers.
+
+    A process that exits, or does not answer within ``timeout`` seconds (generous: a loaded
+    machine starts servers slowly), fails the test with the tail of its log. Stopped with SIGTERM,
+    then SIGKILL after 20 s.
+    """
+    with open(logfile, "w") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    with urllib.request.urlopen(ready_url, timeout=2) as resp:
+                        if resp.status == 200:
+                            break
+                except OSError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.flush()
+                    pytest.fail(f"{what} did not start: {Path(logfile).read_text()[-3000:]}")
+                time.sleep(0.3)
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
 @pytest.fixture
 def mlflow_server(postgres_db, tmp_path):
     """`mlflow server` with its backend store on PostgreSQL and artifacts served by the server."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "mlflow-server.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            postgres_db.replace("postgresql://", "postgresql+psycopg2://"),
-            "--artifacts-destination",
-            str(tmp_path / "served-artifacts"),
-            "--serve-artifacts",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        # MLflow 3 starts a pool of job-runner processes (GenAI scorers) by default: ~8 processes
-        # of ~250 MB that nothing here uses
-        env={**os.environ, "MLFLOW_TRACKING_URI": "", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-    )
-    try:
-        deadline = time.monotonic() + 300  # generous: a loaded machine starts it slowly; a dead process fails at once
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail(
-                    f"mlflow server did not start: {(tmp_path / 'mlflow-server.log').read_text()[-3000:]}"
-                )
-            time.sleep(0.5)
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        postgres_db.replace("postgresql://", "postgresql+psycopg2://"),
+        "--artifacts-destination",
+        str(tmp_path / "served-artifacts"),
+        "--serve-artifacts",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    # MLflow 3 starts a pool of job-runner processes (GenAI scorers) by default: ~8 processes of
+    # ~250 MB that nothing here uses
+    env = {**os.environ, "MLFLOW_TRACKING_URI": "", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with serving("mlflow server", command, f"{url}/health", tmp_path / "mlflow-server.log", env=env):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="session")
@@ -118,32 +126,16 @@ def s3_server(tmp_path_factory):
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     logfile = tmp_path_factory.mktemp("moto") / "moto-server.log"
-    log = logfile.open("w")
     server = os.path.join(os.path.dirname(sys.executable), "moto_server")
-    proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/moto-api/", timeout=2):
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail(f"moto_server did not start: {logfile.read_text()[-3000:]}")
-            time.sleep(0.3)
+    with serving("moto_server", [server, "-H", "127.0.0.1", "-p", str(port)], f"{url}/moto-api/", logfile):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
-S3_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
+S3_CREDENTIALS = {
+    "aws_access_key_id": "testing",
+    "aws_secret_access_key": "testing",
+    "region_name": "us-east-1",
+}
 
 
 @pytest.fixture

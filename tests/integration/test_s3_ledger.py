@@ -22,12 +22,9 @@ import logging
 import multiprocessing
 import os
 import socket
-import subprocess
 import sys
 import threading
-import time
 import traceback
-import urllib.request
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -116,30 +113,13 @@ def serial_s3_server(tmp_path) -> Iterator[str]:
     """
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    logfile = tmp_path / "moto-serial.log"
-    with logfile.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _SERIAL_MOTO, str(port)], stdout=log, stderr=subprocess.STDOUT
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{url}/moto-api/", timeout=2):
-                        break
-                except OSError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    pytest.fail(f"moto server did not start: {logfile.read_text()[-3000:]}")
-                time.sleep(0.3)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    from tests.integration.conftest import serving  # here, not at import: see S3_CREDENTIALS
+
+    command = [sys.executable, "-c", _SERIAL_MOTO, str(port)]
+    with serving(
+        "moto server (serial)", command, f"{url}/moto-api/", tmp_path / "moto-serial.log", timeout=60
+    ):
+        yield url
 
 
 # -- the race ---------------------------------------------------------------------------------------
