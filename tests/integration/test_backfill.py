@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +20,14 @@ import pytest
 from mlops_ops.example.churn import write_partitions, write_training_data
 from tests.conftest import ROOT
 from tests.integration.conftest import _free_port
-from tests.integration.test_scheduler import DAG_FILE, _airflow, _query, _wait
+from tests.integration.local_airflow import (
+    DAG_FILE,
+    airflow,
+    local_executor_env,
+    query,
+    running_airflow,
+    wait,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -56,38 +60,13 @@ def test_backfill_replays_daily_partitions_through_monitoring(postgres_db, tmp_p
         seed=5,
     )
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS_", "MLFLOW_"))}
-    env.update(
-        {
-            "AIRFLOW_HOME": str(tmp_path / "airflow"),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres_db.replace(
-                "postgresql://", "postgresql+psycopg2://"
-            ),
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": "2",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",  # only the backfill runs monitoring
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-            "AIRFLOW__API__PORT": str(port),
-            "AIRFLOW__API_AUTH__JWT_SECRET": "integration-test-secret-0123456789abcdef",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
-            # a loaded machine: the API server may take longer than the default 5 s to answer a
-            # task's supervisor, which then kills the task
-            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
-            "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": "10",
-            "MLOPS_HOME": str(home),
-            "MLOPS_PIPELINES": str(pipelines),
-            "GX_ANALYTICS_ENABLED": "False",
-        }
+    env = local_executor_env(  # paused at creation: only the backfill runs monitoring
+        tmp_path, postgres_db, port=port, dags=dags, home=home, pipelines=pipelines, paused=True
     )
-    _airflow(env, "db", "migrate", timeout=300)
-
-    procs, logs = {}, []
+    airflow(env, "db", "migrate", timeout=300)
 
     def runs(dag_id: str, run_type: str) -> list[tuple[str, str, object]]:
-        return _query(
+        return query(
             postgres_db,
             f"SELECT run_id, state, logical_date FROM dag_run WHERE dag_id = '{dag_id}' "
             f"AND run_type = '{run_type}' ORDER BY logical_date",
@@ -95,46 +74,33 @@ def test_backfill_replays_daily_partitions_through_monitoring(postgres_db, tmp_p
 
     def states(dag_id: str, run_id: str) -> dict[str, str]:
         return dict(
-            _query(
+            query(
                 postgres_db,
                 f"SELECT task_id, state FROM task_instance WHERE dag_id = '{dag_id}' AND run_id = '{run_id}'",
             )
         )
 
-    try:
-        for name, args in (
-            ("api-server", ["api-server", "--port", str(port), "--workers", "1"]),
-            ("dag-processor", ["dag-processor"]),
-            ("scheduler", ["scheduler"]),
-        ):
-            log = tmp_path / f"{name}.log"
-            logs.append(log)
-            procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "airflow", *args],
-                env=env,
-                stdout=log.open("w"),
-                stderr=subprocess.STDOUT,
-            )
-        _wait(
+    with running_airflow(env, tmp_path, port) as (procs, logs):
+        wait(
             "the DAG processor to parse churn_monitoring",
-            lambda: _query(postgres_db, "SELECT dag_id FROM dag WHERE dag_id = 'churn_monitoring'"),
+            lambda: query(postgres_db, "SELECT dag_id FROM dag WHERE dag_id = 'churn_monitoring'"),
             180,
             procs,
             logs,
         )
         # the champion the replayed batches are checked against
-        _airflow(env, "dags", "unpause", "churn_training")
-        _airflow(env, "dags", "trigger", "churn_training", "--conf", json.dumps({"reason": "backfill test"}))
+        airflow(env, "dags", "unpause", "churn_training")
+        airflow(env, "dags", "trigger", "churn_training", "--conf", json.dumps({"reason": "backfill test"}))
 
         def trained():
             rows = [r for r in runs("churn_training", "manual") if r[1] in ("success", "failed")]
             return rows[0] if rows else None
 
-        training = _wait("the training run", trained, 420, procs, logs)
+        training = wait("the training run", trained, 420, procs, logs)
         assert training[1] == "success", states("churn_training", training[0])
 
-        _airflow(env, "dags", "unpause", "churn_monitoring")
-        _airflow(
+        airflow(env, "dags", "unpause", "churn_monitoring")
+        airflow(
             env,
             "backfill",
             "create",
@@ -153,17 +119,9 @@ def test_backfill_replays_daily_partitions_through_monitoring(postgres_db, tmp_p
             done = [r for r in rows if r[1] in ("success", "failed")]
             return rows if rows and len(done) == len(rows) else None
 
-        rows = _wait(
+        rows = wait(
             "the backfill's runs", replayed, 60 * (BACKFILL_DAYS + BEFORE_START_DAYS) * 2, procs, logs
         )
-    finally:
-        for p in procs.values():
-            p.terminate()
-        for p in procs.values():
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
 
     by_day = {r[2].date(): (r[0], r[1]) for r in rows}
     replayed_days = [first + dt.timedelta(days=i) for i in range(BACKFILL_DAYS)]
