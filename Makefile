@@ -20,15 +20,19 @@ install: $(STAMP)
 demo: install
 	$(BIN)/mlops-ops demo
 
-# two workers (the machines have 2 cores); a test file's tests stay on one worker (module fixtures)
+# two workers (the machines have 2 cores); a test file's tests stay on one worker (module fixtures).
+# Files are handed out in collection order, which tests/conftest.py sorts longest first: xdist's
+# default reorders files by their number of tests, which left the long single-test files
+# (distributed loop, backfill, demo) to run one after another at the end.
 PYTEST_WORKERS ?= 2
+PYTEST_XDIST := -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 test: install
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q $(PYTEST_XDIST)
 
 # everything except the tests marked slow: end-to-end DAG runs, statistical tests over many
 # repetitions, tests that train or promote against a real MLflow store
 test-fast: install
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not slow"
+	$(BIN)/python -m pytest -q $(PYTEST_XDIST) -m "not slow"
 
 # benchmarks: not tests; they print results tables (see benchmarks/README.md)
 bench-drift: install

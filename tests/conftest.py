@@ -60,7 +60,9 @@ shutil.copy(ROOT / "pipelines" / "churn.yaml", os.environ["MLOPS_PIPELINES"])
 _LONGEST_FIRST = (
     "tests/integration/test_distributed.py",
     "tests/integration/test_backfill.py",
+    "tests/integration/test_s3_ledger.py",
     "tests/dags/test_demo.py",
+    "tests/integration/test_executor_neutral.py",
     "tests/integration/test_scheduler.py",
     "tests/dags/test_seasonal_monitoring.py",
     "tests/integration/test_url_credentials.py",
@@ -73,6 +75,7 @@ _LONGEST_FIRST = (
     "tests/dags/test_rollback.py",
     "tests/integration/test_promotion_race.py",
     "tests/integration/test_postgres.py",
+    "tests/integration/test_ingest_sources.py",
     "tests/unit/test_deploy_and_evaluate.py",
     "tests/unit/test_deploy_cas.py",
     "tests/unit/test_gate_bootstrap.py",
