@@ -61,6 +61,7 @@ from mlops_ops.config.monitoring import (
     RetrainSpec,
     ValidationSpec,
 )
+from mlops_ops.config.notifications import NotificationsSpec
 from mlops_ops.config.pipeline import (
     Name,
     PipelineSpec,
@@ -89,6 +90,7 @@ __all__ = [
     "METRIC_DIRECTIONS",
     "ModelSpec",
     "MonitoringSpec",
+    "NotificationsSpec",
     "Name",
     "PerformanceSpec",
     "PipelineSpec",

@@ -29,6 +29,7 @@ from mlops_ops.config.data import FeaturesSpec, SourceSpec
 from mlops_ops.config.errors import FieldError
 from mlops_ops.config.model import EvaluationSpec, ModelSpec
 from mlops_ops.config.monitoring import MonitoringSpec, ReferenceSpec, ValidationSpec
+from mlops_ops.config.notifications import NotificationsSpec
 
 
 class ScoringSpec(_Model):
@@ -98,6 +99,7 @@ class PipelineSpec(_Model):
     schedules: SchedulesSpec = Field(default_factory=SchedulesSpec)
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
     scoring: ScoringSpec | None = None
+    notifications: NotificationsSpec | None = None
     tags: list[str] = Field(default_factory=list)
     owner: str = "mlops"
 

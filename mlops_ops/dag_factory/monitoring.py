@@ -41,6 +41,7 @@ def build_monitoring_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | N
         return None
     from airflow.sdk import DAG
 
+    from mlops_ops.notifiers import event_callbacks
     from mlops_ops.operators.monitor import (
         CheckModelPerformanceOperator,
         DetectDriftOperator,
@@ -91,6 +92,7 @@ def build_monitoring_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | N
                 task_id="detect_drift",
                 snapshot=ingest.output,
                 drift=settings.model_dump(exclude_unset=True),
+                **event_callbacks(spec, "drift"),
                 **common,
             )
             validate >> drift
@@ -104,6 +106,7 @@ def build_monitoring_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | N
                 tolerance=perf.tolerance,
                 floor=perf.floor,
                 min_rows=perf.min_rows,
+                **event_callbacks(spec, "degradation"),
                 **common,
             )
             validate >> performance

@@ -56,6 +56,7 @@ def build_rollback_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | Non
     """The ``<name>_rollback`` DAG of a pipeline (``schedule=None``: triggered by hand)."""
     from airflow.sdk import DAG
 
+    from mlops_ops.notifiers import event_callbacks
     from mlops_ops.operators.rollback import RollbackModelOperator
 
     with DAG(
@@ -76,5 +77,6 @@ def build_rollback_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | Non
             version="{{ params.version }}",
             force="{{ params.force }}",
             reason="{{ params.reason }}",
+            **event_callbacks(spec, "rollback"),
         )
     return fail_runs_before_start(dag, spec)

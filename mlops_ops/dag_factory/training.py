@@ -70,6 +70,7 @@ def build_training_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | Non
     """The ``<name>_training`` DAG of a pipeline."""
     from airflow.sdk import DAG
 
+    from mlops_ops.notifiers import event_callbacks
     from mlops_ops.operators import (
         DeployModelOperator,
         EvaluateModelOperator,
@@ -130,6 +131,7 @@ def build_training_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | Non
             task_id="evaluate",
             model=train.output,
             evaluation=spec.evaluation.model_dump(),
+            **event_callbacks(spec, "rejection"),
             **common,
         )
         deploy = DeployModelOperator(task_id="deploy", decision=evaluate.output, **common)

@@ -9,6 +9,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlops_ops.assets import model_asset
 from mlops_ops.core.registry import DEFAULT_CLAIM_LEASE_SECONDS
+from mlops_ops.hooks.pushgateway import push_metrics
 from mlops_ops.links import MlflowModelVersionLink
 from mlops_ops.operators.base import MlopsBaseOperator
 
@@ -90,6 +91,7 @@ class DeployModelOperator(MlopsBaseOperator):
             if getattr(asset, "uri", "").endswith("/model"):
                 context["outlet_events"][asset].extra = {"version": version}
         previous = result.previous_version
+        push_metrics("champion", self.pipeline, context, {"version": version, "action": "promote"})
         self.log.info(
             "%s v%s is champion (was %s); ledger seq %s at %s (%s)",
             self.pipeline,

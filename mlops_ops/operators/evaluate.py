@@ -14,6 +14,7 @@ from mlops_ops.artifacts import (
     TrainingSpec,
 )
 from mlops_ops.core.model_uri import model_version_uri
+from mlops_ops.hooks.pushgateway import push_metrics
 from mlops_ops.links import MlflowModelVersionLink, MlflowRunLink, ReportLink
 from mlops_ops.operators.base import MlopsBaseOperator
 
@@ -102,6 +103,7 @@ class EvaluateModelOperator(MlopsBaseOperator):
         if importance is not None and "features" in importance:
             self._log_importance(hook, run_id, importance)
         uri = self.write_report(context, doc, decision_html(doc, f"Gate decision: {name} v{version}"))
+        push_metrics("gate", name, context, doc)
         hook.log_document(run_id, doc, DECISION_ARTIFACT)
         hook.set_version_tags(
             name,

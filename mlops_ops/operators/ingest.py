@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.assets import dataset_asset
+from mlops_ops.hooks.pushgateway import push_metrics
 from mlops_ops.operators.base import MlopsBaseOperator
 
 if TYPE_CHECKING:
@@ -235,6 +236,7 @@ class IngestDatasetOperator(MlopsBaseOperator):
                     "rows": int(manifest["rows"]),
                     "created": created,
                 }
+        push_metrics("ingest", self.pipeline, context, manifest)
         return {
             "uri": str(directory),
             "sha256": sha,

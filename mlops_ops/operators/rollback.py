@@ -9,6 +9,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.assets import model_asset
 from mlops_ops.core.registry import DEFAULT_CLAIM_LEASE_SECONDS
+from mlops_ops.hooks.pushgateway import push_metrics
 from mlops_ops.links import MlflowModelVersionLink
 from mlops_ops.operators.base import MlopsBaseOperator, parse_bool
 
@@ -106,6 +107,7 @@ class RollbackModelOperator(MlopsBaseOperator):
             raise AirflowFailException(f"rollback of {name} to v{target} impossible: {err}") from None
 
         message = self._message(target, result)
+        push_metrics("champion", name, context, {"version": target, "action": "rollback"})
         self.log.info("%s", message)
         for asset in self.outlets:
             if getattr(asset, "uri", "").endswith("/model"):

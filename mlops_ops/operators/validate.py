@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.artifacts import PROFILE_ARTIFACT
+from mlops_ops.hooks.pushgateway import push_metrics
 from mlops_ops.links import ReportLink
 from mlops_ops.operators.base import MlopsBaseOperator
 
@@ -82,6 +83,7 @@ class ValidateDataOperator(MlopsBaseOperator):
         except validation.ValidationConfigError as err:
             raise AirflowFailException(f"the validation spec is invalid: {err}") from None
         uri = self._report(context, report, manifest)
+        push_metrics("validation", self.pipeline, context, report.to_dict())
         self.log.info(
             "validation %s: %d expectations, %d error(s), %d warning(s); report %s",
             report.status,

@@ -15,6 +15,7 @@ from mlops_ops.artifacts import (
 )
 from mlops_ops.core.model_uri import model_version_uri
 from mlops_ops.errors import parse_stored
+from mlops_ops.hooks.pushgateway import push_metrics
 from mlops_ops.links import MlflowRunLink, ReportLink
 from mlops_ops.operators.base import MonitoringOperator, short_number
 
@@ -108,6 +109,7 @@ class DetectDriftOperator(MonitoringOperator):
         # with the prediction drift, if any
         html = render_drift_html(doc, title=title, reference=choice.describe())
         uri = self.write_report(context, doc, html)
+        push_metrics("drift", self.pipeline, context, doc)
         _, run_url = self.log_monitoring_run(
             context, "drift", champion, _run_metrics(report, prediction), doc, html
         )

@@ -9,6 +9,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.artifacts import DECISION_ARTIFACT, TRAINING_SPEC_ARTIFACT, TRAINING_SPEC_KEYS
 from mlops_ops.core.model_uri import model_version_uri
+from mlops_ops.hooks.pushgateway import push_metrics
 from mlops_ops.links import MlflowRunLink, ReportLink
 from mlops_ops.operators.base import MonitoringOperator, short_number
 
@@ -75,6 +76,7 @@ class CheckModelPerformanceOperator(MonitoringOperator):
         }
         html = self._html(champion, check, doc)
         uri = self.write_report(context, doc, html)
+        push_metrics("performance", self.pipeline, context, doc)
         metrics = {f"performance.{self.metric}": check.value, "performance.rows": check.rows}
         _, run_url = self.log_monitoring_run(context, "performance", champion, metrics, doc, html)
         self.log.info(

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlops_ops.assets import retrain_asset
+from mlops_ops.hooks.pushgateway import push_metrics
 from mlops_ops.links import ReportLink
 from mlops_ops.operators.base import MlopsBaseOperator
 
@@ -77,6 +78,7 @@ class RequestRetrainOperator(MlopsBaseOperator):
             )
             decision.retrain = True
             decision.reason = own["reason"]
+        push_metrics("retrain", self.pipeline, context, {"retrain": decision.retrain})
         if not decision.retrain:
             self.log.info("no retrain: %s", decision.reason)
             raise AirflowSkipException(f"no retrain requested: {decision.reason}")
