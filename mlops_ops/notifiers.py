@@ -131,7 +131,7 @@ class FileNotifier(BaseNotifier):
         self.message = message
 
     def notify(self, context: Context) -> None:
-        event = context.get("mlops_event") or {}
+        event: dict[str, Any] = dict(context.get("mlops_event") or {})  # type: ignore[call-overload]
         ti = context.get("ti")
         line = {
             "at": dt.datetime.now(dt.UTC).isoformat(),

@@ -68,6 +68,7 @@ _LONGEST_FIRST = (
     "tests/integration/test_url_credentials.py",
     "tests/unit/test_drift_stats.py",
     "tests/dags/test_monitoring_e2e.py",
+    "tests/integration/test_prometheus.py",
     "tests/dags/test_training_e2e.py",
     "tests/dags/test_batch_scoring.py",
     "tests/dags/test_bad_input.py",

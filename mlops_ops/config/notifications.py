@@ -27,7 +27,7 @@ class NotificationsSpec(_Model):
     """
 
     events: list[NotificationEvent] = Field(
-        default_factory=lambda: ["drift", "degradation", "rejection", "rollback"],
+        default_factory=lambda: ["drift", "degradation", "rejection", "rollback"],  # type: ignore[arg-type]
         min_length=1,
         description="Events that send a notification (not `on`: YAML 1.1 reads `on` as true).",
     )
@@ -50,5 +50,5 @@ class NotificationsSpec(_Model):
 
     @field_validator("events")
     @classmethod
-    def _unique(cls, value: list[str]) -> list[str]:
+    def _unique(cls, value: list[Any]) -> list[Any]:
         return list(dict.fromkeys(value))

@@ -103,13 +103,13 @@ class EvaluateModelOperator(MlopsBaseOperator):
         if importance is not None and "features" in importance:
             self._log_importance(hook, run_id, importance)
         uri = self.write_report(context, doc, decision_html(doc, f"Gate decision: {name} v{version}"))
-        push_metrics("gate", name, context, doc)
         hook.log_document(run_id, doc, DECISION_ARTIFACT)
         hook.set_version_tags(
             name,
             version,
             {"mlops.gate": decision.status, "mlops.gate_reasons": "; ".join(decision.reasons)[:4000]},
         )
+        push_metrics("gate", name, context, doc)  # after the MLflow writes a retry repeats
         self.log.info(
             "gate decision for %s v%s: %s (%s)",
             name,
