@@ -100,6 +100,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate every spec file given (files or folders) and report each; never stops early."""
     from mlops_ops.config import SpecError, load_pipeline_spec, spec_files
+    from mlops_ops.notifiers import build_notifier
 
     paths: list[Path] = []
     for target in args.paths or [os.environ.get("MLOPS_PIPELINES") or "pipelines"]:
@@ -112,9 +113,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     for path in paths:
         try:
             spec = load_pipeline_spec(path)
+            if spec.notifications is not None:  # imported and built, as the DAG factory will
+                build_notifier(spec.notifications, spec.name)
         except SpecError as err:
             bad += 1
-            print(f"FAIL {err}")
+            print(f"FAIL {err}" if str(err).startswith(str(path)) else f"FAIL {path}: {err}")
             continue
         except Exception as err:  # an unforeseen crash on one file must not hide the others
             bad += 1

@@ -147,3 +147,16 @@ def test_a_notifier_that_cannot_be_built_fails_the_spec_not_a_task(notifier, arg
     with pytest.raises(SpecError, match="pipeline 'churn'") as err:
         build_pipeline_dags(spec)
     assert message in str(err.value)
+
+
+def test_mlops_ops_check_builds_the_notifier(tmp_path, capsys):
+    from mlops_ops.cli import main
+
+    spec = tmp_path / "churn.yaml"
+    text = (ROOT / "pipelines" / "churn.yaml").read_text()
+    spec.write_text(text + "\nnotifications: {notifier: mlops_ops.notifiers.FileNotifier, args: {path: x}}\n")
+    assert main(["check", str(spec)]) == 0
+    spec.write_text(text + "\nnotifications: {notifier: airflow.providers.nope.Notifier}\n")
+    assert main(["check", str(spec)]) == 1
+    out = capsys.readouterr().out
+    assert f"FAIL {spec}: pipeline 'churn': notifications.notifier: cannot import" in out
