@@ -1,10 +1,11 @@
 """The library's metrics in a real Prometheus, through a real Pushgateway (docs/metrics.md).
 
 Debian's ``prometheus`` and ``prometheus-pushgateway`` run as processes on free ports with
-temporary storage. The churn pipeline's training DAG and its monitoring DAG on a drifted batch run
-with ``dag.test()`` and push their metrics; then Prometheus holds the values the tasks decided,
+temporary storage. The churn pipeline's training DAG, its monitoring DAG on a drifted batch and the
+retrain that follows run with ``dag.test()`` and push their metrics; then Prometheus holds the values the tasks decided,
 ``promtool`` accepts and unit-tests the shipped rules, the drift alert fires, every query of the
-Grafana dashboard returns data, and the spec's notifier wrote the drift notification.
+Grafana dashboard returns data, and the spec's notifier told the drift (and the retrain's
+rejection, when its gate rejected).
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ def stack(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pushed(stack, airflow_db, tmp_path_factory):
-    """Train the churn champion, then monitor a drifted day, pushing to the stack's gateway."""
+    """Train the churn champion, monitor a drifted day, retrain; every task pushes to the stack's
+    gateway, the spec's FileNotifier tells drift and rejections."""
     root = tmp_path_factory.mktemp("pipeline")
     home, pipelines = root / "home", root / "pipelines"
     pipelines.mkdir()
@@ -126,7 +128,30 @@ def pushed(stack, airflow_db, tmp_path_factory):
         assert training.state == "success", training.tasks
         monitoring = run_dag(load_dag("churn_monitoring"), logical_date=at)
         assert monitoring.state == "success", monitoring.tasks
-    return {"training": training, "monitoring": monitoring, "notifications": notifications}
+        # the retrain the drift asks for, on a window with the drifted day: the gate decides
+        retrain = run_dag(load_dag("churn_training"), logical_date=at + dt.timedelta(days=1))
+        assert retrain.state == "success", retrain.tasks
+    _scraped_after(stack, time.time())
+    return {
+        "training": training,
+        "monitoring": monitoring,
+        "retrain": retrain,
+        "notifications": notifications,
+    }
+
+
+def _scraped_after(stack, moment: float) -> None:
+    """Wait until Prometheus has scraped the gateway after ``moment`` (Unix seconds): the values
+    it then holds are the last ones pushed."""
+
+    def scraped() -> bool:
+        targets = _get(f"{stack['prometheus']}/api/v1/targets")["data"]["activeTargets"]
+        return any(
+            t["health"] == "up" and dt.datetime.fromisoformat(t["lastScrape"]).timestamp() > moment + 0.5
+            for t in targets
+        )
+
+    _poll("a scrape of the Pushgateway after the last push", scraped)
 
 
 def _value(stack, expr: str) -> float:
@@ -137,14 +162,21 @@ def _value(stack, expr: str) -> float:
 
 
 def test_prometheus_holds_what_the_tasks_decided(stack, pushed):
-    training, monitoring = pushed["training"].returned, pushed["monitoring"].returned
+    monitoring, training = pushed["monitoring"].returned, pushed["retrain"].returned  # the latest
     drift = monitoring["detect_drift"]
     assert drift["status"] == "drift"
 
-    assert _value(stack, 'mlops_ingest_rows{pipeline="churn",dag_id="churn_training"}') == 14 * 300
+    rows = _value(stack, 'mlops_ingest_rows{pipeline="churn",dag_id="churn_training"}')
+    assert rows == training["ingest"]["rows"] > 0
     assert _value(stack, 'mlops_ingest_rows{dag_id="churn_monitoring",task_id="ingest_batch"}') == 300
-    assert _value(stack, 'mlops_champion_version{pipeline="churn"}') == int(training["deploy"]["version"])
-    assert _value(stack, 'mlops_gate_promote{pipeline="churn"}') == 1
+    # the gate's latest decision; the champion is the latest version deployed
+    gate = training["evaluate"]
+    assert _value(stack, 'mlops_gate_promote{pipeline="churn"}') == gate["promote"]
+    assert _value(stack, 'mlops_gate_challenger_version{pipeline="churn"}') == int(gate["challenger_version"])
+    champion = training["deploy"]["version"] if gate["promote"] else gate["baseline_version"]
+    assert _value(stack, 'mlops_champion_version{pipeline="churn"}') == int(champion)
+    rejected = _query(stack["prometheus"], 'mlops_gate_last_rejection_timestamp_seconds{pipeline="churn"}')
+    assert len(rejected) == (not gate["promote"])
     errors = _value(stack, 'mlops_validation_failures{dag_id="churn_training",severity="error"}')
     assert errors == training["validate"]["errors"] == 0
     warnings = _value(stack, 'mlops_validation_failures{dag_id="churn_training",severity="warning"}')
@@ -221,9 +253,14 @@ def test_every_dashboard_query_returns_data(stack, pushed):
         _poll(f"data for the dashboard query {expr!r}", lambda q=query: _query(stack["prometheus"], q))
 
 
-def test_the_spec_notifier_wrote_the_drift_notification(pushed):
+def test_the_spec_notifier_told_the_drift_and_a_rejection(pushed):
     lines = [json.loads(x) for x in pushed["notifications"].read_text().splitlines()]
-    # the gate promoted (no rejection to tell); the drifted batch is told once
-    assert [(x["event"], x["task_id"]) for x in lines] == [("drift", "detect_drift")]
+    # the first gate promoted (nothing to tell); the drifted batch is told once; the retrain's
+    # gate decision is told when it rejected
+    rejected = not pushed["retrain"].returned["evaluate"]["promote"]
+    expected = [("drift", "churn_monitoring", "detect_drift")]
+    expected += [("rejection", "churn_training", "evaluate")] * rejected
+    assert [(x["event"], x["dag_id"], x["task_id"]) for x in lines] == expected
     assert lines[0]["message"].startswith("drift: churn: drift against champion v1")
-    assert lines[0]["dag_id"] == "churn_monitoring"
+    if rejected:
+        assert lines[1]["message"].startswith("drift: churn: the gate rejected v2; the champion stays v1")
