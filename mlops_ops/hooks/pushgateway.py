@@ -89,6 +89,11 @@ def _gauge(registry: CollectorRegistry, name: str, doc: str, labels: tuple[str, 
     return Gauge(name, doc, labelnames=labels, registry=registry)
 
 
+def _number(value: Any) -> float:
+    """A value to push; NaN for none (a push must name every metric it replaces, see the module)."""
+    return float("nan") if value is None else float(value)
+
+
 def _ingest(reg: CollectorRegistry, doc: dict[str, Any], now: float) -> None:
     _gauge(reg, "mlops_ingest_rows", "Rows in the snapshot the last ingest stored.").set(doc["rows"])
     _gauge(
@@ -125,9 +130,8 @@ def _drift(reg: CollectorRegistry, doc: dict[str, Any], now: float) -> None:
         reg, "mlops_drift_effect_threshold", "Effect size above which a column drifts.", ("column",)
     )
     drifted = _gauge(reg, "mlops_drift_column_drifted", "1 when the column drifted.", ("column",))
-    for col in doc.get("columns") or []:
-        if col.get("effect") is not None:
-            effect.labels(col["name"], col["test"]).set(col["effect"])
+    for col in doc.get("columns") or []:  # NaN, not absent: a push keeps older values it does not name
+        effect.labels(col["name"], col["test"]).set(_number(col.get("effect")))
         threshold.labels(col["name"]).set(col["effect_threshold"])
         drifted.labels(col["name"]).set(bool(col["drifted"]))
     _monitoring_success(reg, "drift", now)
@@ -139,8 +143,7 @@ def _performance(reg: CollectorRegistry, doc: dict[str, Any], now: float) -> Non
         ("mlops_performance_value", "value", "The champion's live metric on labelled outcomes."),
         ("mlops_performance_baseline", "baseline", "The champion's metric at promotion."),
     ):
-        if doc.get(key) is not None:
-            _gauge(reg, name, text, ("metric",)).labels(metric).set(doc[key])
+        _gauge(reg, name, text, ("metric",)).labels(metric).set(_number(doc.get(key)))
     _gauge(reg, "mlops_performance_degraded", "1 when the last performance check found a degradation.").set(
         bool(doc.get("degraded"))
     )

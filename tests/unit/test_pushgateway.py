@@ -5,6 +5,7 @@ tests/integration/test_prometheus.py."""
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import types
 
@@ -103,7 +104,7 @@ def test_every_kind_has_its_metrics():
     assert drift['mlops_drift_status{status="drift"}'] == 1
     assert drift['mlops_drift_status{status="no_drift"}'] == 0
     assert drift['mlops_drift_effect{column="tenure",test="ks"}'] == 0.31
-    assert not any("region" in name and "effect{" in name for name in drift)  # untested: no effect
+    assert math.isnan(drift['mlops_drift_effect{column="region",test="chi2"}'])  # untested: NaN
     assert drift['mlops_drift_column_drifted{column="region"}'] == 0
     assert drift["mlops_drift_prediction_detected"] == 1
     assert drift['mlops_monitoring_last_success_timestamp_seconds{check="drift"}'] == 1000
@@ -111,6 +112,8 @@ def test_every_kind_has_its_metrics():
     assert performance['mlops_performance_value{metric="roc_auc"}'] == 0.71
     assert performance['mlops_performance_baseline{metric="roc_auc"}'] == 0.8
     assert performance["mlops_performance_degraded"] == 1
+    unlabelled = _samples("performance", {"metric": "roc_auc", "value": None, "baseline": 0.8, "rows": 0})
+    assert math.isnan(unlabelled['mlops_performance_value{metric="roc_auc"}'])  # replaces an older value
     gate = _samples("gate", DOCUMENTS["gate"])
     assert gate["mlops_gate_promote"] == 0
     assert gate["mlops_gate_last_rejection_timestamp_seconds"] == 1000
