@@ -68,6 +68,7 @@ with DAG("notify_events", schedule=None, start_date=dt.datetime(2026, 1, 1, tzin
 """
 
 
+@pytest.mark.slow
 def test_events_are_told_only_when_the_result_shows_them(airflow_db, tmp_path):
     from tests.conftest import TEST_DAGS, load_dag
 
