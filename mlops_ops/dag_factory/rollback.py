@@ -73,10 +73,10 @@ def build_rollback_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | Non
     ) as dag:
         RollbackModelOperator(
             task_id="rollback",
+            **event_callbacks(spec, "rollback"),
             pipeline=spec.name,
             version="{{ params.version }}",
             force="{{ params.force }}",
             reason="{{ params.reason }}",
-            **event_callbacks(spec, "rollback"),
         )
     return fail_runs_before_start(dag, spec)
