@@ -99,9 +99,9 @@ class PipelineSpec(_Model):
     schedules: SchedulesSpec = Field(default_factory=SchedulesSpec)
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
     scoring: ScoringSpec | None = None
-    notifications: NotificationsSpec | None = None
     tags: list[str] = Field(default_factory=list)
     owner: str = "mlops"
+    notifications: NotificationsSpec | None = None
 
     @field_validator("name")
     @classmethod
