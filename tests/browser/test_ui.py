@@ -1,0 +1,277 @@
+"""The Airflow UI as a person uses it: headless Chromium (Debian's ``chromium`` and
+``chromium-driver``, driven by selenium) against one real Airflow (API server, DAG processor,
+scheduler with the LocalExecutor, PostgreSQL) after a real training run.
+
+Checks the mlops-ops plugin (``mlops_ops/ui/``) from the outside: its routes refuse anonymous
+requests and path traversal; a logged-in user finds the *ML pipelines* page in the navigation,
+sees the champion and the deployment timeline, and follows a task's *Report* link to the gate
+decision. Each page is saved as a screenshot under ``test-artifacts/browser/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from mlops_ops.example.churn import write_training_data
+from tests.conftest import ROOT, service_missing
+from tests.integration.conftest import PG, _admin, _free_port
+from tests.integration.local_airflow import (
+    DAG_FILE,
+    airflow,
+    local_executor_env,
+    query,
+    running_airflow,
+    wait,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+USER, PASSWORD = "admin", "browser-test-password"
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+class Site:
+    """The running Airflow: its URL, environment, metadata DB and storage."""
+
+    def __init__(self, url: str, env: dict, dsn: str, home: Path, run_id: str, procs: dict, logs: list):
+        self.url, self.env, self.dsn, self.home, self.run_id = url, env, dsn, home, run_id
+        self.procs, self.logs = procs, logs
+
+    def get(self, path: str, token: str | None = None) -> tuple[int, bytes]:
+        """GET ``path`` (sent as is, percent-escapes kept); the status and body, errors included."""
+        request = urllib.request.Request(self.url + path)
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=60) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+
+    def token(self) -> str:
+        body = json.dumps({"username": USER, "password": PASSWORD}).encode()
+        request = urllib.request.Request(
+            self.url + "/auth/token", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            return json.loads(resp.read())["access_token"]
+
+    def finished_runs(self, dag_id: str) -> list[tuple[str, str]]:
+        return query(
+            self.dsn,
+            f"SELECT run_id, state FROM dag_run WHERE dag_id = '{dag_id}' AND state IN ('success', 'failed') "
+            "ORDER BY id",
+        )
+
+
+def _require_browser() -> None:
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        service_missing("selenium is not installed (pip install -e '.[dev]')")
+    if not (CHROMIUM and CHROMEDRIVER):
+        service_missing(
+            "chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)"
+        )
+
+
+@pytest.fixture(scope="module")
+def postgres_module_db():
+    """A fresh PostgreSQL database for the module's one Airflow; dropped afterwards."""
+    name = f"mlops_ui_{uuid.uuid4().hex[:10]}"
+    admin = _admin()
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(scope="module")
+def site(postgres_module_db, tmp_path_factory):
+    """Airflow with the churn pipeline after one successful manual training run (v1 promoted)."""
+    _require_browser()
+    tmp = tmp_path_factory.mktemp("ui")
+    port = _free_port()
+    home, pipelines, dags = tmp / "home", tmp / "pipelines", tmp / "dags"
+    for d in (pipelines, dags):
+        d.mkdir()
+    spec = (ROOT / "pipelines" / "churn.yaml").read_text()
+    for kind in ("training", "monitoring", "scoring"):  # nothing on a timetable: only what the test starts
+        spec = re.sub(rf"\n  {kind}: \"@\w+\"", f"\n  {kind}: null", spec)
+    (pipelines / "churn.yaml").write_text(spec)
+    (dags / "pipelines_dag.py").write_text(DAG_FILE)
+    write_training_data(home / "data" / "churn" / "daily", rows=2000, seed=0)
+
+    env = local_executor_env(
+        tmp, postgres_module_db, port=port, dags=dags, home=home, pipelines=pipelines, paused=False
+    )
+    passwords = tmp / "passwords.json"
+    passwords.write_text(json.dumps({USER: PASSWORD}))
+    env.update(
+        {
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        }
+    )
+    airflow(env, "db", "migrate", timeout=300)
+    with running_airflow(env, tmp, port) as (procs, logs):
+        site = Site(f"http://127.0.0.1:{port}", env, postgres_module_db, home, "", procs, logs)
+
+        def parsed():
+            return query(postgres_module_db, "SELECT dag_id FROM dag WHERE dag_id = 'churn_training'")
+
+        wait("the DAG processor to parse churn_training", parsed, 240, procs, logs)
+        airflow(env, "dags", "trigger", "churn_training", "--conf", json.dumps({"reason": "browser test"}))
+        runs = wait("the training run", lambda: site.finished_runs("churn_training"), 420, procs, logs)
+        assert runs[0][1] == "success", (runs, (tmp / "scheduler.log").read_text()[-3000:])
+        site.run_id = runs[0][0]
+        yield site
+
+
+@pytest.fixture(scope="module")
+def browser(site):
+    """Headless Chromium, logged in to the Airflow UI as the test's admin."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        driver.get(site.url + "/")
+        _until(driver, lambda d: d.find_elements(By.NAME, "username"), "the login form")
+        driver.find_element(By.NAME, "username").send_keys(USER)
+        driver.find_element(By.NAME, "password").send_keys(PASSWORD)
+        driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        _until(driver, lambda d: "_token" in {c["name"] for c in d.get_cookies()}, "the login to finish")
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _until(driver, condition, what: str, timeout: float = 90):
+    """Poll ``condition(driver)`` until it is true; fail with a screenshot after ``timeout`` s."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.5).until(condition)
+    except TimeoutException:
+        shot = _screenshot(driver, "timeout-" + re.sub(r"\W+", "-", what))
+        pytest.fail(f"timed out waiting for {what} at {driver.current_url} (screenshot {shot})")
+
+
+def _screenshot(driver, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    driver.save_screenshot(str(path))
+    print(f"screenshot: {path}")
+    return path
+
+
+def _report(site: Site, task_id: str, ext: str = "html") -> str:
+    run = re.sub(r"[^A-Za-z0-9\-_.=]", "_", site.run_id)
+    return f"/mlops/reports/churn/churn_training/{run}/{task_id}.{ext}"
+
+
+def test_anonymous_requests_are_refused(site):
+    token = site.token()
+    for path in (
+        "/mlops/",
+        "/mlops/pipelines/churn",
+        _report(site, "evaluate"),
+        _report(site, "evaluate", "json"),
+    ):
+        status, body = site.get(path)
+        assert status == 401, (path, status, body[:300])
+        status, body = site.get(path, token="not-a-token")
+        assert status in (401, 403), (path, status, body[:300])
+        status, body = site.get(path, token=token)
+        assert status == 200, (path, status, body[:300])
+    status, body = site.get(_report(site, "evaluate", "json"), token=token)
+    assert json.loads(body)["challenger_version"] == "1"
+
+
+def test_no_path_traversal(site):
+    token = site.token()
+    storage = site.home / "storage"
+    secret = "SECRET-" + uuid.uuid4().hex
+    (storage / "churn" / "secret.html").write_text(secret)  # beside reports/, never served
+    (storage / "secret.json").write_text(json.dumps({"secret": secret}))
+    run = _report(site, "evaluate").split("/")[5]
+    attempts = [
+        "/mlops/reports/churn/churn_training/..%2F..%2F..%2Fsecret.html",
+        f"/mlops/reports/churn/churn_training/{run}/..%2F..%2F..%2Fsecret.html",
+        f"/mlops/reports/churn/..%2F..%2F/{run}/secret.html",
+        "/mlops/reports/churn/churn_training/../../secret.html",
+        "/mlops/reports/churn/churn_training/../secret.html",
+        "/mlops/reports/churn/churn_training/%2E%2E/secret.html",
+        "/mlops/reports/churn/%2E%2E/%2E%2E/secret.html",
+        "/mlops/reports/%2E%2E/churn/%2E%2E/secret.json",
+        f"/mlops/reports/churn/churn_training/{run}/..json",
+        f"/mlops/reports/churn/churn_training/{run}/evaluate.py",
+        "/mlops/pipelines/..",
+        "/mlops/pipelines/%2E%2E",
+    ]
+    for path in attempts:
+        status, body = site.get(path, token=token)
+        assert secret.encode() not in body, path
+        assert status in (400, 403, 404, 405), (path, status, body[:200])
+
+
+def test_pipeline_page_shows_champion_and_timeline(site, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(site.url + "/")
+    nav = _until(
+        browser, lambda d: d.find_elements(By.XPATH, "//*[contains(text(), 'ML pipelines')]"), "the nav entry"
+    )
+    assert nav
+    browser.get(site.url + "/plugin/mlops")
+    _until(browser, lambda d: d.find_elements(By.TAG_NAME, "iframe"), "the plugin page's frame")
+    _screenshot(browser, "1-plugin-in-airflow-ui")
+
+    browser.get(site.url + "/mlops/")
+    _until(browser, lambda d: d.find_elements(By.LINK_TEXT, "churn"), "the pipeline list").pop().click()
+    champion = _until(browser, lambda d: d.find_elements(By.ID, "champion"), "the pipeline page")[0]
+    assert "version 1" in champion.text
+    timeline = browser.find_element(By.ID, "timeline").text
+    rows = browser.find_elements(By.CSS_SELECTOR, "#timeline tr.event.promotion")
+    assert len(rows) == 1, timeline
+    _screenshot(browser, "2-pipeline-page")
+    rows[0].find_element(By.CSS_SELECTOR, "a.report").click()
+    _until(browser, lambda d: "Gate decision" in d.page_source, "the gate decision from the timeline")
+    assert "/mlops/reports/churn/churn_training/" in browser.current_url
+    _screenshot(browser, "3-gate-decision-from-timeline")
+
+
+def test_report_link_of_the_task_opens_the_gate_decision(site, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{site.url}/dags/churn_training/runs/{site.run_id}/tasks/evaluate")
+    link = _until(browser, lambda d: d.find_elements(By.LINK_TEXT, "Report"), "the task's Report link")[0]
+    href = link.get_attribute("href")
+    assert href.startswith(site.url + "/mlops/reports/churn/churn_training/"), href
+    _screenshot(browser, "4-task-with-report-link")
+    link.click()
+    _until(browser, lambda d: "/mlops/reports/" in d.current_url, "the report to open")
+    _until(browser, lambda d: "Gate decision" in d.page_source, "the gate decision")
+    assert "churn" in browser.title
+    _screenshot(browser, "5-report-from-task-link")
