@@ -15,8 +15,8 @@ Airflow's API modules happen in :func:`create_app`, which only the API server ca
 module is also imported by schedulers and task processes.
 """
 
-from __future__ import annotations
-
+# no ``from __future__ import annotations`` here: FastAPI reads the routes' annotations at run
+# time, and the types they name are imported inside create_app
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ _ACCESS_DAG = "{pipeline}_training"
 _REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
 
 
-def create_app() -> FastAPI:
+def create_app() -> "FastAPI":
     """The app: three read-only routes over storage, each requiring an authorised Airflow user."""
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails

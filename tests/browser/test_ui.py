@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
@@ -236,42 +237,56 @@ def test_no_path_traversal(site):
         assert status in (400, 403, 404, 405), (path, status, body[:200])
 
 
-def test_pipeline_page_shows_champion_and_timeline(site, browser):
+def test_pipeline_page_in_the_airflow_ui(site, browser):
     from selenium.webdriver.common.by import By
 
     browser.get(site.url + "/")
-    nav = _until(
-        browser, lambda d: d.find_elements(By.XPATH, "//*[contains(text(), 'ML pipelines')]"), "the nav entry"
-    )
-    assert nav
-    browser.get(site.url + "/plugin/mlops")
-    _until(browser, lambda d: d.find_elements(By.TAG_NAME, "iframe"), "the plugin page's frame")
-    _screenshot(browser, "1-plugin-in-airflow-ui")
-
-    browser.get(site.url + "/mlops/")
-    _until(browser, lambda d: d.find_elements(By.LINK_TEXT, "churn"), "the pipeline list").pop().click()
-    champion = _until(browser, lambda d: d.find_elements(By.ID, "champion"), "the pipeline page")[0]
-    assert "version 1" in champion.text
-    timeline = browser.find_element(By.ID, "timeline").text
-    rows = browser.find_elements(By.CSS_SELECTOR, "#timeline tr.event.promotion")
-    assert len(rows) == 1, timeline
-    _screenshot(browser, "2-pipeline-page")
-    rows[0].find_element(By.CSS_SELECTOR, "a.report").click()
-    _until(browser, lambda d: "Gate decision" in d.page_source, "the gate decision from the timeline")
-    assert "/mlops/reports/churn/churn_training/" in browser.current_url
-    _screenshot(browser, "3-gate-decision-from-timeline")
+    _until(browser, lambda d: d.find_elements(By.XPATH, "//*[text()='ML pipelines']"), "the nav entry")[
+        0
+    ].click()
+    frame = _until(browser, lambda d: d.find_elements(By.TAG_NAME, "iframe"), "the plugin page's frame")[0]
+    assert "/plugin/mlops" in browser.current_url
+    browser.switch_to.frame(frame)
+    try:
+        _until(browser, lambda d: d.find_elements(By.LINK_TEXT, "churn"), "the pipeline list")[0].click()
+        champion = _until(browser, lambda d: d.find_elements(By.ID, "champion"), "the pipeline page")[0]
+        assert "version 1" in champion.text
+        rows = browser.find_elements(By.CSS_SELECTOR, "#timeline tr.event.promotion")
+        assert len(rows) == 1, browser.find_element(By.ID, "timeline").text
+        assert "all 2 rule(s) passed" in rows[0].text
+        rollback = browser.find_element(By.ID, "rollback").get_attribute("href")
+        assert rollback == f"{site.url}/dags/churn_rollback", rollback
+        browser.switch_to.default_content()
+        _screenshot(browser, "1-pipeline-page-in-airflow-ui")
+        browser.switch_to.frame(frame)
+        rows[0].find_element(By.CSS_SELECTOR, "a.report").click()
+        _until(browser, lambda d: "Gate decision" in d.page_source, "the gate decision from the timeline")
+        assert "/mlops/reports/churn/churn_training/" in browser.execute_script("return location.pathname")
+    finally:
+        browser.switch_to.default_content()
+    _screenshot(browser, "2-gate-decision-from-the-timeline")
 
 
 def test_report_link_of_the_task_opens_the_gate_decision(site, browser):
     from selenium.webdriver.common.by import By
 
+    expected = _report(site, "evaluate")
+    status, body = site.get(
+        f"/api/v2/dags/churn_training/dagRuns/{urllib.parse.quote(site.run_id)}/taskInstances/evaluate/links",
+        token=site.token(),
+    )
+    assert status == 200, body[:300]
+    assert json.loads(body)["extra_links"]["Report"] == expected
+
     browser.get(f"{site.url}/dags/churn_training/runs/{site.run_id}/tasks/evaluate")
+    _until(browser, lambda d: d.find_elements(By.XPATH, "(//a|//button)[normalize-space()='Details']"), "the Details tab")[
+        0
+    ].click()
     link = _until(browser, lambda d: d.find_elements(By.LINK_TEXT, "Report"), "the task's Report link")[0]
-    href = link.get_attribute("href")
-    assert href.startswith(site.url + "/mlops/reports/churn/churn_training/"), href
-    _screenshot(browser, "4-task-with-report-link")
+    assert link.get_attribute("href") == site.url + expected
+    _screenshot(browser, "3-task-with-report-link")
     link.click()
-    _until(browser, lambda d: "/mlops/reports/" in d.current_url, "the report to open")
     _until(browser, lambda d: "Gate decision" in d.page_source, "the gate decision")
-    assert "churn" in browser.title
-    _screenshot(browser, "5-report-from-task-link")
+    assert browser.current_url == site.url + expected
+    assert "churn v1" in browser.title
+    _screenshot(browser, "4-report-from-task-link")
