@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops import settings
 from mlops_ops.artifacts import TRAINING_SPEC_ARTIFACT, TrainingSpec
@@ -54,7 +54,7 @@ class ResolveChampionOperator(MlopsBaseOperator):
         hook = self.mlflow_hook
         current = hook.get_alias_version(self.pipeline, self.alias)
         if current is None:
-            raise AirflowSkipException(_no_model_message(self.pipeline, self.alias))
+            self.skip(_no_model_message(self.pipeline, self.alias))
         version = str(current.version)
         self.log.info(
             "%s@%s is v%s: this run scores with models:/%s/%s",
@@ -191,7 +191,7 @@ class BatchScoreOperator(MlopsBaseOperator):
             return str(model).strip()
         current = hook.get_alias_version(self.pipeline)
         if current is None:
-            raise AirflowSkipException(_no_model_message(self.pipeline, settings.CHAMPION_ALIAS))
+            self.skip(_no_model_message(self.pipeline, settings.CHAMPION_ALIAS))
         self.log.info("%s@%s is v%s", self.pipeline, settings.CHAMPION_ALIAS, current.version)
         return str(current.version)
 
