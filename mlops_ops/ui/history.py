@@ -75,16 +75,6 @@ class StoredReport:
     def kind(self) -> ReportKind:
         return ReportKind.of(self.doc)
 
-    @property
-    def judged(self) -> str:
-        """The data interval the report judged, when the report states it, else ''."""
-        interval = self.doc.get("data_interval")
-        if isinstance(interval, Mapping):
-            start, end = interval.get("start"), interval.get("end")
-        else:
-            start, end = self.doc.get("data_interval_start"), self.doc.get("data_interval_end")
-        return f"{start} to {end}" if start or end else ""
-
 
 @dataclass(frozen=True)
 class TimelineEvent:

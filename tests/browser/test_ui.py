@@ -279,9 +279,11 @@ def test_report_link_of_the_task_opens_the_gate_decision(site, browser):
     assert json.loads(body)["extra_links"]["Report"] == expected
 
     browser.get(f"{site.url}/dags/churn_training/runs/{site.run_id}/tasks/evaluate")
-    _until(browser, lambda d: d.find_elements(By.XPATH, "(//a|//button)[normalize-space()='Details']"), "the Details tab")[
-        0
-    ].click()
+    _until(
+        browser,
+        lambda d: d.find_elements(By.XPATH, "(//a|//button)[normalize-space()='Details']"),
+        "the Details tab",
+    )[0].click()
     link = _until(browser, lambda d: d.find_elements(By.LINK_TEXT, "Report"), "the task's Report link")[0]
     assert link.get_attribute("href") == site.url + expected
     _screenshot(browser, "3-task-with-report-link")
@@ -290,3 +292,65 @@ def test_report_link_of_the_task_opens_the_gate_decision(site, browser):
     assert browser.current_url == site.url + expected
     assert "churn v1" in browser.title
     _screenshot(browser, "4-report-from-task-link")
+
+
+def _text(driver) -> str:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
+def _button(driver, text: str, what: str):
+    """The last visible button reading ``text`` (a form's submit button comes after the page's)."""
+    from selenium.webdriver.common.by import By
+
+    xpath = f"//button[normalize-space()='{text}']"
+    return _until(driver, lambda d: [b for b in d.find_elements(By.XPATH, xpath) if b.is_displayed()], what)[
+        -1
+    ]
+
+
+def test_training_run_from_the_trigger_form_with_its_defaults(site, browser):
+    from selenium.webdriver.common.by import By
+
+    before = len(site.finished_runs("churn_training"))
+    browser.get(f"{site.url}/dags/churn_training")
+    _button(browser, "Trigger", "the Trigger button").click()
+    _until(browser, lambda d: "Trigger Dag - churn_training" in _text(d), "the trigger form")
+    _until(browser, lambda d: "Reason" in _text(d) and "Force training" in _text(d), "the form's parameters")
+    _screenshot(browser, "5-trigger-form")
+    submit = _button(browser, "Trigger", "the form's Trigger button")
+    _until(browser, lambda d: submit.is_enabled(), "the form to accept its defaults (Reason empty)")
+    submit.click()
+
+    def finished():
+        runs = site.finished_runs("churn_training")
+        return runs[before:] if len(runs) > before else None
+
+    runs = wait("the run triggered from the form", finished, 420, site.procs, site.logs)
+    assert runs[0][1] == "success", runs
+    browser.get(f"{site.url}/dags/churn_training/runs/{runs[0][0]}")
+    _until(
+        browser, lambda d: d.find_elements(By.XPATH, "//*[normalize-space()='Success']"), "the run's state"
+    )
+    _screenshot(browser, "6-run-triggered-from-the-form")
+
+
+def test_mlflow_connection_form_declares_its_fields(site, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{site.url}/connections")
+    _button(browser, "Add Connection", "the Add Connection button").click()
+    _until(browser, lambda d: "Connection Type" in _text(d), "the connection form")
+    kind = _until(
+        browser, lambda d: d.find_elements(By.CSS_SELECTOR, "[role=dialog] input[role=combobox]"), "the type"
+    )
+    kind[0].click()
+    kind[0].send_keys("MLflow")
+    option = "//*[@role='option'][normalize-space()='MLflow']"
+    _until(browser, lambda d: d.find_elements(By.XPATH, option), "the MLflow type")[0].click()
+    _until(browser, lambda d: "Tracking server URL or host" in _text(d), "the relabelled standard fields")
+    browser.find_element(By.XPATH, "//*[normalize-space()='Extra Fields']").click()
+    for label in ("Tracking URI", "Registry URI", "MLflow UI URL", "Token"):
+        _until(browser, lambda d, label=label: label in _text(d), f"the extra field {label}")
+    _screenshot(browser, "7-mlflow-connection-form")
