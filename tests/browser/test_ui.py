@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -23,7 +24,7 @@ import pytest
 
 from mlops_ops.example.churn import write_training_data
 from tests.conftest import ROOT, service_missing
-from tests.integration.conftest import PG, _admin, _free_port
+from tests.integration.conftest import PG, _admin, _free_port, serving
 from tests.integration.local_airflow import (
     DAG_FILE,
     airflow,
@@ -105,7 +106,7 @@ def site(postgres_module_db, tmp_path_factory):
     """Airflow with the churn pipeline after one successful manual training run (v1 promoted)."""
     _require_browser()
     tmp = tmp_path_factory.mktemp("ui")
-    port = _free_port()
+    port, mlflow_port = _free_port(), _free_port()
     home, pipelines, dags = tmp / "home", tmp / "pipelines", tmp / "dags"
     for d in (pipelines, dags):
         d.mkdir()
@@ -126,10 +127,26 @@ def site(postgres_module_db, tmp_path_factory):
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+            "MLOPS_MLFLOW_UI_URL": f"http://127.0.0.1:{mlflow_port}",
         }
     )
     airflow(env, "db", "migrate", timeout=300)
-    with running_airflow(env, tmp, port) as (procs, logs):
+    mlflow_ui = [
+        *(sys.executable, "-m", "mlflow", "ui", "--host", "127.0.0.1", "--port", str(mlflow_port)),
+        *("--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}"),
+        *("--default-artifact-root", (home / "mlartifacts").as_uri()),
+    ]
+    mlflow_env = {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with (
+        running_airflow(env, tmp, port) as (procs, logs),
+        serving(
+            "mlflow ui",
+            mlflow_ui,
+            f"http://127.0.0.1:{mlflow_port}/health",
+            tmp / "mlflow.log",
+            env=mlflow_env,
+        ),
+    ):
         site = Site(f"http://127.0.0.1:{port}", env, postgres_module_db, home, "", procs, logs)
 
         def parsed():
@@ -140,6 +157,12 @@ def site(postgres_module_db, tmp_path_factory):
         runs = wait("the training run", lambda: site.finished_runs("churn_training"), 420, procs, logs)
         assert runs[0][1] == "success", (runs, (tmp / "scheduler.log").read_text()[-3000:])
         site.run_id = runs[0][0]
+        # one monitoring run on today's batch: the pipeline page's drift and performance charts
+        airflow(env, "dags", "trigger", "churn_monitoring")
+        monitoring = wait(
+            "the monitoring run", lambda: site.finished_runs("churn_monitoring"), 300, procs, logs
+        )
+        assert monitoring[0][1] == "success", monitoring
         yield site
 
 
@@ -254,6 +277,11 @@ def test_pipeline_page_in_the_airflow_ui(site, browser):
         rows = browser.find_elements(By.CSS_SELECTOR, "#timeline tr.event.promotion")
         assert len(rows) == 1, browser.find_element(By.ID, "timeline").text
         assert "all 2 rule(s) passed" in rows[0].text
+        drift = browser.find_elements(By.CSS_SELECTOR, "#drift figure.chart")
+        assert {f.get_attribute("data-series") for f in drift} >= {"tenure_months", "monthly_charges"}
+        assert browser.find_elements(By.CSS_SELECTOR, "#drift figure.chart circle")
+        # the day's batch is below the performance check's min_rows: no value to draw, said so
+        assert "No performance check with labels yet." in _text(browser)
         rollback = browser.find_element(By.ID, "rollback").get_attribute("href")
         assert rollback == f"{site.url}/dags/churn_rollback", rollback
         browser.switch_to.default_content()
@@ -354,3 +382,20 @@ def test_mlflow_connection_form_declares_its_fields(site, browser):
     for label in ("Tracking URI", "Registry URI", "MLflow UI URL", "Token"):
         _until(browser, lambda d, label=label: label in _text(d), f"the extra field {label}")
     _screenshot(browser, "7-mlflow-connection-form")
+
+
+def test_mlflow_model_version_link_opens_the_mlflow_ui(site, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{site.url}/dags/churn_training/runs/{site.run_id}/tasks/deploy")
+    xpath = "(//a|//button)[normalize-space()='Details']"
+    _until(browser, lambda d: d.find_elements(By.XPATH, xpath), "the Details tab")[0].click()
+    link = _until(
+        browser, lambda d: d.find_elements(By.LINK_TEXT, "MLflow model version"), "the MLflow link"
+    )[0]
+    mlflow_url = site.env["MLOPS_MLFLOW_UI_URL"]
+    assert link.get_attribute("href").startswith(mlflow_url), link.get_attribute("href")
+    browser.get(link.get_attribute("href"))  # the link opens a new tab; the same page here
+    _until(browser, lambda d: "Version 1" in _text(d), "the model version page")
+    _until(browser, lambda d: "champion" in _text(d), "the champion alias")
+    _screenshot(browser, "8-mlflow-model-version")
