@@ -24,7 +24,7 @@ import pytest
 
 from mlops_ops.example.churn import write_training_data
 from tests.conftest import ROOT, service_missing
-from tests.integration.conftest import PG, _admin, _free_port, serving
+from tests.integration.conftest import _free_port, new_database, serving
 from tests.integration.local_airflow import (
     DAG_FILE,
     airflow,
@@ -89,16 +89,8 @@ def _require_browser() -> None:
 @pytest.fixture(scope="module")
 def postgres_module_db():
     """A fresh PostgreSQL database for the module's one Airflow; dropped afterwards."""
-    name = f"mlops_ui_{uuid.uuid4().hex[:10]}"
-    admin = _admin()
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{name}"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with new_database("mlops_ui") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
