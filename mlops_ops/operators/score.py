@@ -12,7 +12,7 @@ from mlops_ops import settings
 from mlops_ops.artifacts import TRAINING_SPEC_ARTIFACT, TrainingSpec
 from mlops_ops.assets import predictions_asset
 from mlops_ops.core.model_uri import model_version_uri
-from mlops_ops.links import MlflowModelVersionLink
+from mlops_ops.links import MlflowModelVersionLink, ReportLink
 from mlops_ops.operators.base import MlopsBaseOperator
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ class BatchScoreOperator(MlopsBaseOperator):
 
     template_fields: Sequence[str] = ("snapshot", "model")
     template_fields_renderers = {"model": "json"}
-    operator_extra_links = (MlflowModelVersionLink(),)
+    operator_extra_links = (MlflowModelVersionLink(), ReportLink())
 
     def __init__(
         self,
@@ -150,6 +150,7 @@ class BatchScoreOperator(MlopsBaseOperator):
             positive=scored.positive,
             lineage=lineage,
         )
+        report_uri = self._report(context, document, snapshot)
         interval: dict[str, Any] | None = interval_doc(start, end)
         extra: dict[str, Any] = {
             "version": version,
@@ -169,6 +170,7 @@ class BatchScoreOperator(MlopsBaseOperator):
             "input_sha256": input_sha,
             "interval": interval,
             "created": document["created"],
+            "report_uri": report_uri,
             "model_url": hook.model_version_url(name, version),
         }
 
@@ -337,6 +339,24 @@ class BatchScoreOperator(MlopsBaseOperator):
             )
             if task == "classification":
                 self.log.warning("the estimator has no predict_proba: the probability column is empty")
+
+    def _report(self, context: Context, manifest: dict[str, Any], snapshot: dict[str, Any]) -> str:
+        """The scoring report (JSON and HTML) under reports/: the predictions' manifest and the
+        data interval scored; returns its URI."""
+        from mlops_ops.core.reports import render_html
+
+        judged = manifest.get("data_interval")
+        if judged:  # the interval the predictions are stored under
+            judged = {**judged, "how": "the run's data interval"}
+        doc = {**manifest, "data_interval": judged or self.judged_interval(context, snapshot)}
+        summary = {
+            "model version": manifest.get("model_version"),
+            "rows scored": manifest.get("rows"),
+            "input snapshot": manifest.get("input_sha256"),
+            "predictions": manifest.get("predictions_uri"),
+        }
+        html = render_html(f"Batch scoring of {self.pipeline}", "success", summary, document=doc)
+        return self.write_report(context, doc, html)
 
     def _write_manifest(
         self, directory: Any, path: Any, scored: Any, **manifest_fields: Any

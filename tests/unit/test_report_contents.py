@@ -42,11 +42,21 @@ def test_the_validation_page_shows_the_bounds_and_value_sets_it_checked():
             },
         ]
     )
+    checks += validation.spec_checks(
+        [
+            {
+                "type": "expect_column_values_to_be_in_set",
+                "kwargs": {"column": "plan", "value_set": [f"p{i}" for i in range(120)] + ["a", "b", "zz"]},
+                "severity": "warn",
+            }
+        ]
+    )
     report = validation.run_checks(frame, checks)  # Great Expectations runs them
     doc = {**report.to_dict(), "snapshot_sha256": "abc", "data_interval": INTERVAL}
     page = validation_html(doc, "Validation")
     assert "&gt;= 0 and &lt;= 600" in page
     assert "in {a, b, c} (3 values)" in page
+    assert "(123 values)" in page  # a long value set is stated whole, not cut to a sample
     assert f"<dt>{INTERVAL_TERM}</dt><dd>2026-02-15 to 2026-02-28 (its ingest window" in page
 
 

@@ -8,6 +8,7 @@ gigabytes on this machine and are started by the browser tests.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -136,3 +137,41 @@ def test_mlflow_informational_lines_do_not_go_to_stderr_in_the_embedded_environm
     assert out.returncode == 0, out.stderr
     assert "informational line" in out.stdout
     assert "informational line" not in out.stderr
+
+
+def test_mlflow_messages_in_a_task_are_logged_at_their_level_not_written_to_stderr(
+    tmp_path, monkeypatch, capfd
+):
+    """Real MLflow on SQLite: registering a model prints "Successfully registered model" to stderr
+    (MLflow's eprint), which Airflow's supervisor shows as an ERROR line; through the hook it is an
+    INFO record of the logger ``mlflow``."""
+    import mlflow
+    import mlflow.sklearn
+
+    from mlops_ops.hooks.mlflow import MlflowHook
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
+    from sklearn.dummy import DummyClassifier
+
+    hook = MlflowHook()
+    hook.get_conn()
+    experiment = hook.ensure_experiment("routing")
+    model = DummyClassifier().fit([[0], [1]], [0, 1])
+    records: list[logging.LogRecord] = []
+    collector = logging.Handler(logging.DEBUG)
+    collector.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger("mlflow").addHandler(collector)
+    capfd.readouterr()
+    try:
+        with mlflow.start_run(experiment_id=experiment):
+            mlflow.sklearn.log_model(
+                model, name="model", registered_model_name="routing", pip_requirements=["scikit-learn"]
+            )
+    finally:
+        logging.getLogger("mlflow").removeHandler(collector)
+    err = capfd.readouterr().err
+    assert "registered model" not in err.lower(), err
+    registered = [r for r in records if "Successfully registered model 'routing'" in r.getMessage()]
+    assert [r.levelno for r in registered] == [logging.INFO]
