@@ -27,6 +27,8 @@ GATE_DECISIONS = ("promote", "reject")
 SCHEMA_ARTIFACT = "schema.json"
 #: the gate decision, on the challenger's run, by evaluate
 DECISION_ARTIFACT = "gate/decision.json"
+#: The gate decision's HTML page, beside its JSON.
+DECISION_HTML_ARTIFACT = "gate/decision.html"
 #: permutation importance of the challenger, on its run, by evaluate
 IMPORTANCE_ARTIFACT = "explain/permutation_importance.json"
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 from mlops_ops import embedded
@@ -44,9 +42,7 @@ def cmd_run_dags(args: argparse.Namespace) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     home = _home(args)
-    env = {**os.environ, **embedded.embedded_env(home)}
-    # `airflow standalone` starts its components as `airflow ...` from PATH: use this environment's
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env = embedded.up_env(home, airflow_port=args.airflow_port, mlflow_port=args.mlflow_port)
     home.mkdir(parents=True, exist_ok=True)
     embedded.install_example(home, overwrite=False)
     log_file = home / "logs" / "up.log"
@@ -67,31 +63,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         str(args.mlflow_port),
     ]
     airflow_cmd = [sys.executable, "-m", "airflow", "standalone"]
-    # MLflow 3 would start a pool of job-runner processes for GenAI scorers, which nothing here uses
-    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-    env["AIRFLOW__API__PORT"] = str(args.airflow_port)
     print(
         f"Airflow UI: http://localhost:{args.airflow_port} (login printed by 'airflow standalone' below; "
         f"password also in {home / 'airflow'}/simple_auth_manager_passwords.json.generated)"
     )
-    print(f"MLflow UI:  http://localhost:{args.mlflow_port}")
-    print("Ctrl-C stops both.", flush=True)
-    procs = [subprocess.Popen(mlflow_cmd, env=env), subprocess.Popen(airflow_cmd, env=env)]
-    try:
-        while all(p.poll() is None for p in procs):
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-    return 0
+    print(f"MLflow UI:  {env['MLOPS_MLFLOW_UI_URL']}")
+    print("Ctrl-C (or SIGTERM) stops both.", flush=True)
+    return embedded.supervise([mlflow_cmd, airflow_cmd], env)
 
 
 # -- check / schema ------------------------------------------------------------------------------

@@ -145,9 +145,7 @@ def run_demo(home: Path, *, keep: bool = False) -> int:
     daily = home / "data" / PIPELINE / "daily"
     # two clean weeks of history and two clean days, then three days where the world moved
     write_partitions(daily, start=d0 - dt.timedelta(days=14), days=16, rows_per_day=300, seed=7)
-    write_partitions(
-        daily, start=day[2], days=3, rows_per_day=300, seed=7, drift_from=d0, drift=1.5, concept=1.0
-    )
+    _write_moved_days(daily, start=day[2], days=3)
     train = f"{PIPELINE}_training"
     monitor = f"{PIPELINE}_monitoring"
 
@@ -203,6 +201,11 @@ def run_demo(home: Path, *, keep: bool = False) -> int:
         log_file,
     )
 
+    # the world stays as it moved, up to today: runs started from the UI (the trigger form's logical
+    # date is now) and the runs the scheduler starts on unpausing (no catch-up: the latest
+    # interval) find their partitions
+    extended_to = extend_to_today(daily, after=day[4])
+
     lines = ["", "=" * 78, "Timeline", "=" * 78]
     lines += _describe_training(f"{day[0] - dt.timedelta(days=1)}: first model", first[0]) + [""]
     lines.append("Monitoring (each day's batch vs the champion's training data)")
@@ -223,8 +226,10 @@ def run_demo(home: Path, *, keep: bool = False) -> int:
         f"  deployment ledger:     {home / 'storage' / PIPELINE / 'deployments'}",
         f"  retrain requests:      {home / 'storage' / PIPELINE / 'retrain_requests'}",
         f"  predictions:           {home / 'storage' / PIPELINE / 'predictions'}",
+        f"  daily data:            {daily} (up to {extended_to}: a run started today finds its data)",
         f"  MLflow store:          {env['MLFLOW_TRACKING_URI']} (artifacts in {home / 'mlartifacts'})",
-        "  open the UIs:          make up   (Airflow http://localhost:8080, MLflow http://localhost:5000)",
+        "  open the UIs:          make up   (Airflow http://localhost:8080, MLflow "
+        f"{os.environ.get('MLOPS_MLFLOW_UI_URL', 'http://localhost:5000')})",
         f"demo finished in {time.monotonic() - started:.0f} s",
     ]
     print("\n".join(lines))
@@ -233,6 +238,32 @@ def run_demo(home: Path, *, keep: bool = False) -> int:
     ok = ok and first[0]["tasks"].get("deploy") == "success" and third[0]["tasks"].get("deploy") == "skipped"
     ok = ok and any(r["tasks"].get("request_retrain") == "success" for r in runs)
     return 0 if ok else 1
+
+
+def extend_to_today(directory: Path, *, after: dt.date, today: dt.date | None = None) -> dt.date:
+    """Write the drifted daily partitions from the day after ``after`` to ``today`` (UTC) inclusive,
+    as the demo's last days were generated; returns the last day that has a partition."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    start = after + dt.timedelta(days=1)
+    if today >= start:
+        _write_moved_days(directory, start=start, days=(today - start).days + 1)
+    return max(today, after)
+
+
+def _write_moved_days(directory: Path, *, start: dt.date, days: int) -> None:
+    """Daily batches after the world moved: features drifted, churn depends on them differently."""
+    from mlops_ops.example.churn import write_partitions
+
+    write_partitions(
+        directory,
+        start=start,
+        days=days,
+        rows_per_day=300,
+        seed=7,
+        drift_from=DEMO_START,
+        drift=1.5,
+        concept=1.0,
+    )
 
 
 def _flip_labels(directory: Path, end: dt.date, *, days: int, share: float, seed: int) -> None:
@@ -319,6 +350,24 @@ def run_plan(plan: Path, result: Path) -> int:
             print(f"no DAG {step['dag_id']!r} in {folder}", file=sys.stderr)
             return 2
         when = dt.datetime.fromisoformat(step["logical_date"]) if step.get("logical_date") else None
-        results.append(run_dag(dag, conf=step.get("conf") or {}, logical_date=when).to_dict())
+        done = run_dag(dag, conf=step.get("conf") or {}, logical_date=when)
+        _note_where_the_logs_are(done.run_id, dag.dag_id)
+        results.append(done.to_dict())
     Path(result).write_text(json.dumps(results, default=str))
     return 0
+
+
+def _note_where_the_logs_are(run_id: str, dag_id: str) -> None:
+    """Tell the UI's reader of a run where its task logs are: ``dag.test()`` runs the tasks in this
+    process and writes their logs to its output, not to the task log files the UI reads."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    home = os.environ.get("MLOPS_HOME", ".mlops")
+    with create_session() as session:
+        run = session.query(DagRun).filter(DagRun.dag_id == dag_id, DagRun.run_id == run_id).one_or_none()
+        if run is not None and not run.note:
+            run.note = (
+                "Run by `mlops-ops demo` with dag.test(), in one process: its task logs are in "
+                f"{home}/logs/demo.log, not in the task log view. Runs started from this UI have their logs here."
+            )

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -20,6 +23,14 @@ DAG_FILE = '''\
 from mlops_ops.dag_factory import build_dags
 
 globals().update(build_dags({pipelines!r}))
+'''
+
+EXAMPLE_DAG_FILE = '''\
+"""Airflow DAG file written by mlops-ops: the hand-written example DAG (operators one by one)."""
+
+from mlops_ops.example.existing_deployment import dag
+
+__all__ = ["dag"]
 '''
 
 
@@ -38,7 +49,23 @@ def embedded_env(home: Path) -> dict[str, str]:
         "GX_ANALYTICS_ENABLED": "False",
         "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
         "MLFLOW_ENABLE_ASYNC_TRACE_LOGGING": "false",
+        # MLflow's own logging set-up writes its INFO lines to stderr, which Airflow's task log
+        # shows as ERROR; without it they reach Airflow's log handlers at their real level
+        "MLFLOW_CONFIGURE_LOGGING": "false",
     }
+
+
+def up_env(home: Path, *, airflow_port: int, mlflow_port: int) -> dict[str, str]:
+    """Environment of ``mlops-ops up``: the embedded defaults, the API server's port, and the MLflow
+    UI's address for the task links (unless ``MLOPS_MLFLOW_UI_URL`` is set)."""
+    env = {**os.environ, **embedded_env(home)}
+    # `airflow standalone` starts its components as `airflow ...` from PATH: use this environment's
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["AIRFLOW__API__PORT"] = str(airflow_port)
+    env.setdefault("MLOPS_MLFLOW_UI_URL", f"http://localhost:{mlflow_port}")
+    # MLflow 3 would start a pool of job-runner processes for GenAI scorers, which nothing here uses
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    return env
 
 
 def install_example(home: Path, *, overwrite: bool = True) -> Path:
@@ -50,7 +77,79 @@ def install_example(home: Path, *, overwrite: bool = True) -> Path:
     if overwrite or not spec.exists():
         spec.write_text(resources.files("mlops_ops.example").joinpath("churn.yaml").read_text())
     (dags / "mlops_pipelines.py").write_text(DAG_FILE.format(pipelines=str(pipelines.resolve())))
+    (dags / "example_existing_deployment.py").write_text(EXAMPLE_DAG_FILE)
     return spec
+
+
+class _Stop(Exception):
+    """A termination signal reached :func:`supervise`."""
+
+
+def supervise(commands: Sequence[Sequence[str]], env: dict[str, str], *, grace: float = 20.0) -> int:
+    """Run ``commands`` side by side until one exits or this process gets SIGINT, SIGTERM or SIGHUP;
+    then stop every one of them with all the processes they started.
+
+    Each command runs in its own session (process group), so that stopping it reaches its children
+    too (``airflow standalone`` starts the scheduler, API server, DAG processor and triggerer):
+    SIGTERM to each group, SIGKILL to what is left after ``grace`` seconds.
+
+    :returns: 0 when stopped by a signal, else the exit status of the command that exited first.
+    """
+
+    def stop(signum: int, frame: object) -> None:
+        raise _Stop
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    procs: list[subprocess.Popen[bytes]] = []
+    status = 0
+    try:
+        for cmd in commands:
+            procs.append(subprocess.Popen(list(cmd), env=env, start_new_session=True))
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        status = next(p.returncode for p in procs if p.returncode is not None)
+    except (_Stop, KeyboardInterrupt):
+        status = 0
+    finally:
+        for sig in previous:  # a second signal must not interrupt the clean-up
+            signal.signal(sig, signal.SIG_IGN)
+        _stop_groups(procs, grace)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return status
+
+
+def _stop_groups(procs: list[subprocess.Popen[bytes]], grace: float) -> None:
+    for p in procs:
+        _signal_group(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    while time.monotonic() < deadline and any(_group_alive(p.pid) for p in procs):
+        time.sleep(0.2)  # the children of a stopped leader may still be shutting down
+    for p in procs:
+        _signal_group(p.pid, signal.SIGKILL)
+        p.wait()
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def migrate_airflow_db(env: dict[str, str], log_file: Path) -> None:

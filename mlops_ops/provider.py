@@ -9,6 +9,35 @@ from typing import Any
 
 from mlops_ops import __version__
 
+#: The ``mlflow`` connection's extras (``Connection.extra``), as form fields; see MlflowHook.
+_MLFLOW_CONN_FIELDS: dict[str, dict[str, Any]] = {
+    "tracking_uri": {
+        "label": "Tracking URI",
+        "description": "Optional; overrides the host. Any MLflow tracking URI: an http(s) server "
+        "or a database URL (postgresql://..., sqlite:///...).",
+        "schema": {
+            "type": ["string", "null"],
+            "examples": ["http://mlflow:5000", "postgresql://mlflow@db/mlflow"],
+        },
+    },
+    "registry_uri": {
+        "label": "Registry URI",
+        "description": "Optional; the model registry when it is not the tracking server.",
+        "schema": {"type": ["string", "null"], "examples": ["http://mlflow-registry:5000"]},
+    },
+    "ui_url": {
+        "label": "MLflow UI URL",
+        "description": "Optional; how a browser reaches the MLflow UI, for the task links. "
+        "Default: the tracking server URL.",
+        "schema": {"type": ["string", "null"], "examples": ["http://localhost:5000"]},
+    },
+    "token": {
+        "label": "Token",
+        "description": "Optional; a bearer token sent as MLFLOW_TRACKING_TOKEN (instead of user and password).",
+        "schema": {"type": ["string", "null"], "format": "password"},
+    },
+}
+
 
 def get_provider_info() -> dict[str, Any]:
     return {
@@ -43,6 +72,24 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": "mlflow",
                 "hook-class-name": "mlops_ops.hooks.mlflow.MlflowHook",
                 "hook-name": "MLflow",
+                # Airflow 3.2+ builds the connection form from this metadata (providers manager
+                # `_load_ui_metadata`), without importing the hook
+                "ui-field-behaviour": {
+                    "relabeling": {
+                        "host": "Tracking server URL or host",
+                        "schema": "Scheme (when the host has none)",
+                        "login": "Username (basic auth)",
+                        "password": "Password (basic auth)",
+                    },
+                    "placeholders": {
+                        "host": "http://mlflow:5000",
+                        "schema": "http",
+                        "port": "5000",
+                        "login": "optional: MLflow basic-auth user",
+                        "password": "optional",
+                    },
+                },
+                "conn-fields": _MLFLOW_CONN_FIELDS,
             }
         ],
         "extra-links": [

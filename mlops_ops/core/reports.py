@@ -62,6 +62,35 @@ def num(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
+def interval_text(value: Any) -> str | None:
+    """A data interval as text: ``{"start": a, "end": b, "how": why}`` -> ``a to b (why)``; a
+    ``[a, b]`` pair -> ``a to b``; a string as is; None when not stated."""
+    if value is None or value == {}:
+        return None
+    if isinstance(value, Mapping):
+        start = value.get("start", value.get("data_interval_start"))
+        end = value.get("end", value.get("data_interval_end"))
+        if start is not None or end is not None:
+            how = value.get("how")
+            return f"{start} to {end}" + (f" ({how})" if how else "")
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return f"{value[0]} to {value[1]}"
+    return str(value)
+
+
+#: The summary term under which every report states the data interval it judged.
+INTERVAL_TERM = "data interval judged"
+
+
+def _with_interval(summary: Mapping[str, Any], document: Any) -> dict[str, Any]:
+    """``summary`` with the document's ``data_interval`` as its first entry, when it states one."""
+    judged = interval_text(document.get("data_interval")) if isinstance(document, Mapping) else None
+    if judged is None or INTERVAL_TERM in summary:
+        return dict(summary)
+    return {INTERVAL_TERM: judged, **summary}
+
+
 def fmt(value: Any, spec: str) -> str:
     """``format(value, spec)``, e.g. ``{{ x|fmt(".1f") }}``."""
     return format(value, spec)
@@ -108,14 +137,15 @@ def render_html(
     """One page: a status badge, a summary list, tables (caption, header, rows, row classes), raw JSON.
 
     Summary and cell values are shown by :func:`cell`; ``document`` (any JSON-able value) is shown
-    indented, non-finite numbers as ``null``.
+    indented, non-finite numbers as ``null``. A document's ``data_interval`` (the data the report
+    judged) heads the summary.
     """
     return render(
         "page.html.j2",
         title=title,
         status=status,
         badge_kind=BADGES.get(status, "info"),
-        summary=list(summary.items()),
+        summary=list(_with_interval(summary, document).items()),
         tables=[
             {
                 "caption": caption,
@@ -142,6 +172,7 @@ def validation_html(doc: dict[str, Any], title: str) -> str:
                 r["origin"],
                 r["type"],
                 r["column"],
+                checked_text((r.get("details") or {}).get("kwargs")),
                 r["message"],
             ]
         )
@@ -152,16 +183,65 @@ def validation_html(doc: dict[str, Any], title: str) -> str:
     return render_html(
         title,
         doc["status"],
-        summary,
+        _with_interval(summary, doc),
         [
             (
                 "Expectations",
-                ["result", "severity", "origin", "expectation", "column", "detail"],
+                ["result", "severity", "origin", "expectation", "column", "checked", "detail"],
                 rows,
                 classes,
             )
         ],
     )
+
+
+#: The arguments of an expectation that say what it checked (bounds, value sets, types, patterns).
+_CHECKED_ARGS = (
+    "min_value",
+    "max_value",
+    "strict_min",
+    "strict_max",
+    "value_set",
+    "type_",
+    "type_list",
+    "regex",
+    "mostly",
+    "column_list",
+    "column_set",
+)
+
+
+def checked_text(kwargs: Mapping[str, Any] | None) -> str:
+    """What an expectation checked, from its arguments: ``between 0 and 600``, ``in {a, b}``, ...
+
+    ``kwargs`` are the expectation's Great Expectations arguments; the column itself is left out.
+    An empty string when there is nothing beyond the column.
+    """
+    kwargs = kwargs or {}
+    parts = []
+    low, high = kwargs.get("min_value"), kwargs.get("max_value")
+    if low is not None or high is not None:
+        lo_op = ">" if kwargs.get("strict_min") else ">="
+        hi_op = "<" if kwargs.get("strict_max") else "<="
+        bounds = [
+            f"{lo_op} {cell(low)}" if low is not None else "",
+            f"{hi_op} {cell(high)}" if high is not None else "",
+        ]
+        parts.append(" and ".join(b for b in bounds if b))
+    if kwargs.get("value_set") is not None:
+        values = list(kwargs["value_set"])
+        shown = ", ".join(cell(v) for v in values[:50])
+        parts.append(f"in {{{shown}{', ...' if len(values) > 50 else ''}}} ({len(values)} values)")
+    for key in ("type_", "type_list", "regex", "column_list", "column_set"):
+        if kwargs.get(key) is not None:
+            parts.append(f"{key.rstrip('_')} {cell(kwargs[key])}")
+    if kwargs.get("mostly") is not None:
+        parts.append(f"for at least {cell(kwargs['mostly'])} of rows")
+    rest = {
+        k: v for k, v in kwargs.items() if k not in _CHECKED_ARGS and k not in ("column", "result_format")
+    }
+    parts += [f"{k} {cell(v)}" for k, v in sorted(rest.items())]
+    return "; ".join(parts)
 
 
 # --------------------------------------------------------------------------- the gate decision
@@ -181,6 +261,7 @@ def decision_html(doc: dict[str, Any], title: str) -> str:
         "snapshot": doc.get("snapshot_sha256"),
         "rules": f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped (not gated)",
     }
+    summary = _with_interval(summary, doc)
     primary = doc.get("primary_metric") or ""
     new, old = doc.get("challenger_metrics") or {}, doc.get("champion_metrics") or {}
     return render(

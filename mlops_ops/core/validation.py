@@ -326,7 +326,8 @@ def _result(
         )
         if k in result and result[k] is not None
     }
-    kw = {k: json_safe(v, max_items=_SAMPLE_ITEMS) for k, v in kwargs.items() if k not in ("batch_id",)}
+    # what was checked, whole (a value set cut to a sample would misstate it); samples of the data stay cut
+    kw = {k: json_safe(v) for k, v in kwargs.items() if k not in ("batch_id",)}
     details["kwargs"] = kw
     where = f"column {column!r}" if column else "the table"
     if success:

@@ -44,10 +44,10 @@ def _params() -> dict[str, Any]:
             description="Also serve a version that never passed the gate, or take over an alias moved by hand.",
         ),
         "reason": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],  # optional: the form may be sent with the field empty
             title="Reason",
-            description="Why this rollback: recorded in the deployment ledger.",
+            description="Optional. Why this rollback: recorded in the deployment ledger.",
         ),
     }
 
@@ -77,6 +77,6 @@ def build_rollback_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | Non
             pipeline=spec.name,
             version="{{ params.version }}",
             force="{{ params.force }}",
-            reason="{{ params.reason }}",
+            reason="{{ params.reason or '' }}",
         )
     return fail_runs_before_start(dag, spec)

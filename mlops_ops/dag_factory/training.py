@@ -35,10 +35,10 @@ def _params() -> dict[str, Any]:
 
     return {
         "reason": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],  # optional: the form may be sent with the field empty
             title="Reason",
-            description="Why this run: recorded as the MLflow tag mlops.trigger_reason. "
+            description="Optional. Why this run: recorded as the MLflow tag mlops.trigger_reason. "
             "Empty: the run type (manual, scheduled, asset_triggered).",
         ),
         "force": Param(

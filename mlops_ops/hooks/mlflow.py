@@ -32,6 +32,10 @@ __all__ = ["ChampionChangedError", "MlflowHook", "MlflowUnavailableError", "Prom
 
 log = logging.getLogger(__name__)
 
+#: MLflow 3's UI lays an experiment out by this tag; ours are classic (tabular) model development.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
 
 class MlflowHook(MlflowConnectionMixin, BaseHook):
     """Talks to an MLflow tracking server and model registry.
@@ -39,7 +43,8 @@ class MlflowHook(MlflowConnectionMixin, BaseHook):
     Connection fields: ``host`` holds the tracking URI (``http://mlflow:5000``) or a host name
     (then ``schema`` is the scheme and ``port`` the port); ``login``/``password`` for basic auth;
     extras ``tracking_uri``, ``registry_uri``, ``ui_url`` (base URL for links in the Airflow UI)
-    and ``token`` (bearer token).
+    and ``token`` (bearer token). The connection form's labels and placeholders are provider
+    metadata (``mlops_ops.provider``), which Airflow 3.2+ reads instead of hook methods.
 
     :param mlflow_conn_id: Airflow connection id; when it does not exist the hook falls back to
         ``MLFLOW_TRACKING_URI`` and then to the embedded SQLite store.
@@ -50,21 +55,6 @@ class MlflowHook(MlflowConnectionMixin, BaseHook):
     conn_type = "mlflow"
     hook_name = "MLflow"
 
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": [],
-            "relabeling": {
-                "host": "Tracking URI or host",
-                "schema": "Scheme (if host has none)",
-                "login": "Username",
-            },
-            "placeholders": {
-                "host": "http://mlflow:5000",
-                "extra": '{"ui_url": "http://localhost:5000", "registry_uri": null}',
-            },
-        }
-
     def __init__(self, mlflow_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.mlflow_conn_id = mlflow_conn_id
@@ -72,15 +62,24 @@ class MlflowHook(MlflowConnectionMixin, BaseHook):
     # -- experiments and runs --------------------------------------------------------------------
 
     def ensure_experiment(self, name: str) -> str:
-        """The experiment's id, creating it (with a local artifact root when embedded)."""
+        """The experiment's id, creating it (with a local artifact root when embedded).
+
+        The experiment is marked as classic model development (the tag ``mlflow.experimentKind``),
+        so that MLflow 3's UI opens it on its runs and models, not in GenAI mode; an experiment
+        someone else created keeps the kind it was given.
+        """
         exp = self.client.get_experiment_by_name(name)
         if exp is not None:
+            if EXPERIMENT_KIND_TAG not in (exp.tags or {}):
+                self.client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
             return exp.experiment_id
         location = None
         if self.embedded:
             location = (settings.embedded_artifact_root() / name).as_uri()
         try:
-            return self.client.create_experiment(name, artifact_location=location)
+            return self.client.create_experiment(
+                name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+            )
         except Exception:
             exp = self.client.get_experiment_by_name(name)  # created concurrently
             if exp is None:
@@ -340,6 +339,10 @@ class MlflowHook(MlflowConnectionMixin, BaseHook):
     def log_document(self, run_id: str, document: dict[str, Any], artifact: str) -> None:
         """Log ``document`` (made JSON-safe) as the artifact ``artifact`` of run ``run_id``."""
         self.client.log_dict(run_id, json_safe(document), artifact)
+
+    def log_text(self, run_id: str, text: str, artifact: str) -> None:
+        """Log ``text`` (an HTML report, say) as the artifact ``artifact`` of run ``run_id``."""
+        self.client.log_text(run_id, text, artifact)
 
     def set_version_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
         """Set ``tags`` on version ``version`` of ``name``, in order."""

@@ -7,6 +7,7 @@ Credentials never appear in what is logged or shown. mlflow is imported inside m
 
 from __future__ import annotations
 
+import logging
 import os
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,60 @@ from mlops_ops.url_credentials import split_credentials, without_credentials
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-__all__ = ["MlflowConnectionMixin"]
+__all__ = ["MlflowConnectionMixin", "route_mlflow_output_to_logging"]
+
+
+class _LinesToLog:
+    """A text stream that logs each whole line written to it, at INFO, to ``logger``.
+
+    ``enabled`` is MLflow's switch of its event stream (``mlflow.utils.logging_utils.disable_logging``).
+    """
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._logger = logger
+        self._partial = ""
+        self.enabled = True
+
+    def write(self, text: str) -> int:
+        if not self.enabled:
+            return len(text)
+        self._partial += text
+        while "\n" in self._partial:
+            line, self._partial = self._partial.split("\n", 1)
+            if line.strip():
+                self._logger.info("%s", line.rstrip())
+        return len(text)
+
+    def flush(self) -> None:
+        """A partial line waits for its end."""
+
+
+def route_mlflow_output_to_logging() -> None:
+    """Send what MLflow writes to stderr through Python logging at its own level (idempotent).
+
+    MLflow writes its log records and its messages (``Successfully registered model ...``,
+    ``Created version ...``) to stderr, which Airflow 3's task supervisor records as ERROR lines
+    of a task that succeeded. Here MLflow's own handlers are removed from its loggers (``mlflow``,
+    ``alembic``, ``huey``, ``sqlalchemy.engine``; their levels stay), so that their records
+    propagate to the task's log handlers, and MLflow's message stream logs each line at INFO
+    (logger ``mlflow``).
+    """
+    from mlflow.utils import logging_utils
+
+    if isinstance(logging_utils.MLFLOW_LOGGING_STREAM, _LinesToLog):
+        return
+    for name in ("mlflow", "alembic", "huey", "sqlalchemy.engine"):
+        logger = logging.getLogger(name)
+        ours = [
+            h
+            for h in logger.handlers
+            if isinstance(getattr(h, "stream", None), logging_utils.MlflowLoggingStream)
+        ]
+        if ours:
+            logger.handlers = [h for h in logger.handlers if h not in ours]
+            logger.propagate = True
+    # eprint() looks the stream up at each call
+    logging_utils.MLFLOW_LOGGING_STREAM = _LinesToLog(logging.getLogger("mlflow"))  # type: ignore[assignment]
 
 
 class MlflowConnectionMixin:
@@ -118,6 +172,7 @@ class MlflowConnectionMixin:
         """
         import mlflow
 
+        route_mlflow_output_to_logging()
         conn = self._connection
         _, url_user, url_password = self._uri_credentials
         from_url = self._client_tracking_uri != self._configured_tracking_uri

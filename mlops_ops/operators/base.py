@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseOperator
 
@@ -127,6 +127,19 @@ class MlopsBaseOperator(BaseOperator):
             )
         return super().pre_execute(context)
 
+    def skip(self, reason: str) -> NoReturn:
+        """End the task as skipped, ``reason`` first written to the task log where a reader sees it.
+
+        Airflow logs an ``AirflowSkipException``'s message inside the collapsed "Post Execute" group
+        of the log view; the reason is logged here, during ``execute()``, outside any group.
+
+        :raises AirflowSkipException: always, with ``reason``.
+        """
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        self.log.info("Skipped: %s", reason)
+        raise AirflowSkipException(reason)
+
     @cached_property
     def mlflow_hook(self) -> MlflowHook:
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
@@ -174,14 +187,59 @@ class MlopsBaseOperator(BaseOperator):
         return Schema.from_feature_set(features, training.get("target"))
 
     @staticmethod
+    def run_name(context: Context, kind: str, detail: str | None = None) -> str:
+        """The MLflow run name of this task attempt: ``<kind>-<ds>[-<detail>]-<HHMMSS>[-try<n>]``.
+
+        ``HHMMSS`` is when the Airflow run was due (``run_after``) and ``n`` the try number from 2 on,
+        so that two runs of one day (a manual run beside the scheduled one, a forced retrain on the
+        same data, a retry) never share a name in MLflow's run list.
+        """
+        dag_run = context.get("dag_run")
+        run_after = getattr(dag_run, "run_after", None)
+        ds = context.get("ds") or (str(run_after)[:10] if run_after else "")
+        parts = [kind, ds, detail or "", run_after.strftime("%H%M%S") if run_after else ""]
+        try_number = int(getattr(context.get("ti"), "try_number", 1) or 1)
+        if try_number > 1:
+            parts.append(f"try{try_number}")
+        return "-".join(p for p in parts if p)
+
+    @staticmethod
     def lineage(context: Context) -> dict[str, str]:
         ti = context["ti"]
         return {"airflow.dag_id": ti.dag_id, "airflow.run_id": ti.run_id, "airflow.task_id": ti.task_id}
 
+    def judged_interval(
+        self, context: Context, manifest: dict[str, Any] | None = None, snapshot: Any = None
+    ) -> dict[str, Any]:
+        """The days of data a report judged, ``{"start": "YYYY-MM-DD", "end": ..., "how": why}``.
+
+        From the snapshot's manifest (``manifest``, or read from ``snapshot``): its ingest window,
+        else the dates in its file names, else the run's logical date; without a snapshot, the
+        run's data interval. Start and end are None (and ``how`` says so) when nothing states it.
+        """
+        from mlops_ops.core.reference import data_interval
+        from mlops_ops.hooks.storage import read_json, snapshot_uri_of, to_path
+
+        if manifest is None and snapshot is not None:
+            manifest = read_json(to_path(snapshot_uri_of(snapshot), self.storage.conn_id) / "manifest.json")
+        when = context.get("logical_date") or getattr(context.get("dag_run"), "run_after", None)
+        if manifest is not None:
+            interval, how = data_interval(manifest.get("source"), default_day=when.date() if when else None)
+            if interval is not None:
+                return {"start": interval.start.isoformat(), "end": interval.end.isoformat(), "how": how}
+        start, end = context.get("data_interval_start"), context.get("data_interval_end")
+        if start is not None and end is not None:
+            return {"start": start.isoformat(), "end": end.isoformat(), "how": "the run's data interval"}
+        return {"start": None, "end": None, "how": "unknown: the run has no data interval"}
+
     def write_report(self, context: Context, document: dict[str, Any], html: str | None) -> str:
-        """Store a decision document (JSON, plus its HTML view) under reports/; returns the JSON URI."""
+        """Store a decision document (JSON, plus its HTML view) under reports/; returns the JSON URI.
+
+        A document that does not state the data it judged (``data_interval``) gets the run's.
+        """
         from mlops_ops.hooks.storage import json_bytes, remove_temporaries, write_atomic
 
+        document.setdefault("data_interval", self.judged_interval(context))
         ti = context["ti"]
         path = self.storage.report_path(ti.dag_id, ti.run_id, ti.task_id, "json")
         # a killed attempt's temporary files; tasks of one run share the folder, so only old ones
@@ -200,11 +258,9 @@ class MonitoringOperator(MlopsBaseOperator):
 
     def champion(self) -> Any:
         """The champion's model version. No champion: the task is skipped (nothing to monitor)."""
-        from airflow.sdk.exceptions import AirflowSkipException
-
         version = self.mlflow_hook.get_alias_version(self.pipeline)
         if version is None:
-            raise AirflowSkipException(
+            self.skip(
                 f"{self.pipeline} has no champion yet: nothing to monitor. Run {self.pipeline}_training first"
             )
         return version
@@ -220,7 +276,6 @@ class MonitoringOperator(MlopsBaseOperator):
     ) -> tuple[str, str]:
         """One MLflow run per check, in the pipeline's experiment, tagged ``mlops.kind``
         (``monitoring.<kind>``); pushes ``mlflow_run_url``. Returns ``(run_id, run_url)``."""
-        ds = context.get("ds") or str(context["dag_run"].run_after)[:10]
         tags = {
             **self.lineage(context),
             "mlops.pipeline": self.pipeline,
@@ -231,7 +286,7 @@ class MonitoringOperator(MlopsBaseOperator):
         run_id, run_url = self.mlflow_hook.log_monitoring_run(
             self.pipeline,
             kind=kind,
-            run_name=f"{kind}-{ds}",
+            run_name=self.run_name(context, kind),
             tags=tags,
             metrics=metrics,
             document=document,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.assets import model_asset
 from mlops_ops.core.registry import DEFAULT_CLAIM_LEASE_SECONDS
@@ -59,7 +59,7 @@ class DeployModelOperator(MlopsBaseOperator):
         version = str(decision["challenger_version"])
         baseline = decision.get("baseline_version")
         if not decision["promote"]:
-            raise AirflowSkipException(
+            self.skip(
                 f"gate rejected {self.pipeline} v{version}; the champion stays "
                 f"{'v' + str(baseline) if baseline else 'unset'}. "
                 f"Reasons: {'; '.join(decision.get('reasons') or [])}"

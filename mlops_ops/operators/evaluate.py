@@ -9,6 +9,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.artifacts import (
     DECISION_ARTIFACT,
+    DECISION_HTML_ARTIFACT,
     IMPORTANCE_ARTIFACT,
     TRAINING_SPEC_ARTIFACT,
     TrainingSpec,
@@ -97,13 +98,16 @@ class EvaluateModelOperator(MlopsBaseOperator):
             "pipeline": name,
             "holdout_rows": int(len(holdout)),
             "snapshot_sha256": manifest["sha256"],
+            "data_interval": self.judged_interval(context, manifest),
             "evaluation": spec.model_dump(),
             **self.lineage(context),
         }
         if importance is not None and "features" in importance:
             self._log_importance(hook, run_id, importance)
-        uri = self.write_report(context, doc, decision_html(doc, f"Gate decision: {name} v{version}"))
+        html = decision_html(doc, f"Gate decision: {name} v{version}")
+        uri = self.write_report(context, doc, html)
         hook.log_document(run_id, doc, DECISION_ARTIFACT)
+        hook.log_text(run_id, html, DECISION_HTML_ARTIFACT)  # the same page, beside the JSON
         hook.set_version_tags(
             name,
             version,

@@ -6,13 +6,13 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops import settings
 from mlops_ops.artifacts import TRAINING_SPEC_ARTIFACT, TrainingSpec
 from mlops_ops.assets import predictions_asset
 from mlops_ops.core.model_uri import model_version_uri
-from mlops_ops.links import MlflowModelVersionLink
+from mlops_ops.links import MlflowModelVersionLink, ReportLink
 from mlops_ops.operators.base import MlopsBaseOperator
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ class ResolveChampionOperator(MlopsBaseOperator):
         hook = self.mlflow_hook
         current = hook.get_alias_version(self.pipeline, self.alias)
         if current is None:
-            raise AirflowSkipException(_no_model_message(self.pipeline, self.alias))
+            self.skip(_no_model_message(self.pipeline, self.alias))
         version = str(current.version)
         self.log.info(
             "%s@%s is v%s: this run scores with models:/%s/%s",
@@ -98,7 +98,7 @@ class BatchScoreOperator(MlopsBaseOperator):
 
     template_fields: Sequence[str] = ("snapshot", "model")
     template_fields_renderers = {"model": "json"}
-    operator_extra_links = (MlflowModelVersionLink(),)
+    operator_extra_links = (MlflowModelVersionLink(), ReportLink())
 
     def __init__(
         self,
@@ -150,6 +150,7 @@ class BatchScoreOperator(MlopsBaseOperator):
             positive=scored.positive,
             lineage=lineage,
         )
+        report_uri = self._report(context, document, snapshot)
         interval: dict[str, Any] | None = interval_doc(start, end)
         extra: dict[str, Any] = {
             "version": version,
@@ -169,6 +170,7 @@ class BatchScoreOperator(MlopsBaseOperator):
             "input_sha256": input_sha,
             "interval": interval,
             "created": document["created"],
+            "report_uri": report_uri,
             "model_url": hook.model_version_url(name, version),
         }
 
@@ -191,7 +193,7 @@ class BatchScoreOperator(MlopsBaseOperator):
             return str(model).strip()
         current = hook.get_alias_version(self.pipeline)
         if current is None:
-            raise AirflowSkipException(_no_model_message(self.pipeline, settings.CHAMPION_ALIAS))
+            self.skip(_no_model_message(self.pipeline, settings.CHAMPION_ALIAS))
         self.log.info("%s@%s is v%s", self.pipeline, settings.CHAMPION_ALIAS, current.version)
         return str(current.version)
 
@@ -337,6 +339,24 @@ class BatchScoreOperator(MlopsBaseOperator):
             )
             if task == "classification":
                 self.log.warning("the estimator has no predict_proba: the probability column is empty")
+
+    def _report(self, context: Context, manifest: dict[str, Any], snapshot: dict[str, Any]) -> str:
+        """The scoring report (JSON and HTML) under reports/: the predictions' manifest and the
+        data interval scored; returns its URI."""
+        from mlops_ops.core.reports import render_html
+
+        judged = manifest.get("data_interval")
+        if judged:  # the interval the predictions are stored under
+            judged = {**judged, "how": "the run's data interval"}
+        doc = {**manifest, "data_interval": judged or self.judged_interval(context, snapshot)}
+        summary = {
+            "model version": manifest.get("model_version"),
+            "rows scored": manifest.get("rows"),
+            "input snapshot": manifest.get("input_sha256"),
+            "predictions": manifest.get("predictions_uri"),
+        }
+        html = render_html(f"Batch scoring of {self.pipeline}", "success", summary, document=doc)
+        return self.write_report(context, doc, html)
 
     def _write_manifest(
         self, directory: Any, path: Any, scored: Any, **manifest_fields: Any

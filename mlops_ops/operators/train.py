@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.artifacts import (
     GATE_DECISIONS,
@@ -280,7 +280,7 @@ class TrainModelOperator(MlopsBaseOperator):
                 PREDICTION_PROFILE_ARTIFACT: prediction_profile.to_dict(),
                 TRAINING_SPEC_ARTIFACT: training_spec.to_dict(),
             },
-            run_name=f"train-{manifest['sha256'][:8]}",
+            run_name=self.run_name(context, "train", manifest["sha256"][:8]),
         )
 
     def _reason(self, context: Context) -> str:
@@ -345,7 +345,7 @@ class TrainModelOperator(MlopsBaseOperator):
                 snapshot_sha[:12],
             )
             return self._result(hook, v, snapshot_sha)
-        raise AirflowSkipException(
+        self.skip(
             f"v{v.version} was already trained on this snapshot ({snapshot_sha[:12]}) with this configuration "
             f"(gate: {gate}): nothing new to learn. Trigger with force=true to retrain anyway"
         )

@@ -153,6 +153,7 @@ class ValidateDataOperator(MlopsBaseOperator):
             "snapshot_sha256": manifest["sha256"],
             "snapshot_uri": manifest["uri"],
             "pipeline": self.pipeline,
+            "data_interval": self.judged_interval(context, manifest),
             **self.lineage(context),
         }
         title = f"Validation of {self.pipeline} snapshot {manifest['sha256'][:12]}"

@@ -243,6 +243,8 @@ def test_scores_a_partition_then_a_rerun_replaces_it_and_a_failed_rerun_keeps_it
     )
     assert result.returned["score"]["uri"].endswith("/2026-01-05T000000Z/predictions.parquet")
     assert result.returned["score"]["interval"] == manifest["data_interval"]
+    report = json.loads(Path(result.returned["score"]["report_uri"].removeprefix("file://")).read_text())
+    assert report["data_interval"]["start"] == manifest["data_interval"]["start"]
 
     # the asset event of the predictions, and none for the dataset (scoring input is not training data)
     events = _asset_events(result.run_id)

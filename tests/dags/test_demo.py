@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
+import sqlite3
 import subprocess
 import sys
 
 import pytest
+
+from mlops_ops.embedded import embedded_env
 
 pytestmark = pytest.mark.slow
 
 
 def test_demo_runs_the_lifecycle_and_prints_the_summary(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS_", "MLFLOW_"))}
+    started = dt.datetime.now(dt.UTC)
     out = subprocess.run(
         [sys.executable, "-m", "mlops_ops.cli", "demo", "--home", str(tmp_path / "demo")],
         capture_output=True,
@@ -44,3 +50,40 @@ def test_demo_runs_the_lifecycle_and_prints_the_summary(tmp_path):
     reports = tmp_path / "demo" / "storage" / "churn" / "reports"
     assert list(reports.rglob("evaluate.html"))
     assert list(reports.rglob("detect_drift.html"))
+
+    # the runs show how long they took, not the months since their logical date
+    with sqlite3.connect(tmp_path / "demo" / "airflow" / "airflow.db") as db:
+        starts = [row[0] for row in db.execute("SELECT start_date FROM dag_run")]
+        notes = [row[0] for row in db.execute("SELECT content FROM dag_run_note")]
+    # dag.test() writes no task log files: each run's note says where its logs are
+    assert len(notes) == len(starts)
+    assert all("logs/demo.log" in note for note in notes)
+    assert starts
+    assert all(
+        dt.datetime.fromisoformat(s).replace(tzinfo=dt.UTC) >= started - dt.timedelta(minutes=1)
+        for s in starts
+    )
+
+    # after the demo, the runs a person starts from the UI with the forms' defaults succeed: a
+    # training run dated now (the form's logical date) with no reason, and the monitoring and
+    # scoring runs the scheduler starts on unpausing (no catch-up: the latest interval, today)
+    today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    plan = [
+        {"dag_id": "churn_training"},
+        {"dag_id": "churn_monitoring", "logical_date": today.isoformat()},
+        {"dag_id": "churn_batch_scoring", "logical_date": today.isoformat()},
+    ]
+    plan_file, result_file = tmp_path / "plan.json", tmp_path / "result.json"
+    plan_file.write_text(json.dumps(plan))
+    embedded = {**env, **embedded_env(tmp_path / "demo")}
+    run = subprocess.run(
+        [sys.executable, "-m", "mlops_ops.cli", "_run-dags", str(plan_file), "--result", str(result_file)],
+        capture_output=True,
+        text=True,
+        env=embedded,
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    results = json.loads(result_file.read_text())
+    assert [r["state"] for r in results] == ["success"] * 3, [(r["dag_id"], r["tasks"]) for r in results]
+    assert results[0]["tasks"]["ingest"] == "success"

@@ -133,6 +133,9 @@ def test_drift_report_is_stored_and_logged(loop):
     assert {c["name"] for c in doc["columns"]} >= {"monthly_charges", "contract"}
     html = open(report.removeprefix("file://")[: -len("json")] + "html").read()
     assert "monthly_charges" in html
+    day = str(D0 + dt.timedelta(days=2))  # the batch's day, in the JSON and on the page
+    assert (doc["data_interval"]["start"], doc["data_interval"]["end"]) == (day, day)
+    assert f"{day} to {day}" in html
     assert 'src="http' not in html
     assert 'href="http' not in html
     client = mlflow_client()

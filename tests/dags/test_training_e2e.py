@@ -61,7 +61,15 @@ def test_first_run_promotes_worse_run_is_rejected_and_rerun_reuses_snapshot(
     assert record["version"] == "1"
     assert record["previous_version"] is None
     assert Path(decision["report_uri"].removeprefix("file://")).exists()
-    assert Path(decision["report_uri"].removeprefix("file://").replace(".json", ".html")).exists()
+    html = Path(decision["report_uri"].removeprefix("file://").replace(".json", ".html"))
+    # the gate decision states the days of data it judged, and its page is on the MLflow run too
+    judged = json.loads(Path(decision["report_uri"].removeprefix("file://")).read_text())["data_interval"]
+    assert judged["start"], judged
+    assert judged["end"], judged
+    assert f"{judged['start']} to {judged['end']}" in html.read_text()
+    assert {"decision.json", "decision.html"} <= {
+        a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(run.info.run_id, "gate")
+    }
 
     # run 2: noisy labels make a worse model; rejected, champion unchanged, run still succeeds
     _data(mlops_home, seed=1, label_noise=0.35)

@@ -34,10 +34,10 @@ def _admin():
     return conn
 
 
-@pytest.fixture
-def postgres_db():
-    """A fresh, empty PostgreSQL database; dropped afterwards. Yields its SQLAlchemy URL."""
-    name = f"mlops_it_{uuid.uuid4().hex[:10]}"
+@contextlib.contextmanager
+def new_database(prefix: str = "mlops_it"):
+    """A fresh, empty PostgreSQL database until the block ends, then dropped; yields its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = _admin()
     with admin.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
@@ -47,6 +47,13 @@ def postgres_db():
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture
+def postgres_db():
+    """A fresh, empty PostgreSQL database; dropped afterwards. Yields its SQLAlchemy URL."""
+    with new_database() as url:
+        yield url
 
 
 def _free_port() -> int:

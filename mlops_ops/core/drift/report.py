@@ -14,7 +14,7 @@ from typing import Any
 
 from mlops_ops.core.drift.statistics import ColumnDrift
 from mlops_ops.core.drift.verdict import DriftReport
-from mlops_ops.core.reports import render
+from mlops_ops.core.reports import interval_text, render
 
 _REF = "#8c959f"
 _CUR = "#0969da"
@@ -93,21 +93,6 @@ def _column_view(col: ColumnDrift) -> dict[str, Any]:
     }
 
 
-def _interval(value: Any) -> str | None:
-    """A data interval as text: ``{"start": a, "end": b}`` -> ``a to b``; a string as is."""
-    if value is None or value == {}:
-        return None
-    if isinstance(value, Mapping):
-        start = value.get("start", value.get("data_interval_start"))
-        end = value.get("end", value.get("data_interval_end"))
-        if start is not None or end is not None:
-            return f"{start} to {end}"
-        return ", ".join(f"{k} {v}" for k, v in value.items())
-    if isinstance(value, list | tuple) and len(value) == 2:
-        return f"{value[0]} to {value[1]}"
-    return str(value)
-
-
 def _reference_view(reference: Any) -> list[tuple[str, Any]]:
     """The reference a report was judged against, as (term, value) pairs; [] when not stated."""
     if not reference:
@@ -118,7 +103,7 @@ def _reference_view(reference: Any) -> list[tuple[str, Any]]:
     for key, value in reference.items():
         term = str(key).replace("_", " ")
         if "interval" in str(key):
-            value = _interval(value)
+            value = interval_text(value)
         out.append((term, value))
     return out
 
@@ -141,7 +126,7 @@ def _report_view(
     settings = [
         ("rows", f"{report.rows:,} (reference {report.reference_rows:,}; min_rows {cfg.min_rows:,})"),
     ]
-    judged = _interval(doc.get("data_interval"))
+    judged = interval_text(doc.get("data_interval"))
     if judged:
         settings.append(("data interval judged", judged))
     settings += [

@@ -143,6 +143,7 @@ class DetectDriftOperator(MonitoringOperator):
             "pipeline": self.pipeline,
             "champion_version": str(champion.version),
             "snapshot_uri": snapshot_uri_of(self.snapshot),
+            "data_interval": self.judged_interval(context, snapshot=self.snapshot),
             **report.to_dict(),
             "reference": choice.to_dict(),
             "excluded_columns": dict(profile.excluded),

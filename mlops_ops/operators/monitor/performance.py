@@ -71,6 +71,7 @@ class CheckModelPerformanceOperator(MonitoringOperator):
             "pipeline": self.pipeline,
             "champion_version": str(champion.version),
             "snapshot_sha256": manifest["sha256"],
+            "data_interval": self.judged_interval(context, manifest),
             **check.to_dict(),
             **self.lineage(context),
         }

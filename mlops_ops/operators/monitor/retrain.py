@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.assets import retrain_asset
 from mlops_ops.hooks.pushgateway import push_metrics
@@ -80,8 +80,7 @@ class RequestRetrainOperator(MlopsBaseOperator):
             decision.reason = own["reason"]
         push_metrics("retrain", self.pipeline, context, {"retrain": decision.retrain})
         if not decision.retrain:
-            self.log.info("no retrain: %s", decision.reason)
-            raise AirflowSkipException(f"no retrain requested: {decision.reason}")
+            self.skip(f"no retrain requested: {decision.reason}")
         if own is None:
             self._write_request(context, decision, now, uri)
         self._emit_event(context, decision, now)
@@ -121,6 +120,7 @@ class RequestRetrainOperator(MlopsBaseOperator):
             "pipeline": self.pipeline,
             **decision.to_dict(),
             "at": now.isoformat(),
+            "data_interval": self.judged_interval(context),
             **self.lineage(context),
         }
         html = render_html(

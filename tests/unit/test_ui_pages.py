@@ -1,0 +1,199 @@
+"""The plugin's page model, its storage reads and the Report link's URL (mlops_ops/ui, links.py).
+The plugin over HTTP, behind Airflow's login, is tested in tests/browser/test_ui.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from mlops_ops.links import report_url
+from mlops_ops.ui import store
+from mlops_ops.ui.history import EventKind, ReportKind, ReportRef, StoredReport, build_history, layout_chart
+from mlops_ops.ui.render import render_pipeline
+
+T0 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+
+
+def _gate(version, promote, reasons=()):
+    return {
+        "promote": promote,
+        "challenger_version": version,
+        "baseline_version": None,
+        "status": "pass" if promote else "fail",
+        "reasons": list(reasons),
+    }
+
+
+def _drift(effects):
+    return {
+        "drifted_share": 0.0,
+        "columns": [
+            {"name": name, "effect": effect, "effect_threshold": 0.1, "drifted": effect > 0.1}
+            for name, effect in effects.items()
+        ],
+    }
+
+
+def _record(seq, version, action="promote", at=T0, previous=None):
+    return {
+        "seq": seq,
+        "version": version,
+        "previous_version": previous,
+        "action": action,
+        "deployed_at": at.isoformat(),
+        "evidence_uri": f"s3://b/root/churn/reports/churn_training/run{seq}/evaluate.json",
+        "decision": {"reasons": ["all rules passed"]},
+        "airflow.dag_id": "churn_training",
+        "airflow.run_id": f"run{seq}",
+    }
+
+
+def _report(day, doc, dag="churn_monitoring", task="detect_drift"):
+    return StoredReport(ReportRef(dag, f"run{day}", task), doc, T0 + dt.timedelta(days=day))
+
+
+def test_report_kinds_are_read_from_the_document():
+    assert ReportKind.of(_gate("1", True)) is ReportKind.GATE
+    assert ReportKind.of(_drift({"a": 0.2})) is ReportKind.DRIFT
+    assert (
+        ReportKind.of({"metric": "roc_auc", "tolerance": 0.02, "baseline": 0.8, "value": 0.7})
+        is ReportKind.PERFORMANCE
+    )
+    assert ReportKind.of({"status": "passed"}) is ReportKind.OTHER
+
+
+def test_history_orders_the_ledger_by_sequence_and_lists_rejections():
+    # the rollback's file time is earlier than v2's promotion (worker clocks): seq decides the head
+    ledger = [
+        _record(1, "1", at=T0),
+        _record(2, "2", at=T0 + dt.timedelta(days=2), previous="1"),
+        _record(3, "1", action="rollback", at=T0 + dt.timedelta(days=1), previous="2"),
+    ]
+    reports = [
+        _report(0, _gate("1", True), "churn_training", "evaluate"),
+        _report(3, _gate("3", False, ["roc_auc 0.61 < 0.70"]), "churn_training", "evaluate"),
+    ]
+    h = build_history("churn", reports=reports, ledger=ledger, retrain_requests=[])
+    assert h.champion == "1"
+    kinds = [(e.kind, e.version) for e in h.timeline]
+    assert (EventKind.REJECTION, "3") in kinds
+    assert (EventKind.ROLLBACK, "1") in kinds
+    assert [e.kind for e in h.timeline].count(EventKind.PROMOTION) == 2
+    rejection = next(e for e in h.timeline if e.kind is EventKind.REJECTION)
+    assert rejection.summary == "roc_auc 0.61 < 0.70"
+    assert rejection.evidence == ReportRef("churn_training", "run3", "evaluate")
+    promotion = next(e for e in h.timeline if e.kind is EventKind.PROMOTION and e.version == "2")
+    assert promotion.evidence == ReportRef("churn_training", "run2", "evaluate")
+    assert [(v.version, v.champion) for v in h.versions] == [("3", False), ("2", False), ("1", True)]
+
+
+def test_drift_and_performance_series_are_in_time_order():
+    reports = [
+        _report(2, _drift({"tenure": 0.3, "region": 0.01})),
+        _report(1, _drift({"tenure": 0.05, "region": float("nan")})),
+        _report(
+            1,
+            {"metric": "roc_auc", "tolerance": 0.02, "baseline": 0.8, "value": 0.79, "status": "ok"},
+            task="perf",
+        ),
+        _report(
+            2,
+            {"metric": "roc_auc", "tolerance": 0.02, "baseline": 0.8, "value": 0.7, "status": "degraded"},
+            task="perf",
+        ),
+    ]
+    h = build_history("churn", reports=reports, ledger=[], retrain_requests=[])
+    assert [(p.value, p.flagged) for p in h.drift["tenure"]] == [(0.05, False), (0.3, True)]
+    assert [p.value for p in h.drift["region"]] == [0.01]  # a non-finite effect is not drawn
+    assert [(p.value, p.flagged) for p in h.performance] == [(0.79, False), (0.7, True)]
+    assert (h.performance_metric, h.performance_baseline, h.champion) == ("roc_auc", 0.8, None)
+
+
+def test_chart_keeps_points_and_threshold_inside_the_plot():
+    h = build_history(
+        "churn",
+        reports=[_report(d, _drift({"a": 0.02 * d})) for d in range(5)],
+        ledger=[],
+        retrain_requests=[],
+    )
+    chart = layout_chart("a", h.drift["a"], threshold=0.1)
+    ys = [m.y for m in chart.marks] + [chart.threshold_y]
+    assert all(0 <= y <= chart.height for y in ys)
+    assert [m.x for m in chart.marks] == sorted(m.x for m in chart.marks)
+    assert chart.marks[0].y > chart.marks[-1].y  # larger values are drawn higher
+
+
+def test_page_escapes_names_from_data():
+    doc = _drift({"<script>alert(1)</script>": 0.5})
+    h = build_history(
+        "churn", reports=[_report(1, doc)], ledger=[], retrain_requests=[{"reason": "<b>x</b>"}]
+    )
+    html = render_pipeline(h, {"mlops": "/mlops", "airflow": ""})
+    assert "<script>alert" not in html
+    assert "&lt;script&gt;" in html
+    assert "<b>x</b>" not in html
+
+
+@pytest.mark.parametrize(
+    ("uri", "base", "expected"),
+    [
+        (
+            "file:///h/storage/churn/reports/churn_training/manual__2026-12-05T10_00_00_00_00/evaluate.json",
+            "",
+            "/mlops/reports/churn/churn_training/manual__2026-12-05T10_00_00_00_00/evaluate.html",
+        ),
+        (
+            "s3://bucket/ml/churn/reports/churn_training/r1/validate.json",
+            "https://airflow.example.com/af/",
+            "/af/mlops/reports/churn/churn_training/r1/validate.html",
+        ),
+        ("s3://bucket/ml/churn/snapshots/abc/manifest.json", "", ""),
+        ("", "", ""),
+    ],
+)
+def test_report_link_points_at_the_plugin(uri, base, expected):
+    assert report_url(uri, base) == expected
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ("..", "d", "r", "t.html"),
+        ("churn", "..", "r", "t.html"),
+        ("churn", "d", "a/b", "t.html"),
+        ("churn", "d", "r", "../t.html"),
+        ("churn", "d", "r", "..html"),
+        ("churn", "d", "r", ".hidden.json"),
+        ("churn", "d", "r", "t.py"),
+        ("churn", "d", "r", "t"),
+        ("", "d", "r", "t.html"),
+    ],
+)
+def test_report_paths_are_single_safe_segments(parts, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLOPS_STORAGE", f"file://{tmp_path}")
+    with pytest.raises(store.UnsafeNameError):
+        store.report_path(*parts)
+
+
+def test_read_history_from_storage_names_unreadable_documents(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLOPS_STORAGE", f"file://{tmp_path}")
+    run = tmp_path / "churn" / "reports" / "churn_training" / "r1"
+    run.mkdir(parents=True)
+    (run / "evaluate.json").write_text(json.dumps(_gate("1", False, ["too weak"])))
+    (run / "evaluate.html").write_text("<html></html>")
+    (run / "validate.json").write_text("{not json")
+    (run / "train.json.tmp-abc").write_text("{")
+    deployments = tmp_path / "churn" / "deployments"
+    (deployments / "claims").mkdir(parents=True)
+    (deployments / "20261101T000000.000000Z-v1.json").write_text(json.dumps(_record(1, "1")))
+    (tmp_path / "other" / "snapshots").mkdir(parents=True)  # no reports, no ledger: not a pipeline page
+
+    assert store.list_pipelines() == ["churn"]
+    h = store.read_history("churn")
+    assert h.champion == "1"
+    assert [e.kind for e in h.timeline].count(EventKind.REJECTION) == 1
+    assert len(h.problems) == 1
+    assert "validate.json" in h.problems[0]
+    assert store.report_path("churn", "churn_training", "r1", "evaluate.html").read_text() == "<html></html>"
