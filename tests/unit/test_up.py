@@ -92,11 +92,14 @@ def test_when_one_service_exits_up_stops_the_other_and_reports_its_status(tmp_pa
     assert time.monotonic() - started < 60  # the sleeper was stopped, not waited for
 
 
-def test_up_points_the_mlflow_links_at_the_port_it_was_given(tmp_path, monkeypatch):
+def test_up_points_the_tasks_and_the_mlflow_links_at_the_ports_it_was_given(tmp_path, monkeypatch):
     monkeypatch.delenv("MLOPS_MLFLOW_UI_URL", raising=False)
+    monkeypatch.delenv("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", raising=False)
     env = embedded.up_env(tmp_path, airflow_port=18480, mlflow_port=18481)
     assert env["MLOPS_MLFLOW_UI_URL"] == "http://localhost:18481"
     assert env["AIRFLOW__API__PORT"] == "18480"
+    # the task processes find the API server on that port (Airflow's default is 8080 whatever the port)
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://localhost:18480/execution/"
     # what the task links are built from, in the environment the tasks get
     for key in ("MLOPS_MLFLOW_UI_URL", "MLFLOW_TRACKING_URI", "MLOPS_HOME"):
         monkeypatch.setenv(key, env[key])
