@@ -120,13 +120,8 @@ def test_up_installs_the_pipelines_and_the_hand_written_example_dag(tmp_path, mo
     monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
     bag = DagBag(dag_folder=str(tmp_path / "dags"), safe_mode=True)
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {
-        "churn_training",
-        "churn_monitoring",
-        "churn_batch_scoring",
-        "churn_rollback",
-        "example_existing_deployment",
-    }
+    churn = {f"churn_{kind}" for kind in ("training", "monitoring", "batch_scoring", "rollback")}
+    assert set(bag.dag_ids) == churn | {"example_existing_deployment"}
 
 
 def test_mlflow_informational_lines_do_not_go_to_stderr_in_the_embedded_environment(tmp_path):
