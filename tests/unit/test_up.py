@@ -137,6 +137,7 @@ def test_mlflow_informational_lines_do_not_go_to_stderr_in_the_embedded_environm
     assert "informational line" not in out.stderr
 
 
+@pytest.mark.slow
 def test_mlflow_messages_in_a_task_are_logged_at_their_level_not_written_to_stderr(
     tmp_path, monkeypatch, capfd
 ):
