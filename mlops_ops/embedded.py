@@ -56,12 +56,15 @@ def embedded_env(home: Path) -> dict[str, str]:
 
 
 def up_env(home: Path, *, airflow_port: int, mlflow_port: int) -> dict[str, str]:
-    """Environment of ``mlops-ops up``: the embedded defaults, the API server's port, and the MLflow
-    UI's address for the task links (unless ``MLOPS_MLFLOW_UI_URL`` is set)."""
+    """Environment of ``mlops-ops up``: the embedded defaults, the API server's port (where task
+    processes reach its Execution API too), and the MLflow UI's address for the task links
+    (``MLOPS_MLFLOW_UI_URL`` and ``AIRFLOW__CORE__EXECUTION_API_SERVER_URL`` set by the user win)."""
     env = {**os.environ, **embedded_env(home)}
     # `airflow standalone` starts its components as `airflow ...` from PATH: use this environment's
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["AIRFLOW__API__PORT"] = str(airflow_port)
+    # task processes reach the API server here; Airflow's default is port 8080 whatever the port
+    env.setdefault("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://localhost:{airflow_port}/execution/")
     env.setdefault("MLOPS_MLFLOW_UI_URL", f"http://localhost:{mlflow_port}")
     # MLflow 3 would start a pool of job-runner processes for GenAI scorers, which nothing here uses
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")

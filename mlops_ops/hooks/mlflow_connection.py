@@ -56,10 +56,13 @@ def route_mlflow_output_to_logging() -> None:
     of a task that succeeded. Here MLflow's own handlers are removed from its loggers (``mlflow``,
     ``alembic``, ``huey``, ``sqlalchemy.engine``; their levels stay), so that their records
     propagate to the task's log handlers, and MLflow's message stream logs each line at INFO
-    (logger ``mlflow``).
+    (logger ``mlflow``). Its artifact progress bars are turned off
+    (``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false`` unless set).
     """
     from mlflow.utils import logging_utils
 
+    # its progress bars (tqdm, on stderr) would be ERROR lines too, and mean nothing in a log
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if isinstance(logging_utils.MLFLOW_LOGGING_STREAM, _LinesToLog):
         return
     for name in ("mlflow", "alembic", "huey", "sqlalchemy.engine"):

@@ -65,6 +65,7 @@ def test_runs_of_one_day_get_different_mlflow_run_names():
     assert name(_context(manual, 2), "train", "ab12cd34") == "train-2026-03-01-ab12cd34-140509-try2"
 
 
+@pytest.mark.slow
 def test_experiments_open_as_model_development_in_mlflow_3(tmp_path, monkeypatch):
     """Real MLflow on SQLite: a new experiment gets the kind, an existing one without it too."""
     from mlflow import MlflowClient
