@@ -164,6 +164,13 @@ class MlflowHook(MlflowConnectionMixin, BaseHook):
         """Point ``alias`` of ``name`` at ``version`` (no check: :meth:`promote` does the checking)."""
         self.client.set_registered_model_alias(name, alias, str(version))
 
+    def delete_alias(self, name: str, alias: str) -> bool:
+        """Remove ``alias`` of ``name``; False if it did not exist (deleting twice is harmless)."""
+        if self.get_alias_version(name, alias) is None:
+            return False
+        self.client.delete_registered_model_alias(name, alias)
+        return True
+
     def tag_promoted(self, name: str, record: Any) -> None:
         """Tag a version with its ledger record (``mlops.promoted_at``, ``previous_champion``, ...)."""
         from mlflow.exceptions import MlflowException
