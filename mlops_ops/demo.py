@@ -203,6 +203,9 @@ def run_demo(home: Path, *, keep: bool = False) -> int:
         log_file,
     )
 
+    from mlops_ops.demo_release import run_release_act
+
+    release_lines, release_ok = run_release_act(home, env, log_file, _run_plan_subprocess, day[5])
     lines = ["", "=" * 78, "Timeline", "=" * 78]
     lines += _describe_training(f"{day[0] - dt.timedelta(days=1)}: first model", first[0]) + [""]
     lines.append("Monitoring (each day's batch vs the champion's training data)")
@@ -215,6 +218,7 @@ def run_demo(home: Path, *, keep: bool = False) -> int:
     lines += [""] + _describe_scoring(day[4], second[3]) + [""]
     lines += _describe_training(f"{day[4]}: retrain on a broken export", third[0]) + [""]
     lines += _describe_rollback(third[1:]) + [""]
+    lines += release_lines + [""]
     lines += _registry_summary(home)
     lines += [
         "",
@@ -231,7 +235,7 @@ def run_demo(home: Path, *, keep: bool = False) -> int:
     runs = [*first, *second, *third]
     ok = all(r["state"] == "success" for r in runs)
     ok = ok and first[0]["tasks"].get("deploy") == "success" and third[0]["tasks"].get("deploy") == "skipped"
-    ok = ok and any(r["tasks"].get("request_retrain") == "success" for r in runs)
+    ok = ok and any(r["tasks"].get("request_retrain") == "success" for r in runs) and release_ok
     return 0 if ok else 1
 
 

@@ -77,6 +77,11 @@ class Guardrails:
     def from_spec(cls, spec: Any) -> Guardrails:
         return cls(**{k: float(getattr(spec, k)) for k in cls.__dataclass_fields__})
 
+    @classmethod
+    def from_spec_dict(cls, doc: Mapping[str, Any]) -> Guardrails:
+        """From ``spec.deployment.guardrails.model_dump()`` (what a DAG passes to its operators)."""
+        return cls(**{k: float(doc[k]) for k in cls.__dataclass_fields__ if k in doc})
+
 
 @dataclass(frozen=True)
 class GuardrailCheck:
@@ -256,7 +261,9 @@ def latency_check(
 ) -> GuardrailCheck:
     """Breach when the challenger's p95 lower bound / the champion's p95 upper bound > ``max_ratio``."""
     if len(challenger_ms) == 0 or len(champion_ms) == 0:
-        return GuardrailCheck("p95_latency_ratio", False, False, None, max_ratio, level, detail="no latencies")
+        return GuardrailCheck(
+            "p95_latency_ratio", False, False, None, max_ratio, level, detail="no latencies"
+        )
     q = LATENCY_QUANTILE
     c95, b95 = float(np.quantile(challenger_ms, q)), float(np.quantile(champion_ms, q))
     lower, _ = quantile_bounds(challenger_ms, q, level / 2)
@@ -282,7 +289,11 @@ def latency_check(
 
 def _prediction_column(champion: pd.DataFrame, challenger: pd.DataFrame) -> tuple[str, str]:
     """``("probability", "numeric")`` when both arms log one, else the label, numeric if it parses."""
-    if "probability" in champion and champion["probability"].notna().any() and challenger["probability"].notna().any():
+    if (
+        "probability" in champion
+        and champion["probability"].notna().any()
+        and challenger["probability"].notna().any()
+    ):
         return "probability", "numeric"
     both = pd.concat([champion["prediction"], challenger["prediction"]])
     parsed = pd.to_numeric(both, errors="coerce")
@@ -300,7 +311,9 @@ def prediction_drift_check(
     champion = champion[champion["prediction"].notna()]
     challenger = challenger[challenger["prediction"].notna()]
     if len(champion) < 2 or len(challenger) < 2:
-        return GuardrailCheck("prediction_drift", False, False, None, max_effect, level, detail="no predictions")
+        return GuardrailCheck(
+            "prediction_drift", False, False, None, max_effect, level, detail="no predictions"
+        )
     column, kind = _prediction_column(champion, challenger)
 
     def values(rows: pd.DataFrame) -> pd.DataFrame:
@@ -309,9 +322,8 @@ def prediction_drift_check(
         return pd.DataFrame({column: series.to_numpy()})
 
     reference = values(champion)
-    profile = build_reference_profile(
-        reference, **({"numeric": [column], "categorical": []} if kind == "numeric" else {"numeric": [], "categorical": [column]})
-    )
+    numeric, categorical = ([column], []) if kind == "numeric" else ([], [column])
+    profile = build_reference_profile(reference, numeric=numeric, categorical=categorical)
     config = DriftConfig(
         alpha=level, delta=max_effect, categorical_delta=max_effect, missing_delta=1.0, min_rows=2
     )
@@ -324,7 +336,14 @@ def prediction_drift_check(
         f"{len(challenger)} challenger vs {len(champion)} champion rows"
     )
     return GuardrailCheck(
-        "prediction_drift", col.tested, breached, col.effect, max_effect, level, p_value=col.p_adjusted, detail=detail
+        "prediction_drift",
+        col.tested,
+        breached,
+        col.effect,
+        max_effect,
+        level,
+        p_value=col.p_adjusted,
+        detail=detail,
     )
 
 
@@ -359,7 +378,13 @@ def metric_check(
     few = min(len(y_c), len(y_0))
     if few < MIN_LABELLED_ROWS or (task == "classification" and min(len(set(y_c)), len(set(y_0))) < 2):
         return GuardrailCheck(
-            name, False, False, None, tolerance, level, detail=f"{few} labelled rows in the smaller arm (need {MIN_LABELLED_ROWS} and both classes)"
+            name,
+            False,
+            False,
+            None,
+            tolerance,
+            level,
+            detail=f"{few} labelled rows in the smaller arm (need {MIN_LABELLED_ROWS} and both classes)",
         )
     if task == "regression":
         y_c, y_0 = y_c.astype("float64"), y_0.astype("float64")
@@ -382,7 +407,9 @@ def metric_check(
         f"{metric} challenger - champion (positive = better) {observed:+.4f}, one-sided upper bound "
         f"{upper:+.4f} vs -{tolerance:g}; {len(y_c)} and {len(y_0)} labelled rows"
     )
-    return GuardrailCheck(name, True, upper < -tolerance, observed, tolerance, level, bound=upper, detail=detail)
+    return GuardrailCheck(
+        name, True, upper < -tolerance, observed, tolerance, level, bound=upper, detail=detail
+    )
 
 
 def judge_release(
@@ -437,7 +464,13 @@ def judge_release(
         assert metric is not None
         checks.append(
             metric_check(
-                champion, challenger, metric=metric, task=task, tolerance=guardrails.metric_tolerance, level=level, seed=seed
+                champion,
+                challenger,
+                metric=metric,
+                task=task,
+                tolerance=guardrails.metric_tolerance,
+                level=level,
+                seed=seed,
             )
         )
     breaches = [c for c in checks if c.breached]
@@ -462,3 +495,170 @@ def judgement_lines(doc: Mapping[str, Any]) -> list[str]:
         state = "BREACH" if check["breached"] else ("ok" if check["tested"] else "not tested")
         lines.append(f"  {check['name']}: {state} - {check['detail']}")
     return lines
+
+
+def release_html(doc: Mapping[str, Any], title: str) -> str:
+    """The HTML view of a release report (``templates/release.html.j2``) from its JSON document:
+    :meth:`ReleaseJudgement.to_dict` plus ``pipeline``, ``phase`` and the versions."""
+    from mlops_ops.core.reports import render
+
+    verdict = str(doc["verdict"])
+    checks = []
+    for c in doc["checks"]:
+        result = "breach" if c["breached"] else ("within" if c["tested"] else "not tested")
+        checks.append(
+            {
+                **c,
+                "result": result,
+                "badge": {"breach": "bad", "within": "ok"}.get(result, "info"),
+                "cls": "fail" if c["breached"] else "",
+            }
+        )
+    summary = {
+        "pipeline": doc.get("pipeline"),
+        "phase": doc.get("phase"),
+        "challenger": f"v{doc['challenger']['model_version']}"
+        if doc["challenger"].get("model_version")
+        else None,
+        "champion": f"v{doc['champion']['model_version']}" if doc["champion"].get("model_version") else None,
+        "traffic window": f"{doc.get('start')} .. {doc.get('end')}",
+        "family level (alpha)": doc["alpha"],
+    }
+    return render(
+        "release.html.j2",
+        title=title,
+        verdict=verdict,
+        badge_kind="ok" if verdict == Verdict.PROMOTE else "bad",
+        summary=list(summary.items()),
+        reasons=[str(r) for r in doc.get("reasons") or []],
+        arms=[{"name": n, **doc[n]} for n in ("champion", "challenger")],
+        checks=checks,
+        alpha=doc["alpha"],
+        document=dict(doc),
+    )
+
+
+# -- what the operators decide -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JudgeOutcome:
+    """What the judge task does: skip (with why), or act on ``judgement``."""
+
+    skip: bool
+    reason: str
+    judgement: ReleaseJudgement
+
+
+def override_verdict(
+    judgement: ReleaseJudgement, *, by_hand: str | None, promoted_already: bool, bake: Any
+) -> JudgeOutcome:
+    """The judge task's decision: a rollback asked by hand (``by_hand``: its reason) wins; a
+    champion alias already on the challenger (an interrupted promotion) completes the promotion;
+    a bake that is not over (``bake``: :class:`~mlops_ops.core.registry.releases.BakeStatus`)
+    skips; otherwise the judgement stands."""
+    from dataclasses import replace
+
+    if by_hand is not None:
+        reason = f"rolled back by hand: {by_hand}"
+        return JudgeOutcome(False, reason, replace(judgement, verdict=Verdict.ROLLBACK, reasons=(reason,)))
+    if promoted_already:
+        reason = "the champion alias already points at the challenger: completing an interrupted promotion"
+        return JudgeOutcome(False, reason, replace(judgement, verdict=Verdict.PROMOTE, reasons=(reason,)))
+    if not bake.over:
+        return JudgeOutcome(True, bake.reason, judgement)
+    return JudgeOutcome(False, bake.reason, judgement)
+
+
+def release_document(
+    judgement: ReleaseJudgement,
+    *,
+    pipeline: str,
+    phase: str,
+    start: Any,
+    end: Any,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The JSON report of a judgement: :meth:`ReleaseJudgement.to_dict` with its context."""
+    return {
+        "pipeline": pipeline,
+        "phase": phase,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        **judgement.to_dict(),
+        **dict(extra or {}),
+    }
+
+
+def approval_outcome(
+    doc: Mapping[str, Any], approval_task_id: str | None, answer: Any
+) -> tuple[bool, list[str]]:
+    """Promote or not, and the reasons, from the judge's verdict and the approval task's answer.
+
+    Without an approval task the verdict decides. With one, a promotion needs ``Approve``
+    (the answer is the ``ApprovalOperator``'s result: ``chosen_options``, ``responded_by_user``);
+    a rejection (or no answer) rolls the challenger back, naming who rejected it.
+    """
+    reasons = [str(r) for r in doc.get("reasons") or []]
+    promote = doc["verdict"] == Verdict.PROMOTE
+    if not promote or approval_task_id is None:
+        return promote, reasons
+    if not isinstance(answer, Mapping) or not answer.get("chosen_options"):
+        return False, ["no approval was recorded for the promotion", *reasons]
+    user = answer.get("responded_by_user") or {}
+    who = user.get("name") or user.get("id") or "unknown" if isinstance(user, Mapping) else str(user)
+    if "Approve" in answer["chosen_options"]:
+        return True, [f"promotion approved by {who}", *reasons]
+    return False, [f"promotion rejected by {who}", *reasons]
+
+
+def watch_level(alpha: float, watch_minutes: int, look_minutes: int) -> float:
+    """The level of one look of the watch: ``alpha`` split (Bonferroni) over the window's looks,
+    one per run of the release DAG, so the window's false-rollback rate stays at most ``alpha``."""
+    looks = max(1, math.ceil(watch_minutes / max(1, look_minutes)))
+    return alpha / looks
+
+
+@dataclass(frozen=True)
+class WatchPlan:
+    """What the watch task does: skip, roll back, or close the window (passed or ended)."""
+
+    skip: bool
+    rollback: bool
+    ended: bool
+    reason: str
+
+
+def plan_watch(
+    judgement: ReleaseJudgement,
+    *,
+    champion_now: str | None,
+    promoted_version: str,
+    now: Any,
+    ends: Any,
+    min_requests: int,
+) -> WatchPlan:
+    """Decide the watch task's step from a judgement of the new champion (as ``challenger``)
+    against the previous one."""
+    if champion_now != promoted_version:
+        shown = f"v{champion_now}" if champion_now else "unset"
+        return WatchPlan(
+            False, False, True, f"the champion is {shown} now, moved outside the release: watch ended"
+        )
+    seen = judgement.challenger.requests
+    if seen < min_requests:
+        if now >= ends:
+            return WatchPlan(
+                False, False, False, f"watch window closed with {seen} requests, too few to judge"
+            )
+        return WatchPlan(
+            True, False, False, f"watching v{promoted_version}: {seen}/{min_requests} requests so far"
+        )
+    if judgement.verdict is Verdict.ROLLBACK:
+        names = ", ".join(c.name for c in judgement.breaches)
+        return WatchPlan(False, True, False, f"a guardrail breached in the watch window ({names})")
+    if now >= ends:
+        return WatchPlan(False, False, False, "watch window closed with no guardrail breached")
+    return WatchPlan(
+        True, False, False, f"no guardrail breached so far; watching v{promoted_version} until {ends:%H:%M}Z"
+    )

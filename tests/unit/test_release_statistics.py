@@ -80,7 +80,9 @@ def verdicts(champion_kw: dict, challenger_kw: dict, *, seed: int, metric: str |
             ignore_index=True,
         )
         champion, challenger = split_arms(log, champion_version="1", challenger_version="2")
-        judgement = judge_release(champion, challenger, Guardrails(), metric=metric, seed=int(rng.integers(1e9)))
+        judgement = judge_release(
+            champion, challenger, Guardrails(), metric=metric, seed=int(rng.integers(1e9))
+        )
         out.append(judgement.verdict is Verdict.ROLLBACK)
     return np.asarray(out)
 

@@ -134,7 +134,9 @@ def parse_release_record(name: str, doc: Any) -> ReleaseRecord:
             doc=doc,
         )
     except (KeyError, TypeError, ValueError) as err:
-        raise LedgerError(f"release ledger record {name} is malformed ({err}); the release ledger is damaged") from None
+        raise LedgerError(
+            f"release ledger record {name} is malformed ({err}); the release ledger is damaged"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -207,7 +209,9 @@ def bake_status(
     ends = release.at + dt.timedelta(minutes=minutes)
     if now < ends:
         left = (ends - now).total_seconds() / 60
-        return BakeStatus(False, f"the bake of v{release.version} ends at {ends:%Y-%m-%dT%H:%M:%SZ} ({left:.1f} min left)")
+        return BakeStatus(
+            False, f"the bake of v{release.version} ends at {ends:%Y-%m-%dT%H:%M:%SZ} ({left:.1f} min left)"
+        )
     short = [
         f"{arm} {count}/{min_requests}"
         for arm, count in (("champion", champion_requests), ("challenger", challenger_requests))
@@ -215,4 +219,6 @@ def bake_status(
     ]
     if short:
         return BakeStatus(False, f"too few requests per arm to judge v{release.version}: {', '.join(short)}")
-    return BakeStatus(True, f"bake over: {minutes} min and {champion_requests}/{challenger_requests} requests")
+    return BakeStatus(
+        True, f"bake over: {minutes} min and {champion_requests}/{challenger_requests} requests"
+    )
