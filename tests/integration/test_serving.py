@@ -28,16 +28,6 @@ from tests.integration.conftest import _free_port, serving
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
-FEATURES = [
-    "tenure_months",
-    "monthly_charges",
-    "support_calls",
-    "data_usage_gb",
-    "contract",
-    "region",
-    "payment_method",
-]
-
 
 @pytest.fixture(scope="module")
 def store(airflow_db, tmp_path_factory):
