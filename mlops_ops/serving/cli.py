@@ -54,6 +54,11 @@ def routing_from_spec(
 
 
 def run_service(args: argparse.Namespace) -> int:
+    # One OpenMP thread per scoring call unless the environment says otherwise: requests are a few
+    # rows and run side by side in uvicorn's thread pool, where gradient boosting's default (a pool
+    # of one thread per core for every call) costs more in synchronisation than it scores. Set
+    # before NumPy and scikit-learn load their runtimes.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     import uvicorn
 
     from mlops_ops.serving.app import ServeConfig, create_app
