@@ -64,6 +64,7 @@ _LONGEST_FIRST = (
     "tests/dags/test_demo.py",
     "tests/integration/test_executor_neutral.py",
     "tests/integration/test_scheduler.py",
+    "tests/integration/test_serving.py",
     "tests/dags/test_seasonal_monitoring.py",
     "tests/integration/test_url_credentials.py",
     "tests/unit/test_drift_stats.py",

@@ -162,6 +162,16 @@ class PipelineSpec(_Model):
                 if unknown:
                     raise FieldError(where, f"column(s) {unknown} are not features; features are {listed}")
         reference = self.monitoring.drift.reference
+        for where, src in (
+            ("source", self.source),
+            ("scoring.source", self.scoring.source if self.scoring else None),
+        ):
+            if src is not None and src.prediction_log:
+                raise FieldError(
+                    f"{where}.prediction_log",
+                    "the prediction log holds the rows the service answered, without labels: use it as "
+                    "monitoring.source (drift on live traffic)",
+                )
         if reference.kind != "training" and reference.uri is None and self.source.uri is None:
             raise FieldError(
                 "monitoring.drift.reference.uri",

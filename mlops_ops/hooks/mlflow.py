@@ -251,6 +251,17 @@ class MlflowHook(MlflowConnectionMixin, BaseHook):
         with tempfile.TemporaryDirectory(prefix="mlops-model-") as local:
             return mlflow.sklearn.load_model(uri, dst_path=local)
 
+    def load_pyfunc_model(self, uri: str) -> Any:
+        """The model at ``uri`` as an MLflow pyfunc, in memory (as :meth:`load_sklearn_model`, for
+        the online service, which serves any flavor)."""
+        import tempfile
+
+        import mlflow.pyfunc
+
+        self._configure()
+        with tempfile.TemporaryDirectory(prefix="mlops-model-") as local:
+            return mlflow.pyfunc.load_model(uri, dst_path=local)
+
     def load_dict(self, run_id: str, artifact: str, *, required: Sequence[str] = ()) -> dict[str, Any] | None:
         """A JSON artifact of a run as a dict; None only when the artifact does not exist.
 

@@ -367,3 +367,18 @@ def _parse(name: str, prefix: str, fmt: str) -> dt.datetime | None:
         return dt.datetime.strptime(name[len(prefix) :], fmt).replace(tzinfo=dt.UTC)
     except ValueError:
         return None
+
+
+def served_inputs(storage: PipelineStorage, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+    """The request rows answered (``served``) with ``start <= ts < end``, one per answered row, as
+    the client sent them (the ``input`` JSON as columns): a batch of live traffic for monitoring.
+
+    :returns: a frame with the request's columns; empty (no columns) when nothing was answered.
+    """
+    import json
+
+    import pandas as pd
+
+    log_rows = read_prediction_log(storage, start, end, columns=["input", "served"])
+    inputs = log_rows.loc[log_rows["served"].astype(bool), "input"]
+    return pd.DataFrame.from_records([json.loads(text) for text in inputs])

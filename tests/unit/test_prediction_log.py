@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 import uuid
 from pathlib import Path
@@ -190,3 +191,59 @@ def test_concurrent_appends_lose_and_duplicate_nothing(storage):
     writer.close()
     frame = read_prediction_log(storage, T0, T0 + dt.timedelta(hours=1), columns=["prediction_id"])
     assert sorted(frame["prediction_id"]) == sorted(ids)
+
+
+# -- the prediction log as the monitoring DAG's batch source ---------------------------------------
+
+
+def test_the_ingest_step_reads_the_answered_rows_of_the_interval_as_a_snapshot(mlops_home):
+    from collections import defaultdict
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from mlops_ops.hooks.storage import read_snapshot
+    from mlops_ops.operators.ingest import IngestDatasetOperator
+
+    storage = PipelineStorage("churn")
+    writer = PredictionLogWriter(storage)
+    inside = [row(T0, input=json.dumps({"tenure": i, "region": "north"})) for i in range(3)]
+    shadow = [row(T0, arm="shadow", served=False, input=json.dumps({"tenure": 0, "region": "north"}))]
+    outside = [row(T0 + dt.timedelta(hours=2), input=json.dumps({"tenure": 99, "region": "x"}))]
+    writer.append(inside + shadow + outside)
+    writer.close()
+
+    def context(start, end):
+        return {
+            "ti": SimpleNamespace(dag_id="d", run_id="r", task_id="ingest_batch", xcom_push=lambda **_: None),
+            "outlet_events": defaultdict(SimpleNamespace),
+            "logical_date": start,
+            "data_interval_start": start,
+            "data_interval_end": end,
+        }
+
+    op = IngestDatasetOperator(task_id="ingest_batch", pipeline="churn", prediction_log=True)
+    result = op.execute(context(T0 - dt.timedelta(minutes=30), T0 + dt.timedelta(minutes=30)))
+    assert result["rows"] == 3  # the shadow's score of a served row is not another row
+    frame, manifest = read_snapshot(result)
+    assert sorted(frame["tenure"]) == [0, 1, 2]
+    assert manifest["source"]["kind"] == "prediction_log"
+    with pytest.raises(AirflowSkipException, match="no answered rows"):
+        op.execute(context(T0 + dt.timedelta(days=3), T0 + dt.timedelta(days=4)))
+
+
+def test_the_spec_takes_the_prediction_log_as_monitoring_source_only():
+    from mlops_ops.config import SpecError, parse_pipeline_spec
+
+    base = {
+        "name": "churn",
+        "source": {"uri": "/data/*.parquet"},
+        "target": "churned",
+        "model": {"estimator": "sklearn.linear_model.LogisticRegression"},
+    }
+    spec = parse_pipeline_spec({**base, "monitoring": {"source": {"prediction_log": True}}})
+    assert spec.monitoring.source.prediction_log
+    with pytest.raises(SpecError, match="prediction_log"):
+        parse_pipeline_spec({**base, "monitoring": {"source": {"prediction_log": True, "uri": "/x"}}})
+    with pytest.raises(SpecError, match="source.prediction_log"):
+        parse_pipeline_spec({**base, "source": {"prediction_log": True}})
