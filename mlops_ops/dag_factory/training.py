@@ -138,7 +138,7 @@ def build_training_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | Non
             **common,
         )
         if spec.deployment.is_release:
-            from mlops_ops.operators.release import ReleaseChallengerOperator
+            from mlops_ops.operators.deploy import ReleaseChallengerOperator
 
             deploy: DeployModelOperator = ReleaseChallengerOperator(
                 task_id="deploy", decision=evaluate.output, strategy=spec.deployment.strategy, **common

@@ -1,7 +1,7 @@
-"""The release operators: put a challenger under release, judge it, promote or roll it back, watch.
+"""The release operators: judge a challenger under release, promote or roll it back, watch.
 
-``ReleaseChallengerOperator`` is the training DAG's deploy step for the strategies canary,
-shadow and ab. The ``<name>_release`` DAG runs ``JudgeReleaseOperator`` ->
+The training DAG's deploy step for the strategies canary, shadow and ab is
+:class:`~mlops_ops.operators.deploy.ReleaseChallengerOperator`. The ``<name>_release`` DAG runs ``JudgeReleaseOperator`` ->
 (``ApprovalOperator``) -> ``ConcludeReleaseOperator``, and ``WatchChampionOperator`` beside
 them. The statistics are in :mod:`mlops_ops.core.release`, the ledger rules in
 :mod:`mlops_ops.core.registry.releases`, the steps in :mod:`mlops_ops.services.release`.
@@ -18,7 +18,6 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlops_ops.assets import model_asset
 from mlops_ops.operators.base import MlopsBaseOperator
-from mlops_ops.operators.deploy import DeployModelOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -46,67 +45,6 @@ class _ReleaseOperator(MlopsBaseOperator):
         from mlops_ops.serving.prediction_log import read_prediction_log
 
         return read_prediction_log(self.storage, start, end)
-
-
-class ReleaseChallengerOperator(DeployModelOperator):
-    """The deploy step with a release strategy: move the ``challenger`` alias, not ``champion``.
-
-    When the gate said *promote*, ``challenger`` is moved to the new version by compare-and-set
-    over the release ledger (a ``release`` record, the champion the gate compared against in it),
-    and the ``<name>_release`` DAG judges it on live traffic later. A challenger already under
-    release is replaced, recorded. With no champion yet there is nothing to release against: the
-    version is promoted directly, as with ``strategy: direct``.
-
-    :param decision: the evaluation task's result (templated).
-    :param strategy: ``canary``, ``shadow`` or ``ab``.
-    """
-
-    template_fields: Sequence[str] = ("decision",)
-
-    def __init__(self, *, strategy: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.strategy = strategy
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_ops.core.registry import PromotionRefusedError
-        from mlops_ops.services.release import ReleaseService
-
-        decision = self.decision
-        if (
-            not isinstance(decision, dict)
-            or not decision.get("promote")
-            or decision.get("baseline_version") is None
-        ):
-            return super().execute(context)  # a rejection skips; a first version is promoted directly
-        version, baseline = str(decision["challenger_version"]), str(decision["baseline_version"])
-        try:
-            step = ReleaseService(self.mlflow_hook, self.storage).start(
-                self.pipeline,
-                version,
-                expected_champion=baseline,
-                claimant=_claimant(context),
-                strategy=self.strategy,
-                decision={k: decision.get(k) for k in ("status", "reasons", "metrics", "champion_metrics")},
-                evidence_uri=decision.get("report_uri"),
-            )
-        except PromotionRefusedError as err:
-            raise AirflowFailException(f"release of {self.pipeline} v{version} refused: {err}") from None
-        self.log.info(
-            "%s v%s is the challenger (%s) against champion v%s; release ledger seq %s at %s (%s)",
-            self.pipeline, version, self.strategy, baseline, step.seq, step.record_uri, step.outcome,
-        )  # fmt: skip
-        for asset in self.outlets:
-            if getattr(asset, "uri", "").endswith("/model"):
-                context["outlet_events"][asset].extra = {"version": version, "action": "release"}
-        return {
-            "version": version,
-            "champion_version": baseline,
-            "strategy": self.strategy,
-            "release_seq": step.seq,
-            "ledger_uri": step.record_uri,
-            "outcome": step.outcome,
-            "model_url": self.mlflow_hook.model_version_url(self.pipeline, version),
-        }
 
 
 class JudgeReleaseOperator(_ReleaseOperator):
@@ -295,8 +233,13 @@ class WatchChampionOperator(_ReleaseOperator):
     ``watch_ended`` when the champion was moved outside the release.
 
     :param deployment: ``spec.deployment`` as a dict (bake.min_requests, guardrails, watch.minutes).
+    :param metric: the primary metric, tested where logged rows carry labels (templated).
+    :param model_task: ``classification`` or ``regression``.
     :param look_minutes: how often the release DAG runs (its cron), for the level per look.
+    :param alpha: the judge's family-wise level over the whole window.
     """
+
+    template_fields: Sequence[str] = ("metric",)
 
     def __init__(
         self,
