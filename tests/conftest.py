@@ -74,6 +74,8 @@ _LONGEST_FIRST = (
     "tests/dags/test_bad_input.py",
     "tests/dags/test_gate_e2e.py",
     "tests/dags/test_rollback.py",
+    "tests/dags/test_release_e2e.py",
+    "tests/unit/test_release_statistics.py",
     "tests/integration/test_promotion_race.py",
     "tests/integration/test_postgres.py",
     "tests/integration/test_ingest_sources.py",

@@ -170,19 +170,12 @@ class ReleaseService:
         action = ReleaseAction.ROLLBACK
         if promote:
             try:
-                result = self.hook.promote(
-                    name,
-                    release.version,
-                    expected=release.champion_version,
-                    ledger=self.champion_ledger,
-                    claimant=claimant,
-                    action="promote",
-                    decision={"status": "promote", "reasons": reasons, "release_seq": release.seq},
-                    evidence_uri=report_uri,
+                extra = self._move_champion(
+                    name, release.version, expected=release.champion_version, claimant=claimant,
+                    action="promote", reasons=reasons, seq=release.seq, report_uri=report_uri,
                     reason=f"release judged on live traffic ({release.doc.get('strategy')})",
-                )
+                )  # fmt: skip
                 action = ReleaseAction.PROMOTE
-                extra = {"champion_ledger_uri": result.ledger_uri, "champion_ledger_seq": result.seq}
             except PromotionRefusedError as err:
                 reasons = [f"promotion refused, so the challenger is rolled back: {err}", *reasons]
         step = self._record(
@@ -222,23 +215,44 @@ class ReleaseService:
                 raise PromotionRefusedError(
                     f"v{promoted.version} replaced no champion: nothing to roll back to"
                 )
-            result = self.hook.promote(
-                name,
-                promoted.champion_version,
-                expected=promoted.version,
-                ledger=self.champion_ledger,
-                claimant=claimant,
-                action="rollback",
-                decision={"status": "rollback", "reasons": reasons, "release_seq": promoted.seq},
-                evidence_uri=report_uri,
+            extra = self._move_champion(
+                name, promoted.champion_version, expected=promoted.version, claimant=claimant,
+                action="rollback", reasons=reasons, seq=promoted.seq, report_uri=report_uri,
                 reason=f"watch window after the promotion of v{promoted.version}: a guardrail breached",
-            )
+            )  # fmt: skip
             action = ReleaseAction.WATCH_ROLLBACK
-            extra = {"champion_ledger_uri": result.ledger_uri, "champion_ledger_seq": result.seq}
         return self._record(
             name, promoted, action, promoted.version, promoted.champion_version, claimant, reasons,
             judgement=judgement, report_uri=report_uri, **extra,
         )  # fmt: skip
+
+    def _move_champion(
+        self,
+        name: str,
+        version: str,
+        *,
+        expected: str | None,
+        claimant: Claimant,
+        action: str,
+        reasons: list[str],
+        seq: int,
+        report_uri: str | None,
+        reason: str,
+    ) -> dict[str, Any]:
+        """Move ``champion`` through the champion ledger's compare-and-set (the path of deploy and
+        rollback); returns what the release record says about it."""
+        result = self.hook.promote(
+            name,
+            version,
+            expected=expected,
+            ledger=self.champion_ledger,
+            claimant=claimant,
+            action=action,
+            decision={"status": action, "reasons": reasons, "release_seq": seq},
+            evidence_uri=report_uri,
+            reason=reason,
+        )
+        return {"champion_ledger_uri": result.ledger_uri, "champion_ledger_seq": result.seq}
 
     # -- records ---------------------------------------------------------------------------------
 

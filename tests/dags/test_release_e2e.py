@@ -6,24 +6,31 @@ itself (the champion never changes); v3 is a good canary, promoted; in its watch
 starts failing and is rolled back to v1 by itself; v4 is rolled back by hand; v5 waits for a
 human's approval and is promoted when approved. Every step is checked in both ledgers.
 
-The traffic is scored by the real registered models and written with the serving contract's
-real writer (:class:`~mlops_ops.serving.prediction_log.PredictionLogWriter`); only the HTTP
-service is left out here (its own tests run it).
+The good canary's traffic goes through a real ``mlops-ops serve`` process (real HTTP, its
+routing and its prediction log). The other steps need what a healthy service cannot be made to
+do on demand (a challenger that fails on 6 % of its requests, a champion that starts failing
+after its promotion): their traffic is scored by the real registered models and written with the
+serving contract's own writer (:class:`~mlops_ops.serving.prediction_log.PredictionLogWriter`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import subprocess
+import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mlops_ops.example.churn import generate
+from mlops_ops.demo_release import _free_port, _send_traffic, _serving, _wait
+from mlops_ops.example.churn import CATEGORICAL, NUMERIC, generate
 from mlops_ops.runner import run_dag
 from tests.conftest import champion_version, load_dag, mlflow_client
 
@@ -54,15 +61,7 @@ deployment:
   bake: {minutes: 0, min_requests: 200}
   watch: {minutes: 60}
 """
-FEATURES = [
-    "tenure_months",
-    "monthly_charges",
-    "support_calls",
-    "data_usage_gb",
-    "contract",
-    "region",
-    "payment_method",
-]
+FEATURES = [*NUMERIC, *CATEGORICAL]
 
 
 @pytest.fixture
@@ -122,6 +121,48 @@ def _traffic(version: str, arm: str, n: int, *, seed: int, error_share: float = 
     writer.close()
 
 
+@contextlib.contextmanager
+def _service(challenger: str) -> Iterator[str]:
+    """``mlops-ops serve churn`` on a free port until the block ends; waits until it routes to
+    ``challenger``. Yields its base URL."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlops_ops.cli", "serve", "churn", "--port", str(port), "--poll-seconds", "1",
+         "--log-max-seconds", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait("the service to route to the challenger", _serving(base, "challenger", challenger), proc, 300)
+        yield base
+    finally:
+        proc.terminate()  # a graceful stop: the service writes what its prediction log buffers
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_for_log(versions: set[str], *, at_least: int, deadline: float = 120) -> None:
+    """Poll the prediction log until each version has ``at_least`` rows (the service writes it
+    every second and at its stop)."""
+    from mlops_ops.hooks.storage import PipelineStorage
+    from mlops_ops.serving.prediction_log import read_prediction_log
+
+    end = time.monotonic() + deadline
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
+    while time.monotonic() < end:
+        log = read_prediction_log(
+            PipelineStorage("churn"), start, dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+        )
+        counts = log["model_version"].value_counts()
+        if all(counts.get(v, 0) >= at_least for v in versions):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the prediction log never reached {at_least} rows per version: {dict(counts)}")
+
+
 def _release(capfd: Any = None, dag: Any = None, **conf: Any) -> Any:
     result = run_dag(dag or load_dag("churn_release"), conf=conf)
     assert result.state == "success", result.tasks
@@ -173,10 +214,12 @@ def test_a_release_story(airflow_db, home):
     assert json.loads(report.read_text())["verdict"] == "rollback"
     assert "error_rate" in report.with_suffix(".html").read_text()
 
-    # v3: a good canary -> promoted, recorded in both ledgers
+    # v3: a good canary, its traffic answered by a real `mlops-ops serve` -> promoted
     assert _train(home, seed=2)["version"] == "3"
-    _traffic("1", "champion", 400, seed=20)
-    _traffic("3", "challenger", 400, seed=21)
+    with _service("3") as base:
+        for seed in (20, 21):
+            _send_traffic(base, seed)
+        _wait_for_log({"1", "3"}, at_least=200)
     promoted = _release()
     assert promoted.returned["judge"]["verdict"] == "promote", promoted.returned["judge"]["reasons"]
     assert promoted.returned["conclude"]["action"] == "promote"
