@@ -347,6 +347,13 @@ def prediction_drift_check(
     )
 
 
+def _resample_counts(rng: np.random.Generator, n: int, resamples: int) -> np.ndarray:
+    """How often each of ``n`` rows is drawn in each of ``resamples`` bootstrap resamples
+    (``resamples x n`` counts, each row of them summing to ``n``)."""
+    drawn = rng.integers(0, n, size=(resamples, n)) + np.arange(resamples)[:, None] * n
+    return np.bincount(drawn.ravel(), minlength=resamples * n).reshape(resamples, n).astype("float64")
+
+
 def _labelled_scores(rows: pd.DataFrame) -> tuple[np.ndarray, dict[str, Any]]:
     rows = rows[rows[LABEL_COLUMN].notna() & rows["prediction"].notna()]
     scores: dict[str, Any] = {"pred": rows["prediction"].astype(str).to_numpy()}
@@ -395,8 +402,7 @@ def metric_check(
         return GuardrailCheck(name, False, False, None, tolerance, level, detail=str(err))
     rng = np.random.default_rng(seed)
     sign = 1.0 if METRIC_DIRECTIONS[metric] else -1.0
-    w_c = rng.multinomial(len(y_c), np.full(len(y_c), 1 / len(y_c)), size=resamples).astype("float64")
-    w_0 = rng.multinomial(len(y_0), np.full(len(y_0), 1 / len(y_0)), size=resamples).astype("float64")
+    w_c, w_0 = _resample_counts(rng, len(y_c), resamples), _resample_counts(rng, len(y_0), resamples)
     diffs = sign * (np.asarray(k_c(w_c)) - np.asarray(k_0(w_0)))
     diffs = diffs[np.isfinite(diffs)]
     observed = sign * (float(k_c(np.ones((1, len(y_c))))[0]) - float(k_0(np.ones((1, len(y_0))))[0]))

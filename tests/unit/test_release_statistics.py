@@ -164,3 +164,19 @@ def test_client_errors_do_not_count_and_shadow_failures_do():
     assert judgement.challenger.errors == 60
     assert judgement.verdict is Verdict.ROLLBACK
     assert "error_rate breached" in judgement.reasons[0]
+
+
+if __name__ == "__main__":  # the figures of docs/releases.md: python -m tests.unit.test_release_statistics
+    CASES = [
+        ("same model", {}, {}, None, 11),
+        ("same model, both arms err at 2%", {"error_rate": 0.02}, {"error_rate": 0.02}, None, 11),
+        ("same model, labelled (roc_auc)", {"labels": True}, {"labels": True}, "roc_auc", 11),
+        ("challenger errs on 5%", {}, {"error_rate": 0.05}, None, 12),
+        ("challenger probabilities shifted by one logit", {}, {"shift": 1.0}, None, 12),
+        ("challenger three times slower", {}, {"latency_scale": 3.0}, None, 12),
+        ("challenger much worse on labels", {"labels": True}, {"labels": True, "skill": 0.3}, "roc_auc", 12),
+    ]
+    print(f"{REPETITIONS} seeded repetitions, {REQUESTS} requests per arm, alpha {DEFAULT_ALPHA}")
+    for name, champion_kw, challenger_kw, metric, seed in CASES:
+        rate = verdicts(champion_kw, challenger_kw, seed=seed, metric=metric).mean()
+        print(f"  {name:48s} rollback rate {rate:.3f}")
