@@ -159,8 +159,11 @@ def split_arms(
 
 
 def _requests(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per request of an arm: ``failed`` (5xx, or a failed shadow score) and latency.
+    """One row per request of an arm: ``failed`` and latency.
 
+    A row failed when this arm's model failed on it: an ``error`` with a 5xx status, or any
+    ``error`` of a shadow score (whose status is its own). A 5xx without an error of this arm is
+    the other arm's failure in a request split across both, and not held against this one.
     Requests answered with a 4xx are the client's fault and left out.
     """
     if rows.empty:
@@ -168,7 +171,7 @@ def _requests(rows: pd.DataFrame) -> pd.DataFrame:
     status = pd.to_numeric(rows["status"], errors="coerce").fillna(500)
     error = rows["error"].notna() if "error" in rows else pd.Series(False, index=rows.index)
     shadow = rows["arm"] == SHADOW_ARM
-    failed = (status >= 500) | (shadow & error)
+    failed = error & ((status >= 500) | shadow)
     frame = pd.DataFrame(
         {
             "request_id": rows["request_id"].astype("string").fillna(rows["prediction_id"].astype("string")),

@@ -166,6 +166,18 @@ def test_client_errors_do_not_count_and_shadow_failures_do():
     assert "error_rate breached" in judgement.reasons[0]
 
 
+def test_the_other_arms_failure_in_a_split_request_is_not_held_against_this_one():
+    rng = np.random.default_rng(1)
+    champion = arm_rows(rng, "champion", "1", 300)
+    challenger = arm_rows(rng, "challenger", "2", 300)
+    # 30 requests carried rows of both arms; the challenger's part failed, so the request is a 500
+    champion.loc[:29, "request_id"] = challenger.loc[:29, "request_id"].to_numpy()
+    champion.loc[:29, "status"] = 500
+    challenger.loc[:29, ["status", "error"]] = [500, "RuntimeError: boom"]
+    judgement = judge_release(champion, challenger, Guardrails())
+    assert (judgement.champion.errors, judgement.challenger.errors) == (0, 30)
+
+
 if __name__ == "__main__":  # the figures of docs/releases.md: python -m tests.unit.test_release_statistics
     CASES = [
         ("same model", {}, {}, None, 11),
