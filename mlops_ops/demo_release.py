@@ -27,8 +27,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlops_ops.example.churn import CATEGORICAL, NUMERIC
-
 PIPELINE = "churn"
 #: What the act changes in the spec: a canary (half of the keys, no bake time, 150 requests per
 #: arm) and a relaxed gate, so that the broken retrain reaches live traffic at all.
@@ -46,7 +44,6 @@ RELEASE_SPEC: dict[str, Any] = {
         "permutation_importance": False,
     },
 }
-FEATURES = [*NUMERIC, *CATEGORICAL]
 REQUESTS = 400
 
 
@@ -89,9 +86,9 @@ def _serving(base: str, alias: str, version: str | None) -> Callable[[], bool]:
 
 def _send_traffic(base: str, seed: int) -> dict[str, int]:
     """``REQUESTS`` one-row requests from today's customers; returns the answers per arm."""
-    from mlops_ops.example.churn import generate
+    from mlops_ops.example.churn import CATEGORICAL, NUMERIC, generate
 
-    rows = generate(REQUESTS, seed=seed)[FEATURES].to_dict(orient="records")
+    rows = generate(REQUESTS, seed=seed)[[*NUMERIC, *CATEGORICAL]].to_dict(orient="records")
     arms: dict[str, int] = {}
     for row in rows:
         body = json.dumps({"dataframe_records": [row]}).encode()

@@ -90,7 +90,6 @@ class JudgeReleaseOperator(_ReleaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.core import release as judge
-        from mlops_ops.core.registry.releases import CHALLENGER_ALIAS
 
         release = self.release_service.read().open_release
         if release is None:
@@ -98,18 +97,7 @@ class JudgeReleaseOperator(_ReleaseOperator):
         now = dt.datetime.now(dt.UTC)
         by_hand = str(self.action).strip().lower() == "rollback"
         champion_alias = self.release_service.alias(self.pipeline, "champion")
-        frame = self.read_log(release.at, now)
-        champion, challenger = judge.split_arms(
-            frame, champion_version=release.champion_version, challenger_version=release.version
-        )
-        judgement = judge.judge_release(
-            champion,
-            challenger,
-            judge.Guardrails.from_spec_dict(self.deployment["guardrails"]),
-            alpha=self.alpha or judge.DEFAULT_ALPHA,
-            metric=self.metric,
-            task=self.model_task,
-        )
+        judgement = self._judge(release, now)
         override = judge.override_verdict(
             judgement,
             by_hand=(str(self.reason or "").strip() or "no reason given") if by_hand else None,
@@ -118,14 +106,7 @@ class JudgeReleaseOperator(_ReleaseOperator):
         )
         if override.skip:
             raise AirflowSkipException(override.reason)
-        doc = judge.release_document(
-            override.judgement, pipeline=self.pipeline, phase="release", start=release.at, end=now,
-            extra={"release_seq": release.seq, "version": release.version, "champion_version": release.champion_version,
-                   "strategy": release.doc.get("strategy"), "challenger_alias": CHALLENGER_ALIAS},
-        )  # fmt: skip
-        doc["report_uri"] = self.write_report(
-            context, doc, judge.release_html(doc, f"{self.pipeline} release v{release.version}")
-        )
+        doc = self._report(context, override.judgement, release, now)
         for line in judge.judgement_lines(doc):
             self.log.info("%s", line)
         result = {
@@ -136,6 +117,38 @@ class JudgeReleaseOperator(_ReleaseOperator):
             context["ti"].xcom_push(key="return_value", value=result)  # skip() ends execute by raising
             self.skip(context, [self.approval_task_id])
         return result
+
+    def _judge(self, release: Any, now: dt.datetime) -> Any:
+        """The challenger's traffic since the release against the champion's over the same time."""
+        from mlops_ops.core import release as judge
+
+        champion, challenger = judge.split_arms(
+            self.read_log(release.at, now),
+            champion_version=release.champion_version,
+            challenger_version=release.version,
+        )
+        return judge.judge_release(
+            champion,
+            challenger,
+            judge.Guardrails.from_spec_dict(self.deployment["guardrails"]),
+            alpha=self.alpha or judge.DEFAULT_ALPHA,
+            metric=self.metric,
+            task=self.model_task,
+        )
+
+    def _report(self, context: Context, judgement: Any, release: Any, now: dt.datetime) -> dict[str, Any]:
+        """Write the JSON report and its HTML view; returns the document with its ``report_uri``."""
+        from mlops_ops.core import release as judge
+        from mlops_ops.core.registry.releases import CHALLENGER_ALIAS
+
+        doc = judge.release_document(
+            judgement, pipeline=self.pipeline, phase="release", start=release.at, end=now,
+            extra={"release_seq": release.seq, "version": release.version, "champion_version": release.champion_version,
+                   "strategy": release.doc.get("strategy"), "challenger_alias": CHALLENGER_ALIAS},
+        )  # fmt: skip
+        title = f"{self.pipeline} release v{release.version}"
+        doc["report_uri"] = self.write_report(context, doc, judge.release_html(doc, title))
+        return doc
 
     def _bake(self, release: Any, now: dt.datetime, judgement: Any) -> Any:
         from mlops_ops.core.registry.releases import bake_status
@@ -198,16 +211,8 @@ class ConcludeReleaseOperator(_ReleaseOperator):
             self.pipeline, release, promote=promote, claimant=_claimant(context), reasons=reasons,
             judgement={"verdict": doc["verdict"]}, report_uri=doc.get("report_uri"),
         )  # fmt: skip
-        self.log.info(
-            "%s v%s: %s (release ledger seq %s, %s)",
-            self.pipeline,
-            step.version,
-            step.action,
-            step.seq,
-            step.outcome,
-        )
-        for reason in step.reasons:
-            self.log.info("  because %s", reason)
+        self.log.info("%s v%s: %s (release ledger seq %s, %s) because: %s", self.pipeline, step.version,
+                      step.action, step.seq, step.outcome, "; ".join(step.reasons))  # fmt: skip
         for asset in self.outlets:
             if getattr(asset, "uri", "").endswith("/model"):
                 context["outlet_events"][asset].extra = {"version": step.version, "action": step.action}
@@ -271,22 +276,8 @@ class WatchChampionOperator(_ReleaseOperator):
         promoted, ends = state.head, state.watch_ends(minutes)
         assert promoted is not None  # WATCHING: the head is a promotion
         assert ends is not None
-        baked = state.release_of(promoted)
         champion_now = self.release_service.alias(self.pipeline, "champion")
-        frame = self.read_log(baked.at if baked else promoted.at, now)
-        before, _ = judge.split_arms(
-            frame[frame["ts"] < promoted.at],
-            champion_version=promoted.champion_version,
-            challenger_version="",
-        )
-        after, _ = judge.split_arms(
-            frame[frame["ts"] >= promoted.at], champion_version=promoted.version, challenger_version=""
-        )
-        judgement = judge.judge_release(
-            before, after, judge.Guardrails.from_spec_dict(self.deployment["guardrails"]),
-            alpha=judge.watch_level(self.alpha or judge.DEFAULT_ALPHA, minutes, self.look_minutes),
-            metric=self.metric, task=self.model_task,
-        )  # fmt: skip
+        judgement = self._judge(promoted, state.release_of(promoted), now, minutes)
         plan = judge.plan_watch(
             judgement, champion_now=champion_now, promoted_version=promoted.version, now=now, ends=ends,
             min_requests=int(self.deployment["bake"]["min_requests"]),
@@ -305,3 +296,26 @@ class WatchChampionOperator(_ReleaseOperator):
         self.log.info("%s v%s: %s (%s)", self.pipeline, promoted.version, step.action, plan.reason)
         return {"action": step.action, "version": promoted.version, "previous_version": promoted.champion_version,
                 "reasons": list(step.reasons), "release_seq": step.seq, "report_uri": doc["report_uri"]}  # fmt: skip
+
+    def _judge(self, promoted: Any, baked: Any, now: dt.datetime, minutes: int) -> Any:
+        """The new champion's traffic since its promotion (as the challenger) against the previous
+        champion's during the bake, at the level of one look of the window."""
+        from mlops_ops.core import release as judge
+
+        frame = self.read_log(baked.at if baked else promoted.at, now)
+        before, _ = judge.split_arms(
+            frame[frame["ts"] < promoted.at],
+            champion_version=promoted.champion_version,
+            challenger_version="",
+        )
+        after, _ = judge.split_arms(
+            frame[frame["ts"] >= promoted.at], champion_version=promoted.version, challenger_version=""
+        )
+        return judge.judge_release(
+            before,
+            after,
+            judge.Guardrails.from_spec_dict(self.deployment["guardrails"]),
+            alpha=judge.watch_level(self.alpha or judge.DEFAULT_ALPHA, minutes, self.look_minutes),
+            metric=self.metric,
+            task=self.model_task,
+        )
