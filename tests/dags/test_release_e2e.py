@@ -33,34 +33,20 @@ from mlops_ops.demo_release import _free_port, _send_traffic, _serving, _wait
 from mlops_ops.example.churn import CATEGORICAL, NUMERIC, generate
 from mlops_ops.runner import run_dag
 from tests.conftest import champion_version, load_dag, mlflow_client
+from tests.dags.test_rollback import SPEC as ROLLBACK_SPEC  # LogisticRegression, a lenient gate
 
 pytestmark = pytest.mark.slow
 
-SPEC = """\
-name: churn
-source:
-  uri: "${MLOPS_HOME}/data/churn/train/*.parquet"
-target: churned
-features:
-  numeric: [tenure_months, monthly_charges, support_calls, data_usage_gb]
-  categorical: [contract, region, payment_method]
-model:
-  estimator: sklearn.linear_model.LogisticRegression
-  params: {max_iter: 300}
-evaluation:
-  primary_metric: roc_auc
-  thresholds: {roc_auc: {lower: 0.6}}
-  change_thresholds: {roc_auc: {absolute: -0.2}}   # lenient: every sane retrain passes the gate
-  bootstrap: {enabled: false}
-  permutation_importance: false
-validation:
-  min_rows: 200
+SPEC = (
+    ROLLBACK_SPEC
+    + """\
 deployment:
   strategy: canary
   traffic: 0.5
   bake: {minutes: 0, min_requests: 200}
   watch: {minutes: 60}
 """
+)
 FEATURES = [*NUMERIC, *CATEGORICAL]
 
 
