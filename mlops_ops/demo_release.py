@@ -14,6 +14,7 @@ and:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -23,7 +24,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,35 @@ def _serving(base: str, alias: str, version: str | None) -> Callable[[], bool]:
         return found is not None and (version is None or str(found) == version)
 
     return check
+
+
+@contextlib.contextmanager
+def serving(env: dict[str, str], log_path: Path, *, challenger: str) -> Iterator[str]:
+    """``mlops-ops serve churn`` on a free port until the block ends, once it routes to
+    ``challenger``; yields its base URL. The stop is graceful (SIGTERM): the service writes what
+    its prediction log buffers."""
+    port = _free_port()
+    cmd = [sys.executable, "-m", "mlops_ops.cli", "serve", PIPELINE, "--port", str(port)]
+    with log_path.open("ab") as out:
+        proc = subprocess.Popen(
+            [*cmd, "--poll-seconds", "1", "--log-max-seconds", "1"],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            _wait(
+                f"the service to route to v{challenger}", _serving(base, "challenger", challenger), proc, 300
+            )
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def _send_traffic(base: str, seed: int) -> dict[str, int]:
@@ -160,36 +190,8 @@ def run_release_act(
     write_partitions(daily, start=good_day - dt.timedelta(days=13), days=14, rows_per_day=300, seed=21)
     write_partitions(daily, start=bad_day - dt.timedelta(days=13), days=14, rows_per_day=300, seed=22)
     _flip_labels(daily, bad_day, days=14, share=0.35, seed=12)
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    serve_log = (home / "logs" / "serve.log").open("ab")
-    cmd = [
-        sys.executable,
-        "-m",
-        "mlops_ops.cli",
-        "serve",
-        PIPELINE,
-        "--port",
-        str(port),
-        "--poll-seconds",
-        "1",
-    ]
-    proc = subprocess.Popen(
-        [*cmd, "--log-max-seconds", "1"],
-        env={**os.environ, **env},
-        stdout=serve_log,
-        stderr=subprocess.STDOUT,
-    )
-    lines, ok = (
-        ["", f"Releases through the online service (mlops-ops serve on {base}; the gate relaxed)"],
-        True,
-    )
+    lines, ok = ["", "Releases through the online service (mlops-ops serve; the gate relaxed)"], True
     try:
-        _wait(
-            "the service to load the champion",
-            lambda: bool((_get(f"{base}/health") or {}).get("champion")),
-            proc,
-        )
         for title, when, seed in (
             ("a retrain on fresh data from the same world, released as a canary", good_day, 31),
             ("a retrain on a broken export (35% wrong labels), released as a canary", bad_day, 32),
@@ -197,25 +199,19 @@ def run_release_act(
             print(f"  release: {title} ...", flush=True)
             training = run_plan([{"dag_id": f"{PIPELINE}_training", "conf": {"reason": f"demo: {title}"},
                                   "logical_date": _at(when)}], env, log_file)[0]  # fmt: skip
-            version = (training["returned"].get("deploy") or {}).get("version")
-            if not (training["returned"].get("deploy") or {}).get("strategy"):
+            deploy = training["returned"].get("deploy") or {}
+            if not deploy.get("strategy"):
                 ok = False
                 lines += [f"{title}: not released ({training['tasks'].get('deploy')})"]
                 continue
-            _wait(f"the service to route to v{version}", _serving(base, "challenger", str(version)), proc)
-            arms = _send_traffic(base, seed)
-            time.sleep(2.5)  # the service writes its prediction log every second
+            with serving(env, home / "logs" / "serve.log", challenger=str(deploy["version"])) as base:
+                arms = _send_traffic(base, seed)
+            # the service stopped gracefully: its prediction log holds every answer
             release = run_plan([{"dag_id": f"{PIPELINE}_release"}], env, log_file)[0]
             lines += ["", *_describe(title, training, arms, release)]
             expected = "promote" if seed == 31 else "rollback"
             ok = ok and (release["returned"].get("conclude") or {}).get("action") == expected
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        serve_log.close()
         spec.write_text(original)
     lines.append(f"  release ledger: {home / 'storage' / PIPELINE / 'deployments' / 'releases'}")
     return lines, ok

@@ -15,21 +15,17 @@ serving contract's own writer (:class:`~mlops_ops.serving.prediction_log.Predict
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mlops_ops.demo_release import _free_port, _send_traffic, _serving, _wait
+from mlops_ops.demo_release import _send_traffic, serving
 from mlops_ops.example.churn import CATEGORICAL, NUMERIC, generate
 from mlops_ops.runner import run_dag
 from tests.conftest import champion_version, load_dag, mlflow_client
@@ -107,29 +103,6 @@ def _traffic(version: str, arm: str, n: int, *, seed: int, error_share: float = 
     writer.close()
 
 
-@contextlib.contextmanager
-def _service(challenger: str) -> Iterator[str]:
-    """``mlops-ops serve churn`` on a free port until the block ends; waits until it routes to
-    ``challenger``. Yields its base URL."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlops_ops.cli", "serve", "churn", "--port", str(port), "--poll-seconds", "1",
-         "--log-max-seconds", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait("the service to route to the challenger", _serving(base, "challenger", challenger), proc, 300)
-        yield base
-    finally:
-        proc.terminate()  # a graceful stop: the service writes what its prediction log buffers
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def _wait_for_log(versions: set[str], *, at_least: int, deadline: float = 120) -> None:
     """Poll the prediction log until each version has ``at_least`` rows (the service writes it
     every second and at its stop)."""
@@ -202,7 +175,7 @@ def test_a_release_story(airflow_db, home):
 
     # v3: a good canary, its traffic answered by a real `mlops-ops serve` -> promoted
     assert _train(home, seed=2)["version"] == "3"
-    with _service("3") as base:
+    with serving({}, home / "serve.log", challenger="3") as base:
         for seed in (20, 21):
             _send_traffic(base, seed)
         _wait_for_log({"1", "3"}, at_least=200)
