@@ -30,6 +30,7 @@ from mlops_ops.example.churn import CATEGORICAL, NUMERIC, generate
 from mlops_ops.runner import run_dag
 from tests.conftest import champion_version, load_dag, mlflow_client
 from tests.dags.test_rollback import SPEC as ROLLBACK_SPEC  # LogisticRegression, a lenient gate
+from tests.dags.test_rollback import _train as _train_run
 
 pytestmark = pytest.mark.slow
 
@@ -53,15 +54,8 @@ def home(mlops_home, mlflow_store):
 
 
 def _train(home: Path, seed: int) -> Any:
-    folder = home / "data" / "churn" / "train"
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.parquet"):
-        old.unlink()
-    generate(1500, seed=seed).to_parquet(folder / "part-0.parquet", index=False)
-    result = run_dag(load_dag("churn_training"), conf={"reason": f"seed {seed}"})
-    assert result.state == "success", result.tasks
-    assert result.tasks["deploy"] == "success", result.returned.get("evaluate")
-    return result.returned["deploy"]
+    """Train on a new generated file; the deploy task's result (a release, or a first promotion)."""
+    return _train_run(home, seed).returned["deploy"]
 
 
 def _traffic(version: str, arm: str, n: int, *, seed: int, error_share: float = 0.0) -> None:
