@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test test-fast bench-drift lint up constraints clean
+.PHONY: install demo serve test test-fast bench-drift lint up constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ install: $(STAMP)
 
 demo: install
 	$(BIN)/mlops-ops demo
+
+# the online service of one pipeline (docs/serving.md): make serve PIPELINE=churn PORT=8000
+PIPELINE ?= churn
+PORT ?= 8000
+serve: install
+	$(BIN)/mlops-ops serve $(PIPELINE) --port $(PORT)
 
 # two workers (the machines have 2 cores); a test file's tests stay on one worker (module fixtures).
 # Files are handed out in collection order, which tests/conftest.py sorts longest first: xdist's

@@ -1,7 +1,8 @@
-"""``mlops-ops``: demo | up | check | schema.
+"""``mlops-ops``: demo | up | serve | check | schema.
 
 mlops-ops demo     run the whole model lifecycle on the embedded defaults and print a summary
 mlops-ops up       start Airflow's UI (standalone) and MLflow's UI on the same defaults
+mlops-ops serve    serve a pipeline's champion (and challenger) over HTTP, MLflow's scoring protocol
 mlops-ops check    validate pipeline specs (names each broken field; exit 1 if any is broken)
 mlops-ops schema   print the JSON schema of a pipeline spec (for editors)
 """
@@ -72,6 +73,16 @@ def cmd_up(args: argparse.Namespace) -> int:
     return embedded.supervise([mlflow_cmd, airflow_cmd], env)
 
 
+# -- serve -----------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the online service of one pipeline with uvicorn until SIGTERM or Ctrl-C (graceful)."""
+    from mlops_ops.serving.cli import run_service
+
+    return run_service(args)
+
+
 # -- check / schema ------------------------------------------------------------------------------
 
 
@@ -128,6 +139,21 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--airflow-port", type=int, default=8080)
     up.add_argument("--mlflow-port", type=int, default=5000)
     up.set_defaults(func=cmd_up)
+    serve = sub.add_parser("serve", help="serve a pipeline's models over HTTP (MLflow's scoring protocol)")
+    serve.add_argument("pipeline", help="pipeline name (its registered model)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--spec", help="the pipeline's spec file (default: <name>.yaml in $MLOPS_PIPELINES)")
+    serve.add_argument("--strategy", choices=["direct", "canary", "shadow", "ab"], help="override the spec")
+    serve.add_argument("--traffic", type=float, help="challenger share of keys (override the spec)")
+    serve.add_argument("--sticky-key", help="request column that picks the arm (override the spec)")
+    serve.add_argument("--poll-seconds", type=float, default=5.0, help="how often the aliases are read")
+    serve.add_argument("--no-prediction-log", action="store_true", help="do not write the prediction log")
+    serve.add_argument("--log-max-rows", type=int, default=5000, help="prediction log: rows buffered at most")
+    serve.add_argument(
+        "--log-max-seconds", type=float, default=5.0, help="prediction log: seconds buffered at most"
+    )
+    serve.set_defaults(func=cmd_serve)
     check = sub.add_parser("check", help="validate pipeline specs")
     check.add_argument(
         "paths", nargs="*", help="spec files or folders (default: $MLOPS_PIPELINES or pipelines/)"

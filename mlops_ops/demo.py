@@ -201,6 +201,10 @@ def run_demo(home: Path, *, keep: bool = False) -> int:
         log_file,
     )
 
+    from mlops_ops.demo_release import run_release_act
+
+    release_lines, release_ok = run_release_act(home, env, log_file, _run_plan_subprocess, day[5])
+
     # the world stays as it moved, up to today: runs started from the UI (the trigger form's logical
     # date is now) and the runs the scheduler starts on unpausing (no catch-up: the latest
     # interval) find their partitions
@@ -218,6 +222,7 @@ def run_demo(home: Path, *, keep: bool = False) -> int:
     lines += [""] + _describe_scoring(day[4], second[3]) + [""]
     lines += _describe_training(f"{day[4]}: retrain on a broken export", third[0]) + [""]
     lines += _describe_rollback(third[1:]) + [""]
+    lines += release_lines + [""]
     lines += _registry_summary(home)
     lines += [
         "",
@@ -236,17 +241,29 @@ def run_demo(home: Path, *, keep: bool = False) -> int:
     runs = [*first, *second, *third]
     ok = all(r["state"] == "success" for r in runs)
     ok = ok and first[0]["tasks"].get("deploy") == "success" and third[0]["tasks"].get("deploy") == "skipped"
-    ok = ok and any(r["tasks"].get("request_retrain") == "success" for r in runs)
+    ok = ok and any(r["tasks"].get("request_retrain") == "success" for r in runs) and release_ok
     return 0 if ok else 1
 
 
 def extend_to_today(directory: Path, *, after: dt.date, today: dt.date | None = None) -> dt.date:
-    """Write the drifted daily partitions from the day after ``after`` to ``today`` (UTC) inclusive,
-    as the demo's last days were generated; returns the last day that has a partition."""
+    """Write the drifted daily partitions missing from the day after ``after`` to ``today`` (UTC)
+    inclusive, as the demo's last days were generated; returns the last day that has a partition."""
     today = today or dt.datetime.now(dt.UTC).date()
     start = after + dt.timedelta(days=1)
-    if today >= start:
-        _write_moved_days(directory, start=start, days=(today - start).days + 1)
+    # only the days without a partition: the release act has written its own weeks by then
+    missing = [
+        start + dt.timedelta(days=i)
+        for i in range(max((today - start).days + 1, 0))
+        if not (directory / f"{(start + dt.timedelta(days=i)).isoformat()}.parquet").exists()
+    ]
+    runs: list[list[dt.date]] = []
+    for d in missing:
+        if runs and d - runs[-1][-1] == dt.timedelta(days=1):
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    for run in runs:
+        _write_moved_days(directory, start=run[0], days=len(run))
     return max(today, after)
 
 

@@ -8,7 +8,9 @@ One description serves three readers, so they cannot drift apart:
   ``tests/unit/test_docker_compose.py`` checks the file against :func:`services` rendered with
   :data:`COMPOSE` (service names as hosts, fixed ports, the file's development secrets);
 * ``deploy/`` (a KubernetesExecutor pod template, Helm values for the official chart) is checked
-  against :func:`airflow_environment` by ``tests/unit/test_deploy.py``.
+  against :func:`airflow_environment` by ``tests/unit/test_deploy.py``; ``deploy/serving/`` (the
+  online service's image and Kubernetes manifests) against :func:`serving_command` and
+  :func:`serving_environment` by ``tests/unit/test_serving_deploy.py``.
 
 The topology (``docs/production.md``): PostgreSQL holds Airflow's metadata DB, the Celery result
 backend and MLflow's backend store (two databases); Redis is the Celery broker; the API server,
@@ -179,6 +181,10 @@ COMPOSE_LAYOUT = Layout(
 #: Replicas of the Celery worker (two machines' worth of workers; the test runs two as well).
 WORKER_REPLICAS = 2
 
+#: The online service (``mlops-ops serve``): the pipeline it serves and the port it listens on.
+SERVING_PIPELINE = "churn"
+SERVING_PORT = 8000
+
 
 def aws_connection(p: Placement) -> dict[str, object]:
     """The Airflow ``aws`` connection of the object store, as ``AIRFLOW_CONN_AWS_DEFAULT`` JSON."""
@@ -285,4 +291,25 @@ def services(p: Placement, layout: Layout) -> dict[str, Service]:
         for name, command in airflow.items()
     }
     found["mlflow"] = Service("mlflow", mlflow_command(p), mlflow_environment(p))
+    found["serving"] = Service("serving", serving_command(), serving_environment(p, layout))
     return found
+
+
+def serving_command(pipeline: str = SERVING_PIPELINE, port: int = SERVING_PORT) -> tuple[str, ...]:
+    """``mlops-ops serve``: the pipeline's champion (and challenger) over HTTP on every interface."""
+    return ("mlops-ops", "serve", pipeline, "--host", "0.0.0.0", "--port", str(port))
+
+
+def serving_environment(p: Placement, layout: Layout) -> dict[str, str]:
+    """The online service's environment: the registry, and the object store its prediction log goes
+    to (the same storage root the tasks write, so the monitoring and release DAGs read the log)."""
+    env = airflow_environment(p, layout)
+    keep = (
+        "AIRFLOW_CONN_MLFLOW_DEFAULT",
+        "AIRFLOW_CONN_AWS_DEFAULT",
+        "MLOPS_STORAGE",
+        "MLOPS_STORAGE_CONN_ID",
+        "MLOPS_HOME",
+        "MLOPS_PIPELINES",
+    )
+    return {k: env[k] for k in keep}

@@ -4,7 +4,7 @@ A bad spec fails at DAG parse time with a message that names the file, the field
 expected, so it is noticed when it is committed rather than when a worker first runs it.
 This package imports only pydantic and PyYAML: DAG files import it at parse time.
 
-The spec models live by section (:mod:`~mlops_ops.config.base`, :mod:`~mlops_ops.config.data`,
+The spec models live by section (:mod:`~mlops_ops.config.base`, :mod:`~mlops_ops.config.data`, :mod:`~mlops_ops.config.deployment`,
 :mod:`~mlops_ops.config.model`, :mod:`~mlops_ops.config.monitoring`,
 :mod:`~mlops_ops.config.pipeline`), apart from loading (:mod:`~mlops_ops.config.loading`) and
 the errors (:mod:`~mlops_ops.config.errors`); every name is exported here.
@@ -29,6 +29,12 @@ from mlops_ops.config.data import (
     LogicalType,
     SourceSpec,
     WindowSpec,
+)
+from mlops_ops.config.deployment import (
+    BakeSpec,
+    DeploymentSpec,
+    GuardrailsSpec,
+    WatchSpec,
 )
 from mlops_ops.config.errors import (
     FieldError,
@@ -71,11 +77,13 @@ from mlops_ops.config.pipeline import (
 )
 
 __all__ = [
+    "BakeSpec",
     "BootstrapSpec",
     "CLASSIFICATION_METRICS",
     "ChangeThreshold",
     "CsvSpec",
     "DEFAULT_START_DATE",
+    "DeploymentSpec",
     "DriftRule",
     "DriftSpec",
     "DuplicateKeyError",
@@ -83,6 +91,7 @@ __all__ = [
     "ExpectationSpec",
     "FeaturesSpec",
     "FieldError",
+    "GuardrailsSpec",
     "InferredSeverities",
     "InferredSeverity",
     "LogicalType",
@@ -106,6 +115,7 @@ __all__ = [
     "SpecError",
     "ValidationSpec",
     "ValueThreshold",
+    "WatchSpec",
     "WindowSpec",
     "load_pipeline_spec",
     "parse_pipeline_spec",

@@ -105,6 +105,12 @@ class SourceSpec(_Model):
     conn_id_storage: str | None = Field(
         default=None, description="Airflow connection with credentials for the file URI's object store."
     )
+    prediction_log: bool = Field(
+        default=False,
+        description="Read the online service's prediction log (the rows it answered in the run's data "
+        "interval; docs/serving.md) instead of files or a query: drift on live traffic. "
+        "monitoring.source only.",
+    )
     window: WindowSpec | None = Field(
         default=None, description="Read only the last N days of dated partitions (file sources)."
     )
@@ -124,6 +130,13 @@ class SourceSpec(_Model):
 
     @model_validator(mode="after")
     def _one_kind(self) -> SourceSpec:
+        if self.prediction_log:
+            given = [k for k in ("uri", "sql", "conn_id", "window", "csv") if getattr(self, k)]
+            if given or self.parameters:
+                raise ValueError(
+                    f"'prediction_log' reads the online service's log: remove {given or ['parameters']}"
+                )
+            return self
         if bool(self.uri) == bool(self.sql):
             raise ValueError("give exactly one of 'uri' (files) or 'sql' (a query with 'conn_id')")
         if self.sql and not self.conn_id:

@@ -26,6 +26,7 @@ from mlops_ops.config.base import (
     _Model,
 )
 from mlops_ops.config.data import FeaturesSpec, SourceSpec
+from mlops_ops.config.deployment import DeploymentSpec
 from mlops_ops.config.errors import FieldError
 from mlops_ops.config.model import EvaluationSpec, ModelSpec
 from mlops_ops.config.monitoring import MonitoringSpec, ReferenceSpec, ValidationSpec
@@ -49,6 +50,11 @@ class SchedulesSpec(_Model):
     training: str | None = None
     monitoring: str | None = None
     scoring: str | None = None
+    release: str | None = Field(
+        default="*/15 * * * *",
+        description="The <name>_release DAG (only with deployment.strategy canary, shadow or ab); it "
+        "also runs when the model asset is updated, and does nothing when there is nothing to judge.",
+    )
     start_date: Annotated[dt.datetime, BeforeValidator(_as_utc_datetime)] = Field(
         default=DEFAULT_START_DATE,
         description="First date the DAGs run for (a date is midnight UTC). A run dated before it "
@@ -64,7 +70,7 @@ class SchedulesSpec(_Model):
     def _utc(cls, value: dt.datetime) -> dt.datetime:
         return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
-    @field_validator("training", "monitoring", "scoring")
+    @field_validator("training", "monitoring", "scoring", "release")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
         if value is None:
@@ -99,6 +105,7 @@ class PipelineSpec(_Model):
     schedules: SchedulesSpec = Field(default_factory=SchedulesSpec)
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
     scoring: ScoringSpec | None = None
+    deployment: DeploymentSpec = Field(default_factory=DeploymentSpec)
     tags: list[str] = Field(default_factory=list)
     owner: str = "mlops"
     notifications: NotificationsSpec | None = None
@@ -157,6 +164,16 @@ class PipelineSpec(_Model):
                 if unknown:
                     raise FieldError(where, f"column(s) {unknown} are not features; features are {listed}")
         reference = self.monitoring.drift.reference
+        for where, src in (
+            ("source", self.source),
+            ("scoring.source", self.scoring.source if self.scoring else None),
+        ):
+            if src is not None and src.prediction_log:
+                raise FieldError(
+                    f"{where}.prediction_log",
+                    "the prediction log holds the rows the service answered, without labels: use it as "
+                    "monitoring.source (drift on live traffic)",
+                )
         if reference.kind != "training" and reference.uri is None and self.source.uri is None:
             raise FieldError(
                 "monitoring.drift.reference.uri",

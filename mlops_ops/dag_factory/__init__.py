@@ -1,6 +1,6 @@
 """PipelineSpec -> DAGs. Runs at DAG parse time: builds operators, imports nothing heavy.
 
-One module per DAG kind: ``training``, ``monitoring``, ``rollback``, ``scoring``.
+One module per DAG kind: ``training``, ``monitoring``, ``rollback``, ``scoring``, ``release``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any, Literal
 from mlops_ops.config import PipelineSpec, SpecError, load_pipeline_spec, spec_files
 from mlops_ops.dag_factory.common import DEFAULT_ARGS, START_DATE
 from mlops_ops.dag_factory.monitoring import build_monitoring_dag
+from mlops_ops.dag_factory.release import build_release_dag
 from mlops_ops.dag_factory.rollback import build_rollback_dag
 from mlops_ops.dag_factory.scoring import build_batch_scoring_dag
 from mlops_ops.dag_factory.training import build_training_dag
@@ -24,6 +25,7 @@ __all__ = [
     "build_dags",
     "build_monitoring_dag",
     "build_pipeline_dags",
+    "build_release_dag",
     "build_training_dag",
     "invalid_specs_dag",
 ]
@@ -37,6 +39,7 @@ def _builders() -> list[Callable[..., Any]]:
         build_monitoring_dag,
         build_batch_scoring_dag,
         build_rollback_dag,
+        build_release_dag,
     ]
 
 

@@ -77,6 +77,7 @@ def ingest_task(source: Any, *, task_id: str, pipeline: str, min_rows: int, **kw
         sql=source.sql,
         conn_id=source.conn_id,
         parameters=dict(source.parameters) or None,
+        prediction_log=source.prediction_log,
         min_rows=min_rows,
         window_days=window.days if window else None,
         window_date_format=window.date_format if window else "%Y-%m-%d",

@@ -59,7 +59,9 @@ def build_monitoring_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | N
         **dag_kwargs(spec, "monitoring", default_args=default_args),
         doc_md=MONITORING_DOC.format(
             name=spec.name,
-            source=src.uri or f"SQL on {src.conn_id}",
+            source="the prediction log of the online service"
+            if src.prediction_log
+            else src.uri or f"SQL on {src.conn_id}",
             metric=spec.performance_metric,
             tolerance=perf.tolerance,
             floor=f", and not past {perf.floor}" if perf.floor is not None else "",

@@ -23,8 +23,8 @@ Scheduled on `{schedule}` **or** on a retrain request from `{name}_monitoring` (
   when a version was already trained on the same snapshot and configuration, unless *force*.
 * **evaluate** scores challenger and champion on the same holdout and applies the gate
   (primary metric `{metric}`); it does not touch the registry.
-* **deploy** moves the `champion` alias if the gate said *promote*, and skips otherwise (the
-  run still succeeds: a rejected challenger is a decision, not a failure).
+* **deploy** moves the `{alias}` alias if the gate said *promote*, and skips otherwise (the
+  run still succeeds: a rejected challenger is a decision, not a failure).{release}
 
 Trigger by hand with a *reason* (recorded on the MLflow run) and *force*.
 """
@@ -93,6 +93,11 @@ def build_training_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | Non
             schedule=spec.schedules.training or "no cron",
             estimator=spec.model.estimator,
             metric=spec.evaluation.primary_metric,
+            alias="challenger" if spec.deployment.is_release else "champion",
+            release=f" The `{spec.name}_release` DAG judges the {spec.deployment.strategy} on live traffic, "
+            "then promotes or rolls it back."
+            if spec.deployment.is_release
+            else "",
         ),
     ) as dag:
         ingest = ingest_task(src, task_id="ingest", pipeline=spec.name, min_rows=spec.validation.min_rows)
@@ -134,7 +139,14 @@ def build_training_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | Non
             **event_callbacks(spec, "rejection"),
             **common,
         )
-        deploy = DeployModelOperator(task_id="deploy", decision=evaluate.output, **common)
+        if spec.deployment.is_release:
+            from mlops_ops.operators.deploy import ReleaseChallengerOperator
+
+            deploy: DeployModelOperator = ReleaseChallengerOperator(
+                task_id="deploy", decision=evaluate.output, strategy=spec.deployment.strategy, **common
+            )
+        else:
+            deploy = DeployModelOperator(task_id="deploy", decision=evaluate.output, **common)
         validate >> train
         evaluate >> deploy
     return fail_runs_before_start(dag, spec)

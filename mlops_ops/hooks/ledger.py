@@ -267,3 +267,45 @@ class DeploymentLedger:
                     f"not for {claim}; refusing to overwrite history"
                 )
         return path
+
+
+class ReleaseLedger:
+    """The release ledger of one pipeline (``<root>/<pipeline>/deployments/releases/``).
+
+    Records are ``<seq:08d>.json``, each created exclusively (:func:`create_exclusive`): the
+    compare-and-set of the ``challenger`` alias. The rules are in
+    :mod:`mlops_ops.core.registry.releases`.
+
+    :param storage: the pipeline's storage layout.
+    """
+
+    def __init__(self, storage: PipelineStorage) -> None:
+        self.storage = storage
+
+    @property
+    def directory(self) -> ObjectStoragePath:
+        from mlops_ops.core.registry.releases import RELEASES_DIR
+
+        return self.storage.deployments_dir() / RELEASES_DIR
+
+    def record_path(self, seq: int) -> ObjectStoragePath:
+        from mlops_ops.core.registry.releases import release_record_name
+
+        return self.directory / release_record_name(seq)
+
+    def read(self) -> Any:
+        """The ledger as a :class:`~mlops_ops.core.registry.releases.ReleaseState`, as stored now."""
+        from mlops_ops.core.registry import releases
+
+        records = []
+        _forget_listings(self.directory)
+        if self.directory.exists():
+            for path in self.directory.iterdir():
+                if releases.release_record_seq(path.name) is not None and path.is_file():
+                    records.append(releases.parse_release_record(path.name, DeploymentLedger._read(path)))
+        return releases.ReleaseState.build(records)
+
+    def append(self, document: dict[str, Any]) -> bool:
+        """Create record ``document["seq"]``; False if another writer took that seq first."""
+        remove_temporaries(self.directory, older_than_seconds=_STALE_TMP_SECONDS)
+        return create_exclusive(self.record_path(int(document["seq"])), json_bytes(document))

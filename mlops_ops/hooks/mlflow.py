@@ -163,6 +163,13 @@ class MlflowHook(MlflowConnectionMixin, BaseHook):
         """Point ``alias`` of ``name`` at ``version`` (no check: :meth:`promote` does the checking)."""
         self.client.set_registered_model_alias(name, alias, str(version))
 
+    def delete_alias(self, name: str, alias: str) -> bool:
+        """Remove ``alias`` of ``name``; False if it did not exist (deleting twice is harmless)."""
+        if self.get_alias_version(name, alias) is None:
+            return False
+        self.client.delete_registered_model_alias(name, alias)
+        return True
+
     def tag_promoted(self, name: str, record: Any) -> None:
         """Tag a version with its ledger record (``mlops.promoted_at``, ``previous_champion``, ...)."""
         from mlflow.exceptions import MlflowException
@@ -242,6 +249,17 @@ class MlflowHook(MlflowConnectionMixin, BaseHook):
         self._configure()
         with tempfile.TemporaryDirectory(prefix="mlops-model-") as local:
             return mlflow.sklearn.load_model(uri, dst_path=local)
+
+    def load_pyfunc_model(self, uri: str) -> Any:
+        """The model at ``uri`` as an MLflow pyfunc, in memory (as :meth:`load_sklearn_model`, for
+        the online service, which serves any flavor)."""
+        import tempfile
+
+        import mlflow.pyfunc
+
+        self._configure()
+        with tempfile.TemporaryDirectory(prefix="mlops-model-") as local:
+            return mlflow.pyfunc.load_model(uri, dst_path=local)
 
     def load_dict(self, run_id: str, artifact: str, *, required: Sequence[str] = ()) -> dict[str, Any] | None:
         """A JSON artifact of a run as a dict; None only when the artifact does not exist.

@@ -74,6 +74,11 @@ class PipelineStorage:
         """``predictions/<key>/``: one folder per data interval (``key`` from ``core.scoring``)."""
         return self.base / "predictions" / _safe(key)
 
+    def prediction_log_dir(self) -> ObjectStoragePath:
+        """``prediction_log/``: the online service's log, ``date=YYYY-MM-DD/hour=HH/part-*.parquet``
+        (:mod:`mlops_ops.serving.prediction_log`)."""
+        return self.base / "prediction_log"
+
 
 def _safe(part: str) -> str:
     """A run id like ``manual__2024-01-01T00:00:00+00:00`` as one safe path segment.

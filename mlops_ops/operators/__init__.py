@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from mlops_ops.operators.deploy import DeployModelOperator
+from mlops_ops.operators.deploy import DeployModelOperator, ReleaseChallengerOperator
 from mlops_ops.operators.evaluate import EvaluateModelOperator
 from mlops_ops.operators.ingest import IngestDatasetOperator
 from mlops_ops.operators.monitor import (
     CheckModelPerformanceOperator,
     DetectDriftOperator,
     RequestRetrainOperator,
+)
+from mlops_ops.operators.release import (
+    ConcludeReleaseOperator,
+    JudgeReleaseOperator,
+    WatchChampionOperator,
 )
 from mlops_ops.operators.rollback import RollbackModelOperator
 from mlops_ops.operators.score import BatchScoreOperator, ResolveChampionOperator
@@ -18,13 +23,17 @@ from mlops_ops.operators.validate import ValidateDataOperator
 __all__ = [
     "BatchScoreOperator",
     "CheckModelPerformanceOperator",
+    "ConcludeReleaseOperator",
     "DeployModelOperator",
     "DetectDriftOperator",
     "EvaluateModelOperator",
     "IngestDatasetOperator",
+    "JudgeReleaseOperator",
+    "ReleaseChallengerOperator",
     "RequestRetrainOperator",
     "ResolveChampionOperator",
     "RollbackModelOperator",
     "TrainModelOperator",
     "ValidateDataOperator",
+    "WatchChampionOperator",
 ]

@@ -1,4 +1,5 @@
-"""DeployModelOperator: move the champion alias (strict compare-and-set) and write the ledger."""
+"""DeployModelOperator: move the champion alias (strict compare-and-set) and write the ledger;
+ReleaseChallengerOperator: the same step with a release strategy, moving the challenger alias."""
 
 from __future__ import annotations
 
@@ -108,4 +109,65 @@ class DeployModelOperator(MlopsBaseOperator):
             "ledger_seq": result.seq,
             "outcome": result.outcome,
             "model_url": hook.model_version_url(self.pipeline, version),
+        }
+
+
+class ReleaseChallengerOperator(DeployModelOperator):
+    """The deploy step with a release strategy: move the ``challenger`` alias, not ``champion``.
+
+    When the gate said *promote*, ``challenger`` is moved to the new version by compare-and-set
+    over the release ledger (a ``release`` record, the champion the gate compared against in it),
+    and the ``<name>_release`` DAG judges it on live traffic later. A challenger already under
+    release is replaced, recorded. With no champion yet there is nothing to release against: the
+    version is promoted directly, as with ``strategy: direct``.
+
+    :param decision: the evaluation task's result (templated).
+    :param strategy: ``canary``, ``shadow`` or ``ab``.
+    """
+
+    template_fields: Sequence[str] = ("decision",)
+
+    def __init__(self, *, decision: Any, strategy: str, **kwargs: Any) -> None:
+        super().__init__(decision=decision, **kwargs)
+        self.strategy = strategy
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_ops.core.registry import Claimant, PromotionRefusedError
+        from mlops_ops.services.release import ReleaseService
+
+        decision = self.decision
+        if (
+            not isinstance(decision, dict)
+            or not decision.get("promote")
+            or decision.get("baseline_version") is None
+        ):
+            return super().execute(context)  # a rejection skips; a first version is promoted directly
+        version, baseline = str(decision["challenger_version"]), str(decision["baseline_version"])
+        try:
+            step = ReleaseService(self.mlflow_hook, self.storage).start(
+                self.pipeline,
+                version,
+                expected_champion=baseline,
+                claimant=Claimant(context["ti"].dag_id, context["ti"].run_id, context["ti"].task_id),
+                strategy=self.strategy,
+                decision={k: decision.get(k) for k in ("status", "reasons", "metrics", "champion_metrics")},
+                evidence_uri=decision.get("report_uri"),
+            )
+        except PromotionRefusedError as err:
+            raise AirflowFailException(f"release of {self.pipeline} v{version} refused: {err}") from None
+        self.log.info(
+            "%s v%s is the challenger (%s) against champion v%s; release ledger seq %s at %s (%s)",
+            self.pipeline, version, self.strategy, baseline, step.seq, step.record_uri, step.outcome,
+        )  # fmt: skip
+        for asset in self.outlets:
+            if getattr(asset, "uri", "").endswith("/model"):
+                context["outlet_events"][asset].extra = {"version": version, "action": "release"}
+        return {
+            "version": version,
+            "champion_version": baseline,
+            "strategy": self.strategy,
+            "release_seq": step.seq,
+            "ledger_uri": step.record_uri,
+            "outcome": step.outcome,
+            "model_url": self.mlflow_hook.model_version_url(self.pipeline, version),
         }

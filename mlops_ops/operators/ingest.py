@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlops_ops.assets import dataset_asset
 from mlops_ops.hooks.pushgateway import push_metrics
@@ -38,6 +38,8 @@ class IngestDatasetOperator(MlopsBaseOperator):
     :param sql: query to run (templated); pass values through ``parameters``, never by formatting.
     :param conn_id: Airflow connection the query runs on (any DbApiHook: Postgres, SQLite, ...).
     :param parameters: bound query parameters (templated).
+    :param prediction_log: read the online service's prediction log instead: the rows it answered
+        in the run's data interval, one per answered row (docs/serving.md). No rows: skipped.
     :param min_rows: fewer rows than this fails the task.
     :param window_days: read only the files whose path carries a date in the last ``window_days``
         days up to ``window_end`` (a rolling training window over dated partitions).
@@ -60,6 +62,7 @@ class IngestDatasetOperator(MlopsBaseOperator):
         sql: str | None = None,
         conn_id: str | None = None,
         parameters: dict[str, Any] | None = None,
+        prediction_log: bool = False,
         min_rows: int = 1,
         window_days: int | None = None,
         window_date_format: str = "%Y-%m-%d",
@@ -79,6 +82,7 @@ class IngestDatasetOperator(MlopsBaseOperator):
         self.sql = sql
         self.conn_id = conn_id
         self.parameters = parameters
+        self.prediction_log = prediction_log
         self.min_rows = min_rows
         self.csv_options = csv_options
 
@@ -94,6 +98,12 @@ class IngestDatasetOperator(MlopsBaseOperator):
     def _open_source(self, context: Context) -> tuple[Any, dict[str, Any]]:
         """The source as a function of a :class:`~mlops_ops.core.ingest_stream.Plan` yielding
         record batches (called again when a batch widens a column), and its lineage record."""
+        if self.prediction_log:
+            if self.source_uri or self.sql:
+                raise AirflowFailException(
+                    "prediction_log reads the service's log: give no source_uri or sql"
+                )
+            return self._prediction_log_batches(context)
         if bool(self.source_uri) == bool(self.sql):
             raise AirflowFailException("give exactly one of source_uri or sql (with conn_id)")
         if self.sql:
@@ -128,6 +138,31 @@ class IngestDatasetOperator(MlopsBaseOperator):
             "sql": self.sql,
             "parameters": self.parameters or {},
         }
+        return batches, source
+
+    def _prediction_log_batches(self, context: Context) -> tuple[Any, dict[str, Any]]:
+        """The request rows the online service answered in the run's data interval (the last day
+        before the run for a run without one), as logged: one row per answered row."""
+        import datetime as dt
+
+        from mlops_ops.core import ingest_stream
+        from mlops_ops.serving.prediction_log import served_inputs
+
+        start: Any = context.get("data_interval_start")
+        end: Any = context.get("data_interval_end")
+        if start is None or end is None or start >= end:
+            end = context.get("logical_date") or context["dag_run"].run_after
+            start = end - dt.timedelta(days=1)
+        frame = served_inputs(self.storage, start, end)
+        where = str(self.storage.prediction_log_dir())
+        if frame.empty:
+            raise AirflowSkipException(f"the prediction log {where} has no answered rows in [{start}, {end})")
+        self.log.info("prediction log: %d answered row(s) in [%s, %s)", len(frame), start, end)
+
+        def batches(plan: Any) -> Any:
+            yield from ingest_stream.frame_batches(where, iter([frame]))
+
+        source = {"kind": "prediction_log", "uri": where, "start": start.isoformat(), "end": end.isoformat()}
         return batches, source
 
     def _file_batches(self, context: Context) -> tuple[Any, dict[str, Any]]:

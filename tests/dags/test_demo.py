@@ -43,8 +43,15 @@ def test_demo_runs_the_lifecycle_and_prints_the_summary(tmp_path):
     # batch scoring, the rollback and its idempotent repeat, the ledger
     assert "batch scoring with champion v2" in text
     assert "outcome already_champion" in text
-    assert "Registered model 'churn' (champion: v1)" in text
-    assert "Deployment ledger: 3 record(s)" in text
+    # the release act through mlops-ops serve: a good canary promoted, a broken one rolled back
+    assert "Releases through the online service (mlops-ops serve; the gate relaxed)" in text
+    assert "deploy: v4 is the challenger (canary), champion v1" in text
+    assert "answered by the challenger" in text
+    assert "-> promote: v4" in text
+    assert "prediction_drift: BREACH" in text
+    assert "-> rollback: v5" in text
+    assert "Registered model 'churn' (champion: v4)" in text
+    assert "Deployment ledger: 4 record(s)" in text
     assert (tmp_path / "demo" / "airflow" / "airflow.db").exists()
     assert (tmp_path / "demo" / "mlflow.db").exists()
     reports = tmp_path / "demo" / "storage" / "churn" / "reports"

@@ -38,7 +38,8 @@ CORE_FORBIDDEN = (
 #: packages exempt from the parse-time rule: core holds the heavy work, example is the demo's data
 #: generator (imported by the CLI and tests, never by a DAG file)
 # worker_preload is imported by Celery workers only, to load the heavy libraries once (its point)
-NOT_PARSE_TIME = ("mlops_ops.core", "mlops_ops.example", "mlops_ops.worker_preload")
+# serving is the online service's process (`mlops-ops serve`); operators import it inside execute()
+NOT_PARSE_TIME = ("mlops_ops.core", "mlops_ops.example", "mlops_ops.worker_preload", "mlops_ops.serving")
 
 
 # -- the static checker ---------------------------------------------------------------------------

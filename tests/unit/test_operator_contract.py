@@ -28,6 +28,10 @@ REQUIRED = {
     "BatchScoreOperator": {},
     "ResolveChampionOperator": {},
     "RollbackModelOperator": {},
+    "ReleaseChallengerOperator": {"strategy": "canary"},
+    "JudgeReleaseOperator": {"deployment": {}},
+    "ConcludeReleaseOperator": {},
+    "WatchChampionOperator": {"deployment": {}},
 }
 
 

@@ -1,0 +1,1 @@
+"""The online service: MLflow scoring protocol over FastAPI/uvicorn, routing, prediction log."""

@@ -1,0 +1,192 @@
+"""The online service: FastAPI routes speaking MLflow's scoring protocol, run by uvicorn.
+
+``GET /ping`` and ``GET /health`` (200 once a champion is loaded, else 503), ``GET /version``,
+``POST /invocations``, ``GET /metrics`` (Prometheus). See docs/serving.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from mlops_ops.hooks.storage import PipelineStorage
+from mlops_ops.serving.metrics import ServingMetrics
+from mlops_ops.serving.models import Models, ModelSet
+from mlops_ops.serving.prediction_log import PredictionLogWriter
+from mlops_ops.serving.protocol import RequestError, parse_body
+from mlops_ops.serving.routing import Routing
+from mlops_ops.serving.service import ScoringService
+
+log = logging.getLogger(__name__)
+
+_JSON_TYPES = ("application/json",)
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Settings of one service (``mlops-ops serve`` builds them from the spec and its options).
+
+    :param pipeline: the pipeline (and registered model) name.
+    :param routing: strategy, traffic share and sticky key.
+    :param mlflow_conn_id: Airflow connection of the registry (falls back as ``MlflowHook`` does).
+    :param storage_root: storage root URI of the prediction log (default ``MLOPS_STORAGE``).
+    :param storage_conn_id: connection with the object store's credentials.
+    :param poll_seconds: how often the registry's aliases are read.
+    :param max_body_bytes: largest request body (more: 413).
+    :param max_rows: most rows per request (more: 413).
+    :param prediction_log: write the prediction log.
+    :param log_max_rows: the log's crash bound in rows.
+    :param log_max_seconds: the log's crash bound in seconds.
+    """
+
+    pipeline: str
+    routing: Routing = field(default_factory=Routing)
+    mlflow_conn_id: str = "mlflow_default"
+    storage_root: str | None = None
+    storage_conn_id: str | None = None
+    poll_seconds: float = 5.0
+    max_body_bytes: int = 8 << 20
+    max_rows: int = 10_000
+    prediction_log: bool = True
+    log_max_rows: int = 5000
+    log_max_seconds: float = 5.0
+
+
+def create_app(config: ServeConfig, *, hook: Any = None) -> FastAPI:
+    """The FastAPI application of one pipeline's service.
+
+    :param hook: an :class:`~mlops_ops.hooks.mlflow.MlflowHook` (default: on ``config.mlflow_conn_id``).
+    """
+    if hook is None:
+        from mlops_ops.hooks.mlflow import MlflowHook
+
+        hook = MlflowHook(config.mlflow_conn_id)
+    metrics = ServingMetrics(config.pipeline)
+    models = ModelSet(
+        hook,
+        config.pipeline,
+        poll_seconds=config.poll_seconds,
+        on_change=lambda m: metrics.serving(_versions(m)),
+    )
+    writer = None
+    if config.prediction_log:
+        storage = PipelineStorage(config.pipeline, root=config.storage_root, conn_id=config.storage_conn_id)
+        writer = PredictionLogWriter(
+            storage, max_rows=config.log_max_rows, max_seconds=config.log_max_seconds
+        )
+    service = ScoringService(config.routing, metrics, writer)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(models.poll_once)  # a registry not up yet: the poll keeps trying
+        models.start()
+        if writer is not None:
+            writer.start()
+        try:
+            yield
+        finally:  # uvicorn's graceful stop (SIGTERM) runs this after the requests in flight
+            models.stop()
+            if writer is not None:
+                written = await run_in_threadpool(writer.close)
+                log.info("prediction log closed: %d row(s) written at shutdown", written)
+
+    app = FastAPI(
+        title=f"mlops-ops serving: {config.pipeline}", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
+    app.state.models, app.state.metrics, app.state.log_writer = models, metrics, writer
+
+    @app.exception_handler(RequestError)
+    async def refused(request: Request, err: RequestError) -> JSONResponse:
+        return JSONResponse({"error_code": err.error_code, "message": err.message}, status_code=err.status)
+
+    @app.get("/ping")
+    @app.get("/health")
+    async def health() -> Response:
+        current = models.current
+        body = {
+            "pipeline": config.pipeline,
+            "champion": current.champion.version if current.champion else None,
+            "challenger": current.challenger.version if current.challenger else None,
+            "strategy": config.routing.strategy.value,
+            "registry_error": models.last_error,
+        }
+        return JSONResponse(body, status_code=200 if current.champion else 503)
+
+    @app.get("/version")
+    async def version() -> PlainTextResponse:
+        from importlib.metadata import version as dist_version
+
+        return PlainTextResponse(dist_version("mlflow"))
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        if writer is not None:
+            metrics.log_buffered.labels(config.pipeline).set(writer.buffered)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/invocations")
+    async def invocations(request: Request) -> Response:
+        started = time.perf_counter()
+        status = 500
+        try:
+            try:
+                body = await _read_body(request, config.max_body_bytes)
+                parsed = parse_body(body, max_rows=config.max_rows)
+                current = models.current
+                if current.champion is None:
+                    raise RequestError(
+                        503, "no champion is serving yet; retry shortly", "TEMPORARILY_UNAVAILABLE"
+                    )
+            except RequestError as err:
+                status = err.status
+                metrics.request("", "none", err.status)
+                raise
+            try:
+                status, answer = await run_in_threadpool(service.score, parsed, current)
+            except RequestError as err:  # counted per arm by the service
+                status = err.status
+                raise
+            return JSONResponse(answer, status_code=status)
+        finally:
+            metrics.duration.labels(config.pipeline, str(status)).observe(time.perf_counter() - started)
+
+    return app
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 415 unless JSON and 413 beyond ``limit`` bytes (read no further)."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype not in _JSON_TYPES:
+        raise RequestError(
+            415,
+            f"Content-Type {ctype or '(none)'!r} is not supported; send application/json",
+            "UNSUPPORTED_MEDIA_TYPE",
+        )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestError(
+            413, f"the body has {declared} bytes; at most {limit}: split the request", "PAYLOAD_TOO_LARGE"
+        )
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(413, f"the body exceeds {limit} bytes; split the request", "PAYLOAD_TOO_LARGE")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _versions(models: Models) -> dict[str, str | None]:
+    return {
+        "champion": models.champion.version if models.champion else None,
+        "challenger": models.challenger.version if models.challenger else None,
+    }

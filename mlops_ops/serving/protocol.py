@@ -1,0 +1,178 @@
+"""MLflow's scoring protocol: a request body read into rows, or a 4xx that says what is wrong.
+
+Accepted bodies (``Content-Type: application/json``), as ``mlflow models serve`` takes them::
+
+    {"dataframe_split": {"columns": ["a", "b"], "data": [[1, "x"], [2, "y"]]}}
+    {"dataframe_records": [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]}
+    {"instances": [{"a": 1, "b": "x"}]}            (or columnar: {"instances": {"a": [1], "b": ["x"]}})
+    {"inputs": ...}                                 (the same shapes as "instances")
+
+Every cell must be a JSON scalar (text, number, true/false, null). Nothing here knows a model:
+checking the rows against a version's schema is :meth:`mlops_ops.serving.models.ServedModel.check`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+_SCALARS = (str, int, float, bool, type(None))
+
+
+class RequestError(ValueError):
+    """A request the service refuses: ``status`` (4xx), an MLflow ``error_code`` and a message."""
+
+    def __init__(self, status: int, message: str, error_code: str = "BAD_REQUEST") -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_code = error_code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ParsedRequest:
+    """The request's rows: a frame (columns as sent) and each row as a dict (for the log)."""
+
+    frame: pd.DataFrame
+    records: list[dict[str, Any]]
+
+
+def parse_body(body: bytes, *, max_rows: int) -> ParsedRequest:
+    """Read a scoring request.
+
+    :param body: the raw body (already bounded in size by the caller).
+    :param max_rows: most rows one request may carry (more: 413).
+    :raises RequestError: 400 for an empty body, text that is not JSON, or a shape the protocol
+        does not have; 413 for too many rows; 422 for a cell that is not a scalar or a row that
+        lacks a column others have.
+    """
+    if not body.strip():
+        raise RequestError(400, f"the request body is empty; send a JSON object with one of {list(FORMATS)}")
+    try:
+        doc = json.loads(body)
+    except UnicodeDecodeError:
+        raise RequestError(400, "the request body is not UTF-8 text; send JSON") from None
+    except ValueError as err:
+        raise RequestError(400, f"the request body is not valid JSON: {err}") from None
+    if not isinstance(doc, dict):
+        raise RequestError(
+            400,
+            f"the request body must be a JSON object with one of {list(FORMATS)}, got {type(doc).__name__}",
+        )
+    params = doc.get("params")
+    if params not in (None, {}):
+        raise RequestError(400, "'params' are not supported: the served models take no inference parameters")
+    keys = [k for k in doc if k != "params"]
+    given = [k for k in keys if k in FORMATS]
+    unknown = [k for k in keys if k not in FORMATS]
+    if unknown or len(given) != 1:
+        raise RequestError(
+            400,
+            f"the request body must have exactly one of {list(FORMATS)}"
+            + (f"; unknown key(s) {unknown}" if unknown else f"; got {given or 'none'}"),
+        )
+    fmt = given[0]
+    payload = doc[fmt]
+    if fmt == "dataframe_split":
+        columns, rows = _split(payload)
+    elif fmt == "dataframe_records":
+        columns, rows = _records(payload, fmt)
+    elif isinstance(payload, dict):
+        columns, rows = _columnar(payload, fmt)
+    else:
+        columns, rows = _records(payload, fmt)
+    if not rows:
+        raise RequestError(400, f"'{fmt}' holds no rows; send at least one")
+    if len(rows) > max_rows:
+        raise RequestError(
+            413,
+            f"the request holds {len(rows)} rows; at most {max_rows} per request: split it",
+            "PAYLOAD_TOO_LARGE",
+        )
+    for i, row in enumerate(rows):
+        for col, value in zip(columns, row, strict=True):
+            if not isinstance(value, _SCALARS):
+                raise RequestError(
+                    422,
+                    f"column {col!r} in row {i} holds a {type(value).__name__}; each value must be a "
+                    "single text, number, true/false or null",
+                    "INVALID_PARAMETER_VALUE",
+                )
+    frame = pd.DataFrame(rows, columns=columns)
+    if frame.columns.has_duplicates:  # pragma: no cover - refused by _split and dict keys
+        raise RequestError(400, "duplicate column names")
+    return ParsedRequest(frame=frame, records=[dict(zip(columns, row, strict=True)) for row in rows])
+
+
+def _split(payload: Any) -> tuple[list[str], list[list[Any]]]:
+    if not isinstance(payload, dict) or "columns" not in payload or "data" not in payload:
+        raise RequestError(
+            400,
+            "'dataframe_split' must be an object with 'columns' (a list of names) and 'data' (a list of rows)",
+        )
+    extra = sorted(set(payload) - {"columns", "data", "index"})
+    if extra:
+        raise RequestError(
+            400, f"'dataframe_split' has unknown key(s) {extra}; it takes columns, data, index"
+        )
+    columns, data = payload["columns"], payload["data"]
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise RequestError(400, "'dataframe_split.columns' must be a list of column names (text)")
+    duplicated = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicated:
+        raise RequestError(400, f"'dataframe_split.columns' names {duplicated} more than once")
+    if not isinstance(data, list):
+        raise RequestError(400, "'dataframe_split.data' must be a list of rows (lists of values)")
+    for i, row in enumerate(data):
+        if not isinstance(row, list) or len(row) != len(columns):
+            got = f"{len(row)} values" if isinstance(row, list) else type(row).__name__
+            raise RequestError(
+                400,
+                f"'dataframe_split.data' row {i} must be a list of {len(columns)} values (one per column), got {got}",
+            )
+    return columns, data
+
+
+def _records(payload: Any, fmt: str) -> tuple[list[str], list[list[Any]]]:
+    if not isinstance(payload, list) or not all(isinstance(r, dict) for r in payload):
+        raise RequestError(
+            400,
+            f"'{fmt}' must be a list of objects, one per row, keyed by column name"
+            + (
+                " (or an object of columns); for lists of values use 'dataframe_split'"
+                if fmt != "dataframe_records"
+                else ""
+            ),
+        )
+    if not payload:
+        return [], []
+    columns = list(payload[0])
+    names = set(columns)
+    for i, record in enumerate(payload):
+        if set(record) != names:
+            missing, extra = sorted(names - set(record)), sorted(set(record) - names)
+            raise RequestError(
+                422,
+                f"row {i} of '{fmt}' does not have the columns of row 0: "
+                + (f"missing {missing}" if missing else "")
+                + ("; " if missing and extra else "")
+                + (f"extra {extra}" if extra else "")
+                + "; send every column in every row (null for a missing value)",
+                "INVALID_PARAMETER_VALUE",
+            )
+    return columns, [[record[c] for c in columns] for record in payload]
+
+
+def _columnar(payload: dict[str, Any], fmt: str) -> tuple[list[str], list[list[Any]]]:
+    columns = list(payload)
+    if not all(isinstance(v, list) for v in payload.values()):
+        raise RequestError(400, f"'{fmt}' as an object must map each column to a list of values")
+    lengths = {len(v) for v in payload.values()}
+    if len(lengths) > 1:
+        raise RequestError(400, f"the columns of '{fmt}' have different lengths {sorted(lengths)}")
+    n = lengths.pop() if lengths else 0
+    return columns, [[payload[c][i] for c in columns] for i in range(n)]

@@ -1,0 +1,241 @@
+"""Scoring one request: route each row to an arm, check it against that version, score, log, count.
+
+No HTTP here (:mod:`mlops_ops.serving.app` is the FastAPI layer): :meth:`ScoringService.score` takes
+a parsed request and the :class:`~mlops_ops.serving.models.Models` serving now, and returns the
+status and the answer body, or raises :class:`~mlops_ops.serving.protocol.RequestError`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mlops_ops.core.schema import SchemaError
+from mlops_ops.serving.metrics import ServingMetrics
+from mlops_ops.serving.models import Models, ServedModel, json_value
+from mlops_ops.serving.prediction_log import PredictionLogWriter
+from mlops_ops.serving.protocol import ParsedRequest, RequestError
+from mlops_ops.serving.routing import Arm, Routing
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Scored:
+    """One model's scores of some of the request's rows (``rows``: positions in the request)."""
+
+    model: ServedModel
+    arm: Arm
+    rows: np.ndarray
+    latency_ms: float
+    coerced: Any = None  # the checked input, until scored
+    scores: dict[str, Any] | None = None
+    error: str | None = None
+    status: int = 200
+
+
+class ScoringService:
+    """Routes, checks, scores and records the rows of scoring requests.
+
+    :param routing: the pipeline's routing settings.
+    :param metrics: where requests and predictions are counted.
+    :param log_writer: the prediction log (None: not logged).
+    """
+
+    def __init__(
+        self, routing: Routing, metrics: ServingMetrics, log_writer: PredictionLogWriter | None
+    ) -> None:
+        self.routing = routing
+        self.metrics = metrics
+        self.log_writer = log_writer
+
+    def score(self, request: ParsedRequest, models: Models) -> tuple[int, dict[str, Any]]:
+        """Answer one request: ``(status, body)``, body ``{"predictions": [row, ...]}`` in request order.
+
+        Each row: ``prediction``, ``probability`` (positive class; null if none), ``probabilities``
+        (``{class: p}``, classifiers with probabilities), ``model_version``, ``arm``, ``prediction_id``.
+
+        :raises RequestError: 503 when no champion serves; 422 when a row does not fit the schema
+            of the version routed to answer it (the message names the column); 500 when that
+            version fails to score (never for a bad request: those are checked first).
+        """
+        champion = models.champion
+        if champion is None:
+            raise RequestError(503, "no champion is serving yet; retry shortly", "TEMPORARILY_UNAVAILABLE")
+        started = dt.datetime.now(dt.UTC)
+        request_id = uuid.uuid4().hex
+        frame = request.frame
+        n = len(frame)
+        ids = [uuid.uuid4().hex for _ in range(n)]
+        keys = self._sticky_keys(request, ids)
+        challenger = models.challenger
+        has_challenger = challenger is not None
+        arms = np.array(
+            [
+                self.routing.arm(k if k is not None else pid, has_challenger=has_challenger)
+                for k, pid in zip(keys, ids, strict=True)
+            ]
+        )
+        parts = [(champion, Arm.CHAMPION, np.flatnonzero(arms == Arm.CHAMPION))]
+        if challenger is not None:
+            parts.append((challenger, Arm.CHALLENGER, np.flatnonzero(arms == Arm.CHALLENGER)))
+        served = [p for p in (self._checked(*part, request) for part in parts) if p is not None]
+        shadow = None
+        if challenger is not None and self.routing.shadows(has_challenger=True):
+            shadow = self._shadow(challenger, request)
+        for part in served:
+            self._predict(part, request)
+        failed = [p for p in served if p.error is not None]
+        status = 500 if failed else 200
+        answers: list[dict[str, Any] | None] = [None] * n
+        if not failed:
+            for part in served:
+                self._answer(part, answers, ids)
+        self._record(request, started, request_id, ids, keys, served, shadow, status)
+        if failed:
+            first = failed[0]
+            raise RequestError(
+                500, f"{first.model.label} ({first.arm}) failed to score: {first.error}", "INTERNAL_ERROR"
+            )
+        return status, {"predictions": answers}
+
+    # -- steps ---------------------------------------------------------------------------------
+    def _sticky_keys(self, request: ParsedRequest, ids: list[str]) -> list[str | None]:
+        column = self.routing.sticky_key
+        if column is None or column not in request.frame.columns:
+            return [None] * len(ids)
+        return [
+            None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+            for v in (r[column] for r in request.records)
+        ]
+
+    def _allowed(self, model: ServedModel) -> set[str]:
+        allowed = {c.name for c in model.schema.columns}
+        if model.schema.target:
+            allowed.add(model.schema.target)
+        if self.routing.sticky_key:
+            allowed.add(self.routing.sticky_key)
+        return allowed
+
+    def _checked(
+        self, model: ServedModel, arm: Arm, rows: np.ndarray, request: ParsedRequest
+    ) -> _Scored | None:
+        """The rows an arm answers, checked against its version; 422 naming the column if they do not fit."""
+        if not len(rows):
+            return None
+        frame = request.frame
+        unknown = [c for c in frame.columns if c not in self._allowed(model)]
+        try:
+            if unknown:
+                raise SchemaError(
+                    f"request: column(s) {unknown} are not in the schema of {model.label}; it takes "
+                    f"{model.schema.features[:30]}: remove them or fix their names"
+                )
+            coerced = model.check(frame.iloc[rows] if len(rows) != len(frame) else frame)
+        except SchemaError as err:
+            self.metrics.request(model.version, arm.value, 422)
+            raise RequestError(422, str(err), "INVALID_PARAMETER_VALUE") from None
+        return _Scored(model=model, arm=arm, rows=rows, latency_ms=0.0, coerced=coerced)
+
+    def _shadow(self, model: ServedModel, request: ParsedRequest) -> _Scored:
+        """The challenger's score of every row; its failures are recorded, never answered."""
+        rows = np.arange(len(request.frame))
+        part = _Scored(model=model, arm=Arm.SHADOW, rows=rows, latency_ms=0.0)
+        try:
+            part.coerced = model.check(request.frame)
+        except SchemaError as err:
+            part.error, part.status = str(err), 422
+            return part
+        self._predict(part, request)
+        return part
+
+    def _predict(self, part: _Scored, request: ParsedRequest) -> None:
+        coerced, part.coerced = part.coerced, None
+        t0 = time.perf_counter()
+        try:
+            part.scores = part.model.predict(coerced)
+            if len(part.scores["pred"]) != len(part.rows):
+                raise ValueError(f"returned {len(part.scores['pred'])} predictions for {len(part.rows)} rows")
+        except Exception as err:  # the model's own failure: a 5xx for its arm, recorded
+            log.exception("%s (%s) failed to score", part.model.label, part.arm)
+            part.scores, part.error, part.status = None, f"{type(err).__name__}: {err}", 500
+        part.latency_ms = (time.perf_counter() - t0) * 1000.0
+        self.metrics.model_latency.labels(self.metrics.pipeline, part.model.version, part.arm.value).observe(
+            part.latency_ms / 1000.0
+        )
+
+    def _answer(self, part: _Scored, answers: list[dict[str, Any] | None], ids: list[str]) -> None:
+        scores = part.scores or {}
+        pred, proba, classes, proba_all = (scores.get(k) for k in ("pred", "proba", "classes", "proba_all"))
+        assert pred is not None  # a part that failed is never answered
+        binary = classes is not None and len(classes) == 2
+        for j, i in enumerate(part.rows):
+            row: dict[str, Any] = {"prediction": json_value(pred[j])}
+            row["probability"] = json_value(proba[j]) if binary and proba is not None else None
+            if proba_all is not None and classes is not None:
+                row["probabilities"] = {
+                    str(json_value(c)): json_value(p) for c, p in zip(classes, proba_all[j], strict=True)
+                }
+            row.update(model_version=part.model.version, arm=part.arm.value, prediction_id=ids[i])
+            answers[i] = row
+
+    def _record(
+        self,
+        request: ParsedRequest,
+        started: dt.datetime,
+        request_id: str,
+        ids: list[str],
+        keys: list[str | None],
+        served: list[_Scored],
+        shadow: _Scored | None,
+        status: int,
+    ) -> None:
+        """Count the request per arm, and append one log row per scored row per model."""
+        rows: list[dict[str, Any]] = []
+        inputs = [json.dumps(r, default=str) for r in request.records]
+        for part in [*served, *([shadow] if shadow is not None else [])]:
+            is_shadow = part.arm is Arm.SHADOW
+            part_status = part.status if is_shadow else status
+            self.metrics.request(part.model.version, part.arm.value, part_status)
+            scores = part.scores or {}
+            pred, proba, classes = scores.get("pred"), scores.get("proba"), scores.get("classes")
+            binary = classes is not None and len(classes) == 2
+            for j, i in enumerate(part.rows):
+                label = str(json_value(pred[j])) if pred is not None else None
+                value = json_value(proba[j]) if binary and proba is not None else None
+                if value is None and pred is not None and part.model.task == "regression":
+                    value = json_value(pred[j])
+                if pred is not None and not is_shadow:
+                    self.metrics.prediction(
+                        part.model.version,
+                        part.arm.value,
+                        label if part.model.task == "classification" else None,
+                        value,
+                    )
+                rows.append(
+                    {
+                        "prediction_id": ids[i],
+                        "request_id": request_id,
+                        "sticky_key": keys[i],
+                        "ts": started,
+                        "model_version": part.model.version,
+                        "arm": part.arm.value,
+                        "served": status == 200 and not is_shadow,
+                        "status": part_status,
+                        "error": part.error,
+                        "latency_ms": part.latency_ms,
+                        "prediction": label,
+                        "probability": value if binary else None,
+                        "input": inputs[i],
+                    }
+                )
+        if self.log_writer is not None and rows:
+            self.log_writer.append(rows)
+            self.metrics.log_rows.labels(self.metrics.pipeline).inc(len(rows))
