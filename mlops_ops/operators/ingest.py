@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.assets import dataset_asset
 from mlops_ops.hooks.pushgateway import push_metrics
@@ -156,7 +156,7 @@ class IngestDatasetOperator(MlopsBaseOperator):
         frame = served_inputs(self.storage, start, end)
         where = str(self.storage.prediction_log_dir())
         if frame.empty:
-            raise AirflowSkipException(f"the prediction log {where} has no answered rows in [{start}, {end})")
+            self.skip(f"the prediction log {where} has no answered rows in [{start}, {end})")
         self.log.info("prediction log: %d answered row(s) in [%s, %s)", len(frame), start, end)
 
         def batches(plan: Any) -> Any:

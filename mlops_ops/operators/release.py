@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.assets import model_asset
 from mlops_ops.operators.base import MlopsBaseOperator
@@ -93,7 +93,7 @@ class JudgeReleaseOperator(_ReleaseOperator):
 
         release = self.release_service.read().open_release
         if release is None:
-            raise AirflowSkipException(f"{self.pipeline} has no challenger under release: nothing to judge")
+            self.skip(f"{self.pipeline} has no challenger under release: nothing to judge")
         now = dt.datetime.now(dt.UTC)
         by_hand = str(self.action).strip().lower() == "rollback"
         champion_alias = self.release_service.alias(self.pipeline, "champion")
@@ -105,7 +105,7 @@ class JudgeReleaseOperator(_ReleaseOperator):
             bake=self._bake(release, now, judgement),
         )
         if override.skip:
-            raise AirflowSkipException(override.reason)
+            self.skip(override.reason)
         doc = self._report(context, override.judgement, release, now)
         for line in judge.judgement_lines(doc):
             self.log.info("%s", line)
@@ -114,8 +114,8 @@ class JudgeReleaseOperator(_ReleaseOperator):
             for k in ("verdict", "reasons", "release_seq", "version", "champion_version", "report_uri")
         }
         if self.approval_task_id and doc["verdict"] != judge.Verdict.PROMOTE:
-            context["ti"].xcom_push(key="return_value", value=result)  # skip() ends execute by raising
-            self.skip(context, [self.approval_task_id])
+            context["ti"].xcom_push(key="return_value", value=result)  # _skip_downstream() ends execute by raising
+            self._skip_downstream(context, [self.approval_task_id])
         return result
 
     def _judge(self, release: Any, now: dt.datetime) -> Any:
@@ -163,7 +163,7 @@ class JudgeReleaseOperator(_ReleaseOperator):
             challenger_requests=judgement.challenger.requests,
         )
 
-    def skip(self, context: Context, task_ids: list[str]) -> None:
+    def _skip_downstream(self, context: Context, task_ids: list[str]) -> None:
         from airflow.providers.standard.utils.skipmixin import SkipMixin
 
         tasks = [self.dag.get_task(t) for t in task_ids]
@@ -196,7 +196,7 @@ class ConcludeReleaseOperator(_ReleaseOperator):
 
         doc = self.judgement
         if not isinstance(doc, dict) or "verdict" not in doc:
-            raise AirflowSkipException(
+            self.skip(
                 "the judge gave no verdict (nothing under release, or the bake is not over)"
             )
         answer = context["ti"].xcom_pull(task_ids=self.approval_task_id) if self.approval_task_id else None
@@ -272,7 +272,7 @@ class WatchChampionOperator(_ReleaseOperator):
         minutes = int(self.deployment["watch"]["minutes"])
         state, now = self.release_service.read(), dt.datetime.now(dt.UTC)
         if state.phase(now, minutes) is not ReleasePhase.WATCHING:
-            raise AirflowSkipException(f"{self.pipeline} has no watch window open")
+            self.skip(f"{self.pipeline} has no watch window open")
         promoted, ends = state.head, state.watch_ends(minutes)
         assert promoted is not None  # WATCHING: the head is a promotion
         assert ends is not None
@@ -283,7 +283,7 @@ class WatchChampionOperator(_ReleaseOperator):
             min_requests=int(self.deployment["bake"]["min_requests"]),
         )  # fmt: skip
         if plan.skip:
-            raise AirflowSkipException(plan.reason)
+            self.skip(plan.reason)
         doc = judge.release_document(judgement, pipeline=self.pipeline, phase="watch", start=promoted.at, end=now,
                                      extra={"version": promoted.version, "previous_version": promoted.champion_version})  # fmt: skip
         doc["report_uri"] = self.write_report(
