@@ -7,19 +7,19 @@ from airflow.sdk import Asset
 
 def dataset_asset(pipeline: str) -> Asset:
     """Updated by ingest; extra: sha256, rows."""
-    return Asset(f"mlops://{pipeline}/dataset", group="mlops")
+    return Asset(f"x-mlops://{pipeline}/dataset", group="mlops")
 
 
 def model_asset(pipeline: str) -> Asset:
     """Updated by deploy; extra: version."""
-    return Asset(f"mlops://{pipeline}/model", group="mlops")
+    return Asset(f"x-mlops://{pipeline}/model", group="mlops")
 
 
 def retrain_asset(pipeline: str) -> Asset:
     """Updated by monitoring when a retrain is requested; extra: reason, summary."""
-    return Asset(f"mlops://{pipeline}/retrain", group="mlops")
+    return Asset(f"x-mlops://{pipeline}/retrain", group="mlops")
 
 
 def predictions_asset(pipeline: str) -> Asset:
     """Updated by batch scoring; extra: version, rows, interval, uri."""
-    return Asset(f"mlops://{pipeline}/predictions", group="mlops")
+    return Asset(f"x-mlops://{pipeline}/predictions", group="mlops")
