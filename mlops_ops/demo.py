@@ -113,7 +113,7 @@ def _describe_monitoring(day: dt.date, result: dict[str, Any]) -> list[str]:
             else f"performance {perf.get('status')}"
         )
     if tasks.get("request_retrain") == "success":
-        decision = "RETRAIN REQUESTED (asset event mlops://churn/retrain)"
+        decision = "RETRAIN REQUESTED (asset event x-mlops://churn/retrain)"
     elif drift.get("status") == "drift" or perf.get("status") == "degraded":
         decision = "no new request: cooldown (same incident)"
     else:

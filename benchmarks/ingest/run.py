@@ -50,6 +50,7 @@ def measure(tool: str, src: Path, workdir: Path, tag: str) -> dict:
         "returncode": proc.returncode,
         "process_wall_s": time.perf_counter() - t0,
         "peak_rss_mib": usage.ru_maxrss / 1024,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
     }
     if proc.returncode == 0:
         record.update(json.loads(out.read_text()))
@@ -78,6 +79,11 @@ def summarise(runs: list[dict]) -> list[dict]:
                 "runs": len(ok),
                 "wall_s": statistics.median(r["wall_s"] for r in ok),
                 "peak_rss_mib": statistics.median(r["peak_rss_mib"] for r in ok),
+                "work_cpu_s": (
+                    statistics.median(r["work_cpu_s"] for r in ok)
+                    if all("work_cpu_s" in r for r in ok)
+                    else None
+                ),
                 "rows": ok[0]["rows"],
             }
         )
@@ -87,8 +93,9 @@ def summarise(runs: list[dict]) -> list[dict]:
 def table(summary: list[dict]) -> str:
     by = {(s["source"], s["tool"]): s for s in summary}
     lines = [
-        "| source | rows | runs | mlops-ops ingest s | floor s | ratio | mlops-ops peak RSS MiB | floor peak RSS MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| source | rows | runs | mlops-ops ingest s | floor s | ratio | CPU s in the timed section, mlops-ops / floor "
+        "| mlops-ops peak RSS MiB | floor peak RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     sources = sorted({s["source"] for s in summary}, key=lambda n: (int(n.split("_")[1].split(".")[0]), n))
     for source in sources:
@@ -96,9 +103,14 @@ def table(summary: list[dict]) -> str:
         if not (m and f):
             continue
         fmt = "Parquet" if source.endswith(".parquet") else "CSV"
+        cpu = (
+            f"{m['work_cpu_s']:.1f} / {f['work_cpu_s']:.1f}"
+            if m.get("work_cpu_s") and f.get("work_cpu_s")
+            else "-"
+        )
         lines.append(
             f"| {fmt} | {m['rows']:,} | {min(m['runs'], f['runs'])} | {m['wall_s']:.1f} | {f['wall_s']:.1f} | "
-            f"{m['wall_s'] / f['wall_s']:.2f}x | {m['peak_rss_mib']:,.0f} | {f['peak_rss_mib']:,.0f} |"
+            f"{m['wall_s'] / f['wall_s']:.2f}x | {cpu} | {m['peak_rss_mib']:,.0f} | {f['peak_rss_mib']:,.0f} |"
         )
     return "\n".join(lines)
 

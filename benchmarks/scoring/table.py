@@ -1,6 +1,6 @@
 """Print the results table of results.json as Markdown (for README.md).
 
-.venv/bin/python benchmarks/scoring/table.py [results.json]
+.venv/bin/python benchmarks/scoring/table.py [results.json results_5m_20m.json ...]
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:
-    doc = json.loads(Path(sys.argv[1] if len(sys.argv) > 1 else HERE / "results.json").read_text())
+    names = sys.argv[1:] or [str(HERE / "results.json")]
     print(
         "| rows | floor: read + `predict_proba` | mlops-ops: streamed scoring, file written | time ratio "
         "| floor peak RSS | mlops-ops peak RSS | mlops-ops above the loaded model | snapshot bytes check | runs |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    for row in doc["summary"]:
+    rows = [row for name in names for row in json.loads(Path(name).read_text())["summary"]]
+    for row in rows:
         floor, mine, check = row["floor"], row["mlops"], row["verify"]
         runs = f"{floor['runs'] if floor else 0} / {mine['runs']}"
         floor_s = f"{floor['wall_s']:.1f} s" if floor else "not run"

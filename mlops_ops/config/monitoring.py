@@ -174,7 +174,7 @@ class PerformanceSpec(_Model):
 
 
 class RetrainSpec(_Model):
-    """When monitoring asks for a retrain (the mlops://<pipeline>/retrain asset event)."""
+    """When monitoring asks for a retrain (the x-mlops://<pipeline>/retrain asset event)."""
 
     on_drift: bool = True
     on_performance: bool = True

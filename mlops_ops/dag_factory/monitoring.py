@@ -21,7 +21,7 @@ MONITORING_DOC = """\
 * **check_performance** scores the champion on labelled rows: `{metric}` may drop at most
   {tolerance} from its value at promotion{floor}.
 * **request_retrain** applies the retrain policy (cooldown {cooldown} h): on a trigger it emits the
-  `mlops://{name}/retrain` asset event, which schedules `{name}_training`; otherwise it skips.
+  `x-mlops://{name}/retrain` asset event, which schedules `{name}_training`; otherwise it skips.
 
 Reports (JSON and HTML) are linked from each task and logged to MLflow (`mlops.kind` tag).
 """

@@ -11,7 +11,7 @@ RELEASE_DOC = """\
 ### {name}: release ({strategy})
 
 `judge -> {approve}conclude`, and `watch` beside them. Runs on `{schedule}` and whenever the
-model asset `mlops://{name}/model` is updated; a run with nothing to do skips in a second.
+model asset `x-mlops://{name}/model` is updated; a run with nothing to do skips in a second.
 
 * **judge** waits until the challenger has been under release for {minutes} min and each arm
   has answered {min_requests} requests, then tests it against the champion on the prediction log:

@@ -20,7 +20,7 @@ SCORING_DOC = """\
   every prediction. A missing, empty or unreadable partition fails here and nothing is written.
 * **score** checks that the partition has the model's feature columns, predicts, and replaces
   `predictions/<data interval start>/predictions.parquet` and `manifest.json` under the
-  pipeline's storage, each atomically. It emits the `mlops://{name}/predictions` asset event.
+  pipeline's storage, each atomically. It emits the `x-mlops://{name}/predictions` asset event.
 
 Columns: {ids}`prediction`, {proba}`model_version`, `input_sha256`, `data_interval_start`,
 `data_interval_end`. Re-running an interval replaces its predictions; it never adds a copy.
@@ -52,7 +52,7 @@ def build_batch_scoring_dag(spec: PipelineSpec, *, default_args: dict[str, Any] 
         ),
     ) as dag:
         champion = ResolveChampionOperator(task_id="champion", **common)
-        # a partition to score is not training data: no mlops://<name>/dataset event
+        # a partition to score is not training data: no x-mlops://<name>/dataset event
         ingest = ingest_task(src, task_id="ingest", pipeline=spec.name, min_rows=1, outlets=[])
         score = BatchScoreOperator(
             task_id="score",

@@ -13,7 +13,7 @@ TRAINING_DOC = """\
 `ingest -> validate -> train -> evaluate -> deploy`
 
 Scheduled on `{schedule}` **or** on a retrain request from `{name}_monitoring` (the
-`mlops://{name}/retrain` asset), whichever comes first.
+`x-mlops://{name}/retrain` asset), whichever comes first.
 
 * **ingest** reads `{source}`{window} into a content-addressed snapshot (re-running on the same data is a
   no-op).

@@ -25,7 +25,7 @@ class DeployModelOperator(MlopsBaseOperator):
     refuses unless the ledger's latest record (and the ``champion`` alias) is the version the gate
     compared against, claims the next ledger sequence number exclusively (so of two concurrent
     promotions only one proceeds), moves the alias, reads it back, writes the record
-    ``deployments/<utc>-v<version>.json`` and emits the ``mlops://<pipeline>/model`` asset event.
+    ``deployments/<utc>-v<version>.json`` and emits the ``x-mlops://<pipeline>/model`` asset event.
     A retry of this task completes its own earlier attempt. See ``docs/registry.md``.
 
     :param decision: the evaluation task's result (templated).

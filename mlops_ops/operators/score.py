@@ -86,7 +86,7 @@ class BatchScoreOperator(MlopsBaseOperator):
 
     The input must hold every feature column the model was trained on (from its
     ``training_spec.json``); extra columns, the target among them, are ignored. Emits the
-    ``mlops://<pipeline>/predictions`` asset event with extra ``version``, ``rows``,
+    ``x-mlops://<pipeline>/predictions`` asset event with extra ``version``, ``rows``,
     ``interval`` and ``uri``.
 
     :param snapshot: the ingest task's result or a snapshot URI (templated).

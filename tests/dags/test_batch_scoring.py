@@ -162,7 +162,7 @@ def test_dag_shape_and_no_dag_without_a_scoring_section(tmp_path):
     assert dag.doc_md
     assert "`customer_id`" in dag.doc_md
     assert [t.task_id for t in dag.topological_sort()] == ["champion", "ingest", "score"]
-    assert [a.uri for a in dag.get_task("score").outlets] == ["mlops://churn/predictions"]
+    assert [a.uri for a in dag.get_task("score").outlets] == ["x-mlops://churn/predictions"]
     assert dag.get_task("ingest").outlets == []  # a partition to score is not training data
 
 
@@ -248,8 +248,8 @@ def test_scores_a_partition_then_a_rerun_replaces_it_and_a_failed_rerun_keeps_it
 
     # the asset event of the predictions, and none for the dataset (scoring input is not training data)
     events = _asset_events(result.run_id)
-    assert set(events) == {"mlops://churn/predictions"}
-    assert events["mlops://churn/predictions"] == {
+    assert set(events) == {"x-mlops://churn/predictions"}
+    assert events["x-mlops://churn/predictions"] == {
         "version": "1",
         "rows": 300,
         "interval": manifest["data_interval"],

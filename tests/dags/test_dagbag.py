@@ -39,13 +39,13 @@ def test_training_dag_shape_schedule_and_trigger_form(monkeypatch):
     timetable = dag.timetable
     assert type(timetable).__name__ == "AssetOrTimeSchedule"
     assert timetable.timetable.expression == "0 0 * * 0"  # @weekly
-    assert "mlops://churn/retrain" in str(timetable.asset_condition)
+    assert "x-mlops://churn/retrain" in str(timetable.asset_condition)
     assert dag.catchup is False
     assert dag.max_active_runs == 1
     assert {"reason", "force"} <= set(dag.params)
     assert dag.params["force"] is False
-    assert {str(a.uri) for a in dag.get_task("ingest").outlets} == {"mlops://churn/dataset"}
-    assert {str(a.uri) for a in dag.get_task("deploy").outlets} == {"mlops://churn/model"}
+    assert {str(a.uri) for a in dag.get_task("ingest").outlets} == {"x-mlops://churn/dataset"}
+    assert {str(a.uri) for a in dag.get_task("deploy").outlets} == {"x-mlops://churn/model"}
     assert dag.doc_md
     assert "gate" in dag.doc_md
 
@@ -85,7 +85,7 @@ def test_monitoring_dag_shape_and_schedule(monkeypatch):
     }
     assert dag.get_task("detect_drift").upstream_task_ids == {"validate_batch", "ingest_batch"}
     assert dag.get_task("request_retrain").upstream_task_ids == {"detect_drift", "check_performance"}
-    assert {str(a.uri) for a in dag.get_task("request_retrain").outlets} == {"mlops://churn/retrain"}
+    assert {str(a.uri) for a in dag.get_task("request_retrain").outlets} == {"x-mlops://churn/retrain"}
     assert dag.get_task("ingest_batch").outlets == []  # a batch is not the training dataset
     assert dag.max_active_runs == 1
     assert dag.catchup is False

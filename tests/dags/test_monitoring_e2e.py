@@ -36,7 +36,7 @@ def _retrain_events() -> list[dict]:
         rows = session.scalars(
             select(AssetEvent)
             .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .where(AssetModel.uri == "mlops://churn/retrain")
+            .where(AssetModel.uri == "x-mlops://churn/retrain")
         ).all()
         return [dict(r.extra or {}) for r in rows]
 

@@ -139,7 +139,7 @@ def test_release_dag_shape(home):
     assert set(dag.task_ids) == {"judge", "conclude", "watch"}
     assert {"action", "reason"} <= set(dag.params)
     assert "release" in dag.tags
-    assert {str(a.uri) for a in dag.get_task("conclude").outlets} == {"mlops://churn/model"}
+    assert {str(a.uri) for a in dag.get_task("conclude").outlets} == {"x-mlops://churn/model"}
     assert type(load_dag("churn_training").get_task("deploy")).__name__ == "ReleaseChallengerOperator"
 
 

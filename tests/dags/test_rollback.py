@@ -81,7 +81,7 @@ def _model_events(run_id: str) -> list[dict]:
             .join(AssetEvent, AssetEvent.asset_id == AssetModel.id)
             .where(AssetEvent.source_run_id == run_id)
         ).all()
-    return [extra for uri, extra in rows if uri == "mlops://churn/model"]
+    return [extra for uri, extra in rows if uri == "x-mlops://churn/model"]
 
 
 def test_rollback_dag_is_manual_with_a_form(home):
@@ -94,7 +94,7 @@ def test_rollback_dag_is_manual_with_a_form(home):
     assert "rollback" in dag.tags
     assert dag.max_active_runs == 1
     assert "previous" in dag.doc_md
-    assert {str(a.uri) for a in dag.get_task("rollback").outlets} == {"mlops://churn/model"}
+    assert {str(a.uri) for a in dag.get_task("rollback").outlets} == {"x-mlops://churn/model"}
 
 
 def test_roll_back_to_previous_then_idempotent_rerun_then_gate_and_existence_refusals(

@@ -118,9 +118,9 @@ def test_asset_events_carry_their_extras(airflow_db, mlops_home, mlflow_store, d
             .where(AssetEvent.source_run_id == result.run_id)
         ).all()
     events = {uri: extra for uri, extra in rows}
-    assert events["mlops://churn/dataset"]["sha256"] == result.returned["ingest"]["sha256"]
-    assert events["mlops://churn/dataset"]["rows"] == result.returned["ingest"]["rows"]
-    assert events["mlops://churn/model"]["version"] == result.returned["deploy"]["version"]
+    assert events["x-mlops://churn/dataset"]["sha256"] == result.returned["ingest"]["sha256"]
+    assert events["x-mlops://churn/dataset"]["rows"] == result.returned["ingest"]["rows"]
+    assert events["x-mlops://churn/model"]["version"] == result.returned["deploy"]["version"]
 
 
 def test_hand_written_dag_of_an_existing_deployment(airflow_db, mlops_home, mlflow_store, dag_loader):

@@ -21,6 +21,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
 
 HEAVY = ("pandas", "numpy", "scipy", "sklearn", "mlflow", "great_expectations", "pyarrow")
@@ -237,8 +239,8 @@ chains = {}
 
 class Recorder(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        top = name.partition(".")[0]
-        if top in heavy and top not in chains:
+        top = next((h for h in heavy if name == h or name.startswith(h + ".")), None)
+        if top is not None and top not in chains:
             frames = traceback.extract_stack()[:-1]
             chains[top] = [
                 f"{f.filename}:{f.lineno}" for f in frames
@@ -251,17 +253,23 @@ for name in modules:
     __import__(name)
 for path in dag_files:
     runpy.run_path(path)
-loaded = sorted({m.partition(".")[0] for m in sys.modules} & set(heavy))
+loaded = sorted(h for h in heavy if any(m == h or m.startswith(h + ".") for m in sys.modules))
 print(json.dumps({m: chains.get(m, ["(imported before the probe started)"]) for m in loaded}))
 """
 
 
-def probe_parse_time(modules: list[str], dag_files: list[Path], env: dict[str, str] | None = None) -> dict:
-    """The heavy libraries that importing ``modules`` and running ``dag_files`` loads, with chains."""
+def probe_parse_time(
+    modules: list[str],
+    dag_files: list[Path],
+    env: dict[str, str] | None = None,
+    heavy: tuple[str, ...] = HEAVY,
+) -> dict:
+    """The ``heavy`` packages (or any module under them) that importing ``modules`` and running
+    ``dag_files`` loads, with the chains of our files that led to each."""
     import os
 
     out = subprocess.run(
-        [sys.executable, "-c", _PROBE, json.dumps([list(HEAVY), modules, [str(p) for p in dag_files]])],
+        [sys.executable, "-c", _PROBE, json.dumps([list(heavy), modules, [str(p) for p in dag_files]])],
         capture_output=True,
         text=True,
         timeout=300,
@@ -297,3 +305,28 @@ def test_the_probe_finds_a_deliberate_breach_and_names_the_chain(tmp_path):
     chain = "\n".join(loaded["numpy"])
     assert f"{dag}:3" in chain
     assert f"{tmp_path / 'helper_lib.py'}:2" in chain
+
+
+#: provider modules a DAG file must not load: an asset URI whose scheme is not ``x-...`` (or
+#: ``file``) makes Airflow import every installed provider's asset handler, and the Amazon
+#: provider's imports boto3 and its S3 hook (0.2 s of each parse; docs/architecture.md, "Assets")
+PARSE_TIME_PROVIDERS = ("airflow.providers.amazon.aws",)
+
+
+def test_dag_files_load_no_provider_asset_handlers():
+    dag_files = sorted((ROOT / "dags").glob("*.py"))
+    loaded = probe_parse_time(
+        [], dag_files, env={"MLOPS_PIPELINES": str(ROOT / "pipelines")}, heavy=PARSE_TIME_PROVIDERS
+    )
+    assert loaded == {}, "provider modules loaded at DAG parse time, by these chains:\n" + json.dumps(
+        loaded, indent=2
+    )
+
+
+def test_the_provider_probe_finds_an_asset_with_a_provider_scheme(tmp_path):
+    pytest.importorskip("airflow.providers.amazon", reason="the Amazon provider (dev extra) is not installed")
+    dag = tmp_path / "asset_dag.py"
+    dag.write_text('from airflow.sdk import Asset\nAsset("mlops://churn/model")\n')
+    loaded = probe_parse_time([], [dag], heavy=PARSE_TIME_PROVIDERS)
+    assert set(loaded) == {"airflow.providers.amazon.aws"}
+    assert f"{dag}:2" in "\n".join(loaded["airflow.providers.amazon.aws"])

@@ -21,7 +21,7 @@ class RequestRetrainOperator(MlopsBaseOperator):
 
     A trigger (data or prediction drift, a performance drop) requests a retrain unless one was
     requested less than ``cooldown_hours`` before this batch (one incident, one retrain). A request
-    is a write-once record under ``retrain_requests/`` and the ``mlops://<pipeline>/retrain`` asset
+    is a write-once record under ``retrain_requests/`` and the ``x-mlops://<pipeline>/retrain`` asset
     event (extra: ``reason``, ``summary``), on which the training DAG is scheduled. Time is the
     batch's logical date, so a backfill behaves as the live schedule would. No request: skipped.
 
@@ -156,7 +156,7 @@ class RequestRetrainOperator(MlopsBaseOperator):
             )
 
     def _emit_event(self, context: Context, decision: Any, now: Any) -> None:
-        """The ``mlops://<pipeline>/retrain`` asset event, its extra naming the reason."""
+        """The ``x-mlops://<pipeline>/retrain`` asset event, its extra naming the reason."""
         from mlops_ops.core.monitoring import short_summary
 
         summary = short_summary(decision.summary)
