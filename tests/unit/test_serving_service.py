@@ -153,3 +153,19 @@ def test_no_champion_is_a_503(tmp_path):
     with pytest.raises(RequestError) as err:
         svc.score(parse_body(body(1), max_rows=100), Models())
     assert err.value.status == 503
+
+
+def test_a_sticky_key_sent_as_a_number_a_float_or_text_keeps_its_arm(models, tmp_path):
+    champion, _ = models
+    second = ServedModel(**{**champion.__dict__, "version": "3"})
+    svc, _ = service(tmp_path, Strategy.CANARY, traffic=0.5)
+    rows = json.loads(body(1))["dataframe_records"]
+    arms = {}
+    for key in range(40):
+        spelled = [key, float(key), str(key)]
+        request = {"dataframe_records": [{**rows[0], "customer_id": k} for k in spelled]}
+        _, answer = svc.score(parse_body(json.dumps(request).encode(), max_rows=10), Models(champion, second))
+        found = {r["arm"] for r in answer["predictions"]}
+        assert len(found) == 1, (key, found)
+        arms[key] = found.pop()
+    assert set(arms.values()) == {"champion", "challenger"}
