@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import time
@@ -148,26 +149,34 @@ def create_app(config: ServeConfig, *, hook: Any = None) -> FastAPI:
         try:
             try:
                 body = await _read_body(request, config.max_body_bytes)
-                parsed = parse_body(body, max_rows=config.max_rows)
-                current = models.current
-                if current.champion is None:
-                    raise RequestError(
-                        503, "no champion is serving yet; retry shortly", "TEMPORARILY_UNAVAILABLE"
-                    )
             except RequestError as err:
                 status = err.status
                 metrics.request("", "none", err.status)
                 raise
-            try:
-                status, answer = await anyio.to_thread.run_sync(
-                    service.score, parsed, current, limiter=scoring
-                )
-            except RequestError as err:  # counted per arm by the service
-                status = err.status
-                raise
-            return JSONResponse(answer, status_code=status)
+            # parsing, scoring and the answer's JSON run in a scoring thread, in arrival order: the
+            # event loop only reads bodies and writes answers
+            status, content = await anyio.to_thread.run_sync(answer, body, limiter=scoring)
+            return Response(content, status_code=status, media_type="application/json")
+        except RequestError as err:
+            status = err.status
+            raise
         finally:
             metrics.duration.labels(config.pipeline, str(status)).observe(time.perf_counter() - started)
+
+    def answer(body: bytes) -> tuple[int, bytes]:
+        """One request, parsed and scored; a refusal before routing is counted here."""
+        try:
+            parsed = parse_body(body, max_rows=config.max_rows)
+            current = models.current
+            if current.champion is None:
+                raise RequestError(
+                    503, "no champion is serving yet; retry shortly", "TEMPORARILY_UNAVAILABLE"
+                )
+        except RequestError as err:
+            metrics.request("", "none", err.status)
+            raise
+        status, document = service.score(parsed, current)  # counted per arm by the service
+        return status, json.dumps(document, allow_nan=False).encode()
 
     return app
 
