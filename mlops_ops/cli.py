@@ -153,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "--log-max-seconds", type=float, default=5.0, help="prediction log: seconds buffered at most"
     )
+    serve.add_argument(
+        "--scoring-threads", type=int, help="requests scored at once (default: cores, at most 4)"
+    )
     serve.set_defaults(func=cmd_serve)
     check = sub.add_parser("check", help="validate pipeline specs")
     check.add_argument(

@@ -7,12 +7,15 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -46,6 +49,8 @@ class ServeConfig:
     :param prediction_log: write the prediction log.
     :param log_max_rows: the log's crash bound in rows.
     :param log_max_seconds: the log's crash bound in seconds.
+    :param scoring_threads: requests scored at once; the others wait their turn in arrival order
+        (scoring holds the GIL most of the time: more threads than cores only lengthen the tail).
     """
 
     pipeline: str
@@ -59,6 +64,7 @@ class ServeConfig:
     prediction_log: bool = True
     log_max_rows: int = 5000
     log_max_seconds: float = 5.0
+    scoring_threads: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
 
 
 def create_app(config: ServeConfig, *, hook: Any = None) -> FastAPI:
@@ -84,6 +90,9 @@ def create_app(config: ServeConfig, *, hook: Any = None) -> FastAPI:
             storage, max_rows=config.log_max_rows, max_seconds=config.log_max_seconds
         )
     service = ScoringService(config.routing, metrics, writer)
+    # FIFO: a request waits for a scoring thread in the order it arrived (anyio's limiter queues
+    # its waiters), instead of every request contending for the GIL at once
+    scoring = anyio.CapacityLimiter(config.scoring_threads)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -140,24 +149,34 @@ def create_app(config: ServeConfig, *, hook: Any = None) -> FastAPI:
         try:
             try:
                 body = await _read_body(request, config.max_body_bytes)
-                parsed = parse_body(body, max_rows=config.max_rows)
-                current = models.current
-                if current.champion is None:
-                    raise RequestError(
-                        503, "no champion is serving yet; retry shortly", "TEMPORARILY_UNAVAILABLE"
-                    )
             except RequestError as err:
                 status = err.status
                 metrics.request("", "none", err.status)
                 raise
-            try:
-                status, answer = await run_in_threadpool(service.score, parsed, current)
-            except RequestError as err:  # counted per arm by the service
-                status = err.status
-                raise
-            return JSONResponse(answer, status_code=status)
+            # parsing, scoring and the answer's JSON run in a scoring thread, in arrival order: the
+            # event loop only reads bodies and writes answers
+            status, content = await anyio.to_thread.run_sync(answer, body, limiter=scoring)
+            return Response(content, status_code=status, media_type="application/json")
+        except RequestError as err:
+            status = err.status
+            raise
         finally:
             metrics.duration.labels(config.pipeline, str(status)).observe(time.perf_counter() - started)
+
+    def answer(body: bytes) -> tuple[int, bytes]:
+        """One request, parsed and scored; a refusal before routing is counted here."""
+        try:
+            parsed = parse_body(body, max_rows=config.max_rows)
+            current = models.current
+            if current.champion is None:
+                raise RequestError(
+                    503, "no champion is serving yet; retry shortly", "TEMPORARILY_UNAVAILABLE"
+                )
+        except RequestError as err:
+            metrics.request("", "none", err.status)
+            raise
+        status, document = service.score(parsed, current)  # counted per arm by the service
+        return status, json.dumps(document, allow_nan=False).encode()
 
     return app
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from mlops_ops.core.schema import SchemaError
+from mlops_ops.core.schema import SchemaError, canonical_label
 from mlops_ops.serving.metrics import ServingMetrics
 from mlops_ops.serving.models import Models, ServedModel, json_value
 from mlops_ops.serving.prediction_log import PredictionLogWriter
@@ -108,13 +108,12 @@ class ScoringService:
 
     # -- steps ---------------------------------------------------------------------------------
     def _sticky_keys(self, request: ParsedRequest, ids: list[str]) -> list[str | None]:
+        """Each row's sticky key as a canonical label (``101``, ``101.0`` and ``"101"`` are one key),
+        None where the column is absent or the value missing (then the prediction id routes)."""
         column = self.routing.sticky_key
         if column is None or column not in request.frame.columns:
             return [None] * len(ids)
-        return [
-            None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
-            for v in (r[column] for r in request.records)
-        ]
+        return [canonical_label(r[column]) for r in request.records]
 
     def _allowed(self, model: ServedModel) -> set[str]:
         allowed = {c.name for c in model.schema.columns}

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 
 from mlops_ops.example.churn import generate, write_training_data
@@ -175,6 +176,16 @@ def test_answers_every_protocol_shape_and_refuses_each_kind_of_bad_request_with_
         booleans_and_text = {**rows[0], "tenure_months": "12", "support_calls": True}
         assert invoke(client, url, {"dataframe_records": [booleans_and_text]}).status_code == 200
 
+        # MLflow's own client for scoring servers, unchanged
+        from mlflow.pyfunc.scoring_server.client import ScoringServerClient
+
+        host, port = url.removeprefix("http://").split(":")
+        mlflow_client_ = ScoringServerClient(host, int(port))
+        mlflow_client_.ping()
+        frame = mlflow_client_.invoke(pd.DataFrame(rows)).get_predictions()
+        assert list(frame["probability"]) == [r["probability"] for r in first]
+        assert set(frame["model_version"]) == {"1"}
+
         assert client.get(f"{url}/health").json()["champion"] == "1"
         assert client.get(f"{url}/version").status_code == 200
         metrics = client.get(f"{url}/metrics").text
@@ -284,7 +295,9 @@ def test_sigterm_mid_traffic_loses_nothing_and_leaves_no_partial_file(home, tmp_
     log = read_log(home)
     logged = log[log["prediction_id"].isin(set(answered))]
     assert set(answered) <= set(logged["prediction_id"])  # every answered prediction is logged
-    assert not log["prediction_id"].duplicated().any()  # once
+    # once per model that scored it (a shadowed row of the shadow test has a champion and a shadow row)
+    assert not log.duplicated(["prediction_id", "arm"]).any()
+    assert not logged["prediction_id"].duplicated().any()
     leftovers = [p for p in (home / "storage").rglob("*") if ".tmp-" in p.name]
     assert leftovers == []
 
