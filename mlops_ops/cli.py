@@ -172,6 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "--log-max-seconds", type=float, default=5.0, help="prediction log: seconds buffered at most"
     )
+    serve.add_argument(
+        "--log-max-buffered-rows",
+        type=int,
+        default=100_000,
+        help="prediction log: rows waiting on failing storage before requests get 503",
+    )
     serve.set_defaults(func=cmd_serve)
     check = sub.add_parser("check", help="validate pipeline specs")
     check.add_argument(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,13 +23,14 @@ from mlops_ops.hooks.storage import PipelineStorage
 from mlops_ops.serving.metrics import ServingMetrics
 from mlops_ops.serving.models import Models, ModelSet
 from mlops_ops.serving.prediction_log import PredictionLogWriter
-from mlops_ops.serving.protocol import RequestError, parse_body
+from mlops_ops.serving.protocol import CSV, JSON, RequestError, parse_body
 from mlops_ops.serving.routing import Routing
 from mlops_ops.serving.service import ScoringService
 
 log = logging.getLogger(__name__)
 
-_JSON_TYPES = ("application/json",)
+_CONTENT_TYPES = {JSON: JSON, CSV: CSV, "application/csv": CSV}
+_DECOMPRESS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class ServeConfig:
     :param prediction_log: write the prediction log.
     :param log_max_rows: the log's crash bound in rows.
     :param log_max_seconds: the log's crash bound in seconds.
+    :param log_max_buffered_rows: while the log cannot be written, rows buffered beyond this make
+        ``/invocations`` and ``/ping`` answer 503: no answer the log could not record.
     """
 
     pipeline: str
@@ -59,6 +63,7 @@ class ServeConfig:
     prediction_log: bool = True
     log_max_rows: int = 5000
     log_max_seconds: float = 5.0
+    log_max_buffered_rows: int = 100_000
 
 
 def create_app(config: ServeConfig, *, hook: Any = None) -> FastAPI:
@@ -118,8 +123,19 @@ def create_app(config: ServeConfig, *, hook: Any = None) -> FastAPI:
             "challenger": current.challenger.version if current.challenger else None,
             "strategy": config.routing.strategy.value,
             "registry_error": models.last_error,
+            "prediction_log_error": writer.last_error if writer is not None else None,
         }
-        return JSONResponse(body, status_code=200 if current.champion else 503)
+        ready = current.champion is not None and _log_refusal() is None
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    def _log_refusal() -> str | None:
+        """Why requests are refused while the prediction log cannot be written; None if they are not."""
+        if writer is None or writer.buffered < config.log_max_buffered_rows:
+            return None
+        return (
+            f"the prediction log cannot be written ({writer.last_error}); {writer.buffered} rows wait "
+            "in memory, so no more predictions are answered until it can: retry shortly"
+        )
 
     @app.get("/version")
     async def version() -> PlainTextResponse:
@@ -139,9 +155,12 @@ def create_app(config: ServeConfig, *, hook: Any = None) -> FastAPI:
         status = 500
         try:
             try:
-                body = await _read_body(request, config.max_body_bytes)
-                parsed = parse_body(body, max_rows=config.max_rows)
+                body, ctype = await _read_body(request, config.max_body_bytes)
+                parsed = parse_body(body, max_rows=config.max_rows, content_type=ctype)
                 current = models.current
+                refusal = _log_refusal()
+                if refusal is not None:
+                    raise RequestError(503, refusal, "TEMPORARILY_UNAVAILABLE")
                 if current.champion is None:
                     raise RequestError(
                         503, "no champion is serving yet; retry shortly", "TEMPORARILY_UNAVAILABLE"
@@ -162,13 +181,22 @@ def create_app(config: ServeConfig, *, hook: Any = None) -> FastAPI:
     return app
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 415 unless JSON and 413 beyond ``limit`` bytes (read no further)."""
+async def _read_body(request: Request, limit: int) -> tuple[bytes, str]:
+    """The body (gunzipped or inflated per ``Content-Encoding``) and its content type (JSON or CSV);
+    415 for another type or encoding, 413 beyond ``limit`` bytes, compressed or not (read no further).
+    """
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype not in _JSON_TYPES:
+    if ctype not in _CONTENT_TYPES:
         raise RequestError(
             415,
-            f"Content-Type {ctype or '(none)'!r} is not supported; send application/json",
+            f"Content-Type {ctype or '(none)'!r} is not supported; send application/json (or text/csv)",
+            "UNSUPPORTED_MEDIA_TYPE",
+        )
+    encoding = request.headers.get("content-encoding", "identity").strip().lower() or "identity"
+    if encoding != "identity" and encoding not in _DECOMPRESS:
+        raise RequestError(
+            415,
+            f"Content-Encoding {encoding!r} is not supported; send gzip, deflate or an uncompressed body",
             "UNSUPPORTED_MEDIA_TYPE",
         )
     declared = request.headers.get("content-length")
@@ -176,13 +204,25 @@ async def _read_body(request: Request, limit: int) -> bytes:
         raise RequestError(
             413, f"the body has {declared} bytes; at most {limit}: split the request", "PAYLOAD_TOO_LARGE"
         )
+    inflate = zlib.decompressobj(_DECOMPRESS[encoding]) if encoding in _DECOMPRESS else None
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestError(413, f"the body exceeds {limit} bytes; split the request", "PAYLOAD_TOO_LARGE")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        async for chunk in request.stream():
+            if inflate is not None:  # bounded, so a small bomb never inflates past the limit
+                chunk = inflate.decompress(chunk, limit + 1 - size)
+                if inflate.unconsumed_tail:
+                    size = limit + 1
+            size += len(chunk)
+            if size > limit:
+                raise RequestError(
+                    413, f"the body exceeds {limit} bytes; split the request", "PAYLOAD_TOO_LARGE"
+                )
+            chunks.append(chunk)
+        if inflate is not None and not inflate.eof:
+            raise zlib.error("the compressed stream ends early")
+    except zlib.error as err:
+        raise RequestError(400, f"the body is not valid {encoding} data: {err}") from None
+    return b"".join(chunks), _CONTENT_TYPES[ctype]
 
 
 def _versions(models: Models) -> dict[str, str | None]:

@@ -108,6 +108,7 @@ class PredictionLogWriter:
         self._closed = False
         self.rows_written = 0
         self.parts_written = 0
+        self.last_error: str | None = None  # why the last flush failed; None once one succeeds
 
     # -- writing ---------------------------------------------------------------------------------
     def append(self, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -167,6 +168,7 @@ class PredictionLogWriter:
                     self._oldest = self._oldest or time.monotonic()
                 raise
             self.rows_written += written
+            self.last_error = None
             return written
 
     def _write_part(self, hour: dt.datetime, table: pa.Table) -> ObjectStoragePath:
@@ -196,7 +198,8 @@ class PredictionLogWriter:
             try:
                 if self._due():
                     self.flush()
-            except Exception:  # storage down: the rows stay buffered, the next tick tries again
+            except Exception as err:  # storage down: the rows stay buffered, the next tick tries again
+                self.last_error = f"{type(err).__name__}: {err}"
                 log.exception("prediction log flush failed; %d row(s) stay buffered", self.buffered)
 
     @property
