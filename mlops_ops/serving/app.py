@@ -101,8 +101,7 @@ def create_app(config: ServeConfig, *, hook: Any = None) -> FastAPI:
         finally:  # uvicorn's graceful stop (SIGTERM) runs this after the requests in flight
             models.stop()
             if writer is not None:
-                written = await run_in_threadpool(writer.close)
-                log.info("prediction log closed: %d row(s) written at shutdown", written)
+                await run_in_threadpool(_close_log, writer, config.pipeline)
 
     app = FastAPI(
         title=f"mlops-ops serving: {config.pipeline}", lifespan=lifespan, docs_url=None, redoc_url=None
@@ -223,6 +222,28 @@ async def _read_body(request: Request, limit: int) -> tuple[bytes, str]:
     except zlib.error as err:
         raise RequestError(400, f"the body is not valid {encoding} data: {err}") from None
     return b"".join(chunks), _CONTENT_TYPES[ctype]
+
+
+def _close_log(writer: PredictionLogWriter, pipeline: str) -> None:
+    """Write the buffered rows at shutdown; if the log's storage fails, save them under
+    ``<MLOPS_HOME>/prediction_log_unsent`` (same layout) and say so loudly, never drop them."""
+    try:
+        log.info("prediction log closed: %d row(s) written at shutdown", writer.close())
+        return
+    except Exception as err:
+        reason = f"{type(err).__name__}: {err}"
+    from mlops_ops import settings
+
+    aside = settings.mlops_home() / "prediction_log_unsent"
+    saved = writer.spill(PipelineStorage(pipeline, root=aside.as_uri()))
+    log.error(
+        "prediction log: its storage failed at shutdown (%s); %d row(s) saved under %s instead: "
+        "copy %s into the log's storage",
+        reason,
+        saved,
+        aside,
+        aside / pipeline / "prediction_log",
+    )
 
 
 def _versions(models: Models) -> dict[str, str | None]:

@@ -212,6 +212,19 @@ class PredictionLogWriter:
         with self._lock:
             return self._rows + self._writing
 
+    def spill(self, storage: PipelineStorage) -> int:
+        """Write every buffered row under another storage, in the same layout; returns the rows
+        written. The service's last resort when its log's storage fails at shutdown: call it after
+        :meth:`close` (no background flush then).
+
+        :raises: that storage's errors (the rows then stay buffered).
+        """
+        own, self.storage = self.storage, storage
+        try:
+            return self.flush()
+        finally:
+            self.storage = own
+
     def close(self) -> int:
         """Stop the background thread and write everything buffered; returns the rows written.
 

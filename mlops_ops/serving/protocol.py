@@ -253,7 +253,11 @@ def _csv(body: bytes) -> tuple[list[str], list[list[Any]]]:
     columns, data = lines[0], lines[1:]
     duplicated = sorted({c for c in columns if columns.count(c) > 1})
     if duplicated or "" in columns:
-        raise RequestError(400, f"the CSV header must name each column once, got {columns[:30]}")
+        raise RequestError(
+            400,
+            f"the CSV header must name each column once, got {columns[:30]}"
+            + ("; write the frame without its index (to_csv(index=False))" if "" in columns else ""),
+        )
     for i, row in enumerate(data):
         if len(row) != len(columns):
             raise RequestError(

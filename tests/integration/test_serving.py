@@ -170,7 +170,7 @@ def test_answers_every_protocol_shape_and_refuses_each_kind_of_bad_request_with_
         bad({"dataframe_records": rows, "params": {"k": 1}}, 400, "params")
         bad({"instances": [[1, 2]]}, 400, "list of objects")
         bad({"dataframe_records": rows * 4000}, 413, "at most")
-        resp = client.post(f"{url}/invocations", content=b"a,b\n1,2", headers={"Content-Type": "text/csv"})
+        resp = client.post(f"{url}/invocations", content=b"a,b\n1,2", headers={"Content-Type": "text/plain"})
         assert resp.status_code == 415
         assert "application/json" in resp.json()["message"]
         booleans_and_text = {**rows[0], "tenure_months": "12", "support_calls": True}

@@ -13,6 +13,7 @@ import gzip
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 import zlib
@@ -54,8 +55,10 @@ def server(airflow_db, tmp_path_factory):
             sys.executable, "-m", "mlops_ops.cli", "serve", "churn", "--port", str(port),
             "--log-max-seconds", "0.5", "--log-max-buffered-rows", str(LOG_BOUND),
         ]  # fmt: skip
-        with serving("mlops-ops serve (hostile)", command, f"{url}/ping", root / "serve.log", env=env):
-            yield url, home
+        with serving(
+            "mlops-ops serve (hostile)", command, f"{url}/ping", root / "serve.log", env=env
+        ) as proc:
+            yield url, home, proc
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +102,7 @@ HOSTILE = [  # (name, body, status, words the message must hold)
 
 @pytest.mark.parametrize(("name", "make", "status", "words"), HOSTILE, ids=[h[0] for h in HOSTILE])
 def test_a_hostile_body_gets_a_4xx_naming_what_is_wrong(server, client, name, make, status, words):
-    url, _ = server
+    url, _, _ = server
     resp = post(client, url, make())
     assert resp.status_code == status, resp.text
     message = resp.json()["message"]
@@ -109,7 +112,7 @@ def test_a_hostile_body_gets_a_4xx_naming_what_is_wrong(server, client, name, ma
 
 
 def test_csv_and_compressed_bodies_are_answered_as_mlflow_answers_them(server, client):
-    url, _ = server
+    url, _, _ = server
     rows = [row(), {**row(), "tenure_months": 40}]
     cols = list(rows[0])
     expected = post(client, url, json.dumps({"dataframe_records": rows}).encode())
@@ -149,7 +152,7 @@ def test_csv_and_compressed_bodies_are_answered_as_mlflow_answers_them(server, c
 
 
 def test_unwritable_prediction_log_refuses_beyond_its_bound_and_loses_nothing(server, client):
-    url, home = server
+    url, home, _ = server
     log_dir = home / "storage" / "churn" / "prediction_log"
     body = _records(json.dumps(row()))
     assert post(client, url, body).status_code == 200
@@ -178,19 +181,41 @@ def test_unwritable_prediction_log_refuses_beyond_its_bound_and_loses_nothing(se
         shutil.move(aside, log_dir)
     _poll(lambda: client.get(f"{url}/health").status_code == 200, "the service to recover")
     assert post(client, url, body).status_code == 200
+
+    def logged() -> set:
+        return set(_log(home / "storage")["prediction_id"])
+
+    _poll(lambda: set(answered) <= logged(), "every answered row in the log")
+    assert not _log(home / "storage")["prediction_id"].duplicated().any()
+
+
+def test_a_graceful_stop_with_unwritable_storage_saves_the_rows_aside(server, client):
+    """Last in the module: it stops the module's service."""
+    url, home, proc = server
+    log_dir = home / "storage" / "churn" / "prediction_log"
+    aside = log_dir.with_name("prediction_log.aside")
+    log_dir.rename(aside)
+    log_dir.write_text("not a folder")
+    try:
+        resp = post(client, url, _records(",".join([json.dumps(row())] * 3)))
+        assert resp.status_code == 200, resp.text
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal
+    finally:
+        log_dir.unlink()
+        shutil.move(aside, log_dir)
+    saved = set(_log(home / "prediction_log_unsent")["prediction_id"])  # with earlier rows not yet written
+    assert {r["prediction_id"] for r in resp.json()["predictions"]} <= saved
+    assert not saved & set(_log(home / "storage")["prediction_id"])
+
+
+def _log(root: Path):
     from mlops_ops.hooks.storage import PipelineStorage
     from mlops_ops.serving.prediction_log import read_prediction_log
 
     now = dt.datetime.now(dt.UTC)
-    storage = PipelineStorage("churn", root=f"file://{home}/storage")
-
-    def logged() -> set:
-        frame = read_prediction_log(storage, now - dt.timedelta(hours=2), now + dt.timedelta(hours=1))
-        return set(frame["prediction_id"])
-
-    _poll(lambda: set(answered) <= logged(), "every answered row in the log")
-    frame = read_prediction_log(storage, now - dt.timedelta(hours=2), now + dt.timedelta(hours=1))
-    assert not frame["prediction_id"].duplicated().any()
+    storage = PipelineStorage("churn", root=root.as_uri())
+    return read_prediction_log(storage, now - dt.timedelta(hours=2), now + dt.timedelta(hours=1))
 
 
 def _poll(condition, what: str, timeout: float = 120) -> None:
