@@ -178,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         default=100_000,
         help="prediction log: rows waiting on failing storage before requests get 503",
     )
+    serve.add_argument(
+        "--scoring-threads", type=int, help="requests scored at once (default: cores, at most 4)"
+    )
     serve.set_defaults(func=cmd_serve)
     check = sub.add_parser("check", help="validate pipeline specs")
     check.add_argument(

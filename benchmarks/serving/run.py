@@ -145,9 +145,13 @@ async def load(url: str, bodies: list[bytes], concurrency: int, seconds: float) 
             i = offset
             while time.perf_counter() < stop_at:
                 t0 = time.perf_counter()
-                resp = await client.post("/invocations", content=bodies[i % len(bodies)], headers=headers)
-                latencies.append(time.perf_counter() - t0)
-                errors += resp.status_code != 200
+                try:
+                    resp = await client.post("/invocations", content=bodies[i % len(bodies)], headers=headers)
+                except httpx.HTTPError:  # a dropped connection is an error, not the end of the run
+                    errors += 1
+                else:
+                    latencies.append(time.perf_counter() - t0)
+                    errors += resp.status_code != 200
                 i += concurrency
 
         started = time.perf_counter()

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -50,6 +52,8 @@ class ServeConfig:
     :param log_max_seconds: the log's crash bound in seconds.
     :param log_max_buffered_rows: while the log cannot be written, rows buffered beyond this make
         ``/invocations`` and ``/ping`` answer 503: no answer the log could not record.
+    :param scoring_threads: requests scored at once; the others wait their turn in arrival order
+        (scoring holds the GIL most of the time: more threads than cores only lengthen the tail).
     """
 
     pipeline: str
@@ -64,6 +68,7 @@ class ServeConfig:
     log_max_rows: int = 5000
     log_max_seconds: float = 5.0
     log_max_buffered_rows: int = 100_000
+    scoring_threads: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
 
 
 def create_app(config: ServeConfig, *, hook: Any = None) -> FastAPI:
@@ -89,6 +94,9 @@ def create_app(config: ServeConfig, *, hook: Any = None) -> FastAPI:
             storage, max_rows=config.log_max_rows, max_seconds=config.log_max_seconds
         )
     service = ScoringService(config.routing, metrics, writer)
+    # FIFO: a request waits for a scoring thread in the order it arrived (anyio's limiter queues
+    # its waiters), instead of every request contending for the GIL at once
+    scoring = anyio.CapacityLimiter(config.scoring_threads)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -169,7 +177,9 @@ def create_app(config: ServeConfig, *, hook: Any = None) -> FastAPI:
                 metrics.request("", "none", err.status)
                 raise
             try:
-                status, answer = await run_in_threadpool(service.score, parsed, current)
+                status, answer = await anyio.to_thread.run_sync(
+                    service.score, parsed, current, limiter=scoring
+                )
             except RequestError as err:  # counted per arm by the service
                 status = err.status
                 raise

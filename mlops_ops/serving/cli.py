@@ -79,6 +79,7 @@ def run_service(args: argparse.Namespace) -> int:
         log_max_rows=args.log_max_rows,
         log_max_seconds=args.log_max_seconds,
         log_max_buffered_rows=args.log_max_buffered_rows,
+        **({"scoring_threads": args.scoring_threads} if args.scoring_threads else {}),
     )
     log.info(
         "serving %s on http://%s:%d: %s, traffic %.3f, sticky key %s",
