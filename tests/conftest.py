@@ -65,6 +65,7 @@ _LONGEST_FIRST = (
     "tests/integration/test_executor_neutral.py",
     "tests/integration/test_scheduler.py",
     "tests/integration/test_serving.py",
+    "tests/integration/test_serving_hostile.py",
     "tests/dags/test_seasonal_monitoring.py",
     "tests/integration/test_url_credentials.py",
     "tests/unit/test_drift_stats.py",
