@@ -22,10 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mlops_ops.example.churn import generate, write_training_data
-from mlops_ops.runner import run_dag
-from tests.conftest import load_dag, mlflow_client, seed_mlflow_store
-from tests.integration.conftest import _free_port, serving
+from mlops_ops.example.churn import generate
+from tests.integration.conftest import _free_port, serving, trained_churn
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -34,31 +32,18 @@ LOG_BOUND = 40  # --log-max-buffered-rows: rows waiting on broken storage before
 
 @pytest.fixture(scope="module")
 def server(airflow_db, tmp_path_factory):
-    """``mlops-ops serve churn`` on a trained champion; yields (base URL, MLOPS_HOME)."""
+    """``mlops-ops serve churn`` on a trained champion; yields (base URL, MLOPS_HOME, process)."""
     root = tmp_path_factory.mktemp("hostile")
-    home, pipelines = root / "home", root / "pipelines"
-    pipelines.mkdir(parents=True)
-    spec = (Path(__file__).parents[2] / "pipelines" / "churn.yaml").read_text()
-    (pipelines / "churn.yaml").write_text(spec.replace("/daily/*.parquet", "/train/*.parquet"))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLOPS_HOME", str(home))
-        mp.setenv("MLOPS_PIPELINES", str(pipelines))
-        seed_mlflow_store(home)
-        write_training_data(home / "data" / "churn" / "train", rows=1200, seed=0)
-        result = run_dag(load_dag("churn_training"), conf={})
-        assert result.state == "success", result.tasks
-        mlflow_client().set_registered_model_alias("churn", "champion", "1")
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "MLOPS_HOME": str(home), "MLOPS_PIPELINES": str(pipelines)}
-        command = [
-            sys.executable, "-m", "mlops_ops.cli", "serve", "churn", "--port", str(port),
-            "--log-max-seconds", "0.5", "--log-max-buffered-rows", str(LOG_BOUND),
-        ]  # fmt: skip
-        with serving(
-            "mlops-ops serve (hostile)", command, f"{url}/ping", root / "serve.log", env=env
-        ) as proc:
-            yield url, home, proc
+    home, pipelines = trained_churn(root)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "MLOPS_HOME": str(home), "MLOPS_PIPELINES": str(pipelines)}
+    command = [
+        sys.executable, "-m", "mlops_ops.cli", "serve", "churn", "--port", str(port),
+        "--log-max-seconds", "0.5", "--log-max-buffered-rows", str(LOG_BOUND),
+    ]  # fmt: skip
+    with serving("mlops-ops serve (hostile)", command, f"{url}/ping", root / "serve.log", env=env) as proc:
+        yield url, home, proc
 
 
 @pytest.fixture(scope="module")
