@@ -229,6 +229,8 @@ async def _read_body(request: Request, limit: int) -> tuple[bytes, str]:
             chunks.append(chunk)
         if inflate is not None and not inflate.eof:
             raise zlib.error("the compressed stream ends early")
+        if inflate is not None and inflate.unused_data:  # a second gzip member would be dropped
+            raise zlib.error("data follows the end of the compressed stream; send one stream")
     except zlib.error as err:
         raise RequestError(400, f"the body is not valid {encoding} data: {err}") from None
     return b"".join(chunks), _CONTENT_TYPES[ctype]

@@ -126,6 +126,8 @@ def test_csv_and_compressed_bodies_are_answered_as_mlflow_answers_them(server, c
     bad(json_body, 400, "not valid gzip", Content_Encoding="gzip")
     bad(gzip.compress(json_body)[:-12], 400, "gzip", Content_Encoding="gzip")
     bad(json_body, 415, "br", Content_Encoding="br")
+    two = gzip.compress(json_body) + gzip.compress(b" ")  # a second member would be dropped unread
+    bad(two, 400, "follows the end", Content_Encoding="gzip")
     bad(b"a,b\n1,2,3\n", 400, "line 2", "3 values", Content_Type="text/csv")
     bad(b"a,a\n1,2\n", 400, "each column once", Content_Type="text/csv")
     bad(b"tenure_months\n", 400, "no rows", Content_Type="text/csv")
