@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import time
@@ -163,29 +164,37 @@ def create_app(config: ServeConfig, *, hook: Any = None) -> FastAPI:
         try:
             try:
                 body, ctype = await _read_body(request, config.max_body_bytes)
-                parsed = parse_body(body, max_rows=config.max_rows, content_type=ctype)
-                current = models.current
                 refusal = _log_refusal()
                 if refusal is not None:
                     raise RequestError(503, refusal, "TEMPORARILY_UNAVAILABLE")
-                if current.champion is None:
-                    raise RequestError(
-                        503, "no champion is serving yet; retry shortly", "TEMPORARILY_UNAVAILABLE"
-                    )
             except RequestError as err:
                 status = err.status
                 metrics.request("", "none", err.status)
                 raise
-            try:
-                status, answer = await anyio.to_thread.run_sync(
-                    service.score, parsed, current, limiter=scoring
-                )
-            except RequestError as err:  # counted per arm by the service
-                status = err.status
-                raise
-            return JSONResponse(answer, status_code=status)
+            # parsing, scoring and the answer's JSON run in a scoring thread, in arrival order: the
+            # event loop only reads bodies and writes answers
+            status, content = await anyio.to_thread.run_sync(answer, body, ctype, limiter=scoring)
+            return Response(content, status_code=status, media_type="application/json")
+        except RequestError as err:
+            status = err.status
+            raise
         finally:
             metrics.duration.labels(config.pipeline, str(status)).observe(time.perf_counter() - started)
+
+    def answer(body: bytes, ctype: str) -> tuple[int, bytes]:
+        """One request, parsed and scored; a refusal before routing is counted here."""
+        try:
+            parsed = parse_body(body, max_rows=config.max_rows, content_type=ctype)
+            current = models.current
+            if current.champion is None:
+                raise RequestError(
+                    503, "no champion is serving yet; retry shortly", "TEMPORARILY_UNAVAILABLE"
+                )
+        except RequestError as err:
+            metrics.request("", "none", err.status)
+            raise
+        status, document = service.score(parsed, current)  # counted per arm by the service
+        return status, json.dumps(document, allow_nan=False).encode()
 
     return app
 
