@@ -154,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
         "--log-max-seconds", type=float, default=5.0, help="prediction log: seconds buffered at most"
     )
     serve.add_argument(
+        "--log-max-buffered-rows",
+        type=int,
+        default=100_000,
+        help="prediction log: rows waiting on failing storage before requests get 503",
+    )
+    serve.add_argument(
         "--scoring-threads", type=int, help="requests scored at once (default: cores, at most 4)"
     )
     serve.set_defaults(func=cmd_serve)

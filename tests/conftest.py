@@ -66,6 +66,7 @@ _LONGEST_FIRST = (
     "tests/integration/test_scheduler.py",
     "tests/browser/test_ui.py",
     "tests/integration/test_serving.py",
+    "tests/integration/test_serving_hostile.py",
     "tests/dags/test_seasonal_monitoring.py",
     "tests/integration/test_url_credentials.py",
     "tests/unit/test_drift_stats.py",

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import time
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,13 +26,14 @@ from mlops_ops.hooks.storage import PipelineStorage
 from mlops_ops.serving.metrics import ServingMetrics
 from mlops_ops.serving.models import Models, ModelSet
 from mlops_ops.serving.prediction_log import PredictionLogWriter
-from mlops_ops.serving.protocol import RequestError, parse_body
+from mlops_ops.serving.protocol import CSV, JSON, RequestError, parse_body
 from mlops_ops.serving.routing import Routing
 from mlops_ops.serving.service import ScoringService
 
 log = logging.getLogger(__name__)
 
-_JSON_TYPES = ("application/json",)
+_CONTENT_TYPES = {JSON: JSON, CSV: CSV, "application/csv": CSV}
+_DECOMPRESS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class ServeConfig:
     :param prediction_log: write the prediction log.
     :param log_max_rows: the log's crash bound in rows.
     :param log_max_seconds: the log's crash bound in seconds.
+    :param log_max_buffered_rows: while the log cannot be written, rows buffered beyond this make
+        ``/invocations`` and ``/ping`` answer 503: no answer the log could not record.
     :param scoring_threads: requests scored at once; the others wait their turn in arrival order
         (scoring holds the GIL most of the time: more threads than cores only lengthen the tail).
     """
@@ -64,6 +68,7 @@ class ServeConfig:
     prediction_log: bool = True
     log_max_rows: int = 5000
     log_max_seconds: float = 5.0
+    log_max_buffered_rows: int = 100_000
     scoring_threads: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
 
 
@@ -105,8 +110,7 @@ def create_app(config: ServeConfig, *, hook: Any = None) -> FastAPI:
         finally:  # uvicorn's graceful stop (SIGTERM) runs this after the requests in flight
             models.stop()
             if writer is not None:
-                written = await run_in_threadpool(writer.close)
-                log.info("prediction log closed: %d row(s) written at shutdown", written)
+                await run_in_threadpool(_close_log, writer, config.pipeline)
 
     app = FastAPI(
         title=f"mlops-ops serving: {config.pipeline}", lifespan=lifespan, docs_url=None, redoc_url=None
@@ -127,8 +131,19 @@ def create_app(config: ServeConfig, *, hook: Any = None) -> FastAPI:
             "challenger": current.challenger.version if current.challenger else None,
             "strategy": config.routing.strategy.value,
             "registry_error": models.last_error,
+            "prediction_log_error": writer.last_error if writer is not None else None,
         }
-        return JSONResponse(body, status_code=200 if current.champion else 503)
+        ready = current.champion is not None and _log_refusal() is None
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    def _log_refusal() -> str | None:
+        """Why requests are refused while the prediction log cannot be written; None if they are not."""
+        if writer is None or writer.buffered < config.log_max_buffered_rows:
+            return None
+        return (
+            f"the prediction log cannot be written ({writer.last_error}); {writer.buffered} rows wait "
+            "in memory, so no more predictions are answered until it can: retry shortly"
+        )
 
     @app.get("/version")
     async def version() -> PlainTextResponse:
@@ -148,14 +163,17 @@ def create_app(config: ServeConfig, *, hook: Any = None) -> FastAPI:
         status = 500
         try:
             try:
-                body = await _read_body(request, config.max_body_bytes)
+                body, ctype = await _read_body(request, config.max_body_bytes)
+                refusal = _log_refusal()
+                if refusal is not None:
+                    raise RequestError(503, refusal, "TEMPORARILY_UNAVAILABLE")
             except RequestError as err:
                 status = err.status
                 metrics.request("", "none", err.status)
                 raise
             # parsing, scoring and the answer's JSON run in a scoring thread, in arrival order: the
             # event loop only reads bodies and writes answers
-            status, content = await anyio.to_thread.run_sync(answer, body, limiter=scoring)
+            status, content = await anyio.to_thread.run_sync(answer, body, ctype, limiter=scoring)
             return Response(content, status_code=status, media_type="application/json")
         except RequestError as err:
             status = err.status
@@ -163,10 +181,10 @@ def create_app(config: ServeConfig, *, hook: Any = None) -> FastAPI:
         finally:
             metrics.duration.labels(config.pipeline, str(status)).observe(time.perf_counter() - started)
 
-    def answer(body: bytes) -> tuple[int, bytes]:
+    def answer(body: bytes, ctype: str) -> tuple[int, bytes]:
         """One request, parsed and scored; a refusal before routing is counted here."""
         try:
-            parsed = parse_body(body, max_rows=config.max_rows)
+            parsed = parse_body(body, max_rows=config.max_rows, content_type=ctype)
             current = models.current
             if current.champion is None:
                 raise RequestError(
@@ -181,13 +199,22 @@ def create_app(config: ServeConfig, *, hook: Any = None) -> FastAPI:
     return app
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 415 unless JSON and 413 beyond ``limit`` bytes (read no further)."""
+async def _read_body(request: Request, limit: int) -> tuple[bytes, str]:
+    """The body (gunzipped or inflated per ``Content-Encoding``) and its content type (JSON or CSV);
+    415 for another type or encoding, 413 beyond ``limit`` bytes, compressed or not (read no further).
+    """
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype not in _JSON_TYPES:
+    if ctype not in _CONTENT_TYPES:
         raise RequestError(
             415,
-            f"Content-Type {ctype or '(none)'!r} is not supported; send application/json",
+            f"Content-Type {ctype or '(none)'!r} is not supported; send application/json (or text/csv)",
+            "UNSUPPORTED_MEDIA_TYPE",
+        )
+    encoding = request.headers.get("content-encoding", "identity").strip().lower() or "identity"
+    if encoding != "identity" and encoding not in _DECOMPRESS:
+        raise RequestError(
+            415,
+            f"Content-Encoding {encoding!r} is not supported; send gzip, deflate or an uncompressed body",
             "UNSUPPORTED_MEDIA_TYPE",
         )
     declared = request.headers.get("content-length")
@@ -195,13 +222,49 @@ async def _read_body(request: Request, limit: int) -> bytes:
         raise RequestError(
             413, f"the body has {declared} bytes; at most {limit}: split the request", "PAYLOAD_TOO_LARGE"
         )
+    inflate = zlib.decompressobj(_DECOMPRESS[encoding]) if encoding in _DECOMPRESS else None
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestError(413, f"the body exceeds {limit} bytes; split the request", "PAYLOAD_TOO_LARGE")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        async for chunk in request.stream():
+            if inflate is not None:  # bounded, so a small bomb never inflates past the limit
+                chunk = inflate.decompress(chunk, limit + 1 - size)
+                if inflate.unconsumed_tail:
+                    size = limit + 1
+            size += len(chunk)
+            if size > limit:
+                raise RequestError(
+                    413, f"the body exceeds {limit} bytes; split the request", "PAYLOAD_TOO_LARGE"
+                )
+            chunks.append(chunk)
+        if inflate is not None and not inflate.eof:
+            raise zlib.error("the compressed stream ends early")
+        if inflate is not None and inflate.unused_data:  # a second gzip member would be dropped
+            raise zlib.error("data follows the end of the compressed stream; send one stream")
+    except zlib.error as err:
+        raise RequestError(400, f"the body is not valid {encoding} data: {err}") from None
+    return b"".join(chunks), _CONTENT_TYPES[ctype]
+
+
+def _close_log(writer: PredictionLogWriter, pipeline: str) -> None:
+    """Write the buffered rows at shutdown; if the log's storage fails, save them under
+    ``<MLOPS_HOME>/prediction_log_unsent`` (same layout) and say so loudly, never drop them."""
+    try:
+        log.info("prediction log closed: %d row(s) written at shutdown", writer.close())
+        return
+    except Exception as err:
+        reason = f"{type(err).__name__}: {err}"
+    from mlops_ops import settings
+
+    aside = settings.mlops_home() / "prediction_log_unsent"
+    saved = writer.spill(PipelineStorage(pipeline, root=aside.as_uri()))
+    log.error(
+        "prediction log: its storage failed at shutdown (%s); %d row(s) saved under %s instead: "
+        "copy %s into the log's storage",
+        reason,
+        saved,
+        aside,
+        aside / pipeline / "prediction_log",
+    )
 
 
 def _versions(models: Models) -> dict[str, str | None]:

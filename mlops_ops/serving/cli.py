@@ -78,6 +78,7 @@ def run_service(args: argparse.Namespace) -> int:
         prediction_log=not args.no_prediction_log,
         log_max_rows=args.log_max_rows,
         log_max_seconds=args.log_max_seconds,
+        log_max_buffered_rows=args.log_max_buffered_rows,
         **({"scoring_threads": args.scoring_threads} if args.scoring_threads else {}),
     )
     log.info(

@@ -99,6 +99,7 @@ class PredictionLogWriter:
         self.max_seconds = max_seconds
         self._batches: list[pa.RecordBatch] = []
         self._rows = 0
+        self._writing = 0  # rows taken out of the buffer by a flush under way
         self._oldest: float | None = None
         self._lock = threading.Lock()  # guards the buffer
         self._write_lock = threading.Lock()  # one flush at a time, so parts keep their order
@@ -108,6 +109,7 @@ class PredictionLogWriter:
         self._closed = False
         self.rows_written = 0
         self.parts_written = 0
+        self.last_error: str | None = None  # why the last flush failed; None once one succeeds
 
     # -- writing ---------------------------------------------------------------------------------
     def append(self, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -150,7 +152,7 @@ class PredictionLogWriter:
         with self._write_lock:
             with self._lock:
                 batches, self._batches = self._batches, []
-                self._rows, self._oldest = 0, None
+                self._writing, self._rows, self._oldest = self._rows, 0, None
             if not batches:
                 return 0
             table, slices = _by_hour(pa.Table.from_batches(batches, schema=PREDICTION_LOG_SCHEMA))
@@ -159,13 +161,18 @@ class PredictionLogWriter:
                 for hour, part in slices:
                     self._write_part(hour, part)
                     written += part.num_rows
-            except BaseException:
+            except BaseException as err:
                 rest = table.slice(written)  # the hours not yet written (slices are in table order)
                 with self._lock:
                     self._batches[:0] = rest.to_batches()
                     self._rows += rest.num_rows
+                    self._writing = 0
                     self._oldest = self._oldest or time.monotonic()
+                    self.last_error = f"{type(err).__name__}: {err}"
                 raise
+            with self._lock:
+                self._writing = 0
+                self.last_error = None
             self.rows_written += written
             return written
 
@@ -201,8 +208,22 @@ class PredictionLogWriter:
 
     @property
     def buffered(self) -> int:
+        """Rows not yet written: buffered, or being written by a flush under way."""
         with self._lock:
-            return self._rows
+            return self._rows + self._writing
+
+    def spill(self, storage: PipelineStorage) -> int:
+        """Write every buffered row under another storage, in the same layout; returns the rows
+        written. The service's last resort when its log's storage fails at shutdown: call it after
+        :meth:`close` (no background flush then).
+
+        :raises: that storage's errors (the rows then stay buffered).
+        """
+        own, self.storage = self.storage, storage
+        try:
+            return self.flush()
+        finally:
+            self.storage = own
 
     def close(self) -> int:
         """Stop the background thread and write everything buffered; returns the rows written.

@@ -13,14 +13,20 @@ checking the rows against a version's schema is :meth:`mlops_ops.serving.models.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+JSON, CSV = "application/json", "text/csv"
 _SCALARS = (str, int, float, bool, type(None))
+# a \uD800-\uDFFF escape, or such a code point encoded raw (json.loads decodes with surrogatepass)
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
 
 
 class RequestError(ValueError):
@@ -41,23 +47,37 @@ class ParsedRequest:
     records: list[dict[str, Any]]
 
 
-def parse_body(body: bytes, *, max_rows: int) -> ParsedRequest:
+def parse_body(body: bytes, *, max_rows: int, content_type: str = JSON) -> ParsedRequest:
     """Read a scoring request.
 
-    :param body: the raw body (already bounded in size by the caller).
+    :param body: the raw body (already bounded in size and decompressed by the caller).
     :param max_rows: most rows one request may carry (more: 413).
-    :raises RequestError: 400 for an empty body, text that is not JSON, or a shape the protocol
-        does not have; 413 for too many rows; 422 for a cell that is not a scalar or a row that
-        lacks a column others have.
+    :param content_type: :data:`JSON` or :data:`CSV` (a header line, then one line per row, as
+        ``mlflow models serve`` takes it; an empty field is a missing value).
+    :raises RequestError: 400 for an empty body, text that is not JSON (or CSV), an object with a
+        key twice, text with an unpaired UTF-16 surrogate, nesting deeper than Python's recursion
+        limit, or a shape the protocol does not have; 413 for too many rows; 422 for a cell that is
+        not a scalar or a row that lacks a column others have.
     """
     if not body.strip():
         raise RequestError(400, f"the request body is empty; send a JSON object with one of {list(FORMATS)}")
+    if content_type == CSV:
+        columns, rows = _csv(body)
+        return _frame(columns, rows, "text/csv", max_rows)
     try:
-        doc = json.loads(body)
+        doc = json.loads(body, object_pairs_hook=_unique_keys)
+    except RequestError:
+        raise
     except UnicodeDecodeError:
         raise RequestError(400, "the request body is not UTF-8 text; send JSON") from None
     except ValueError as err:
         raise RequestError(400, f"the request body is not valid JSON: {err}") from None
+    except RecursionError:
+        raise RequestError(
+            400, "the request body nests lists or objects too deeply; rows are objects or lists of values"
+        ) from None
+    if _SURROGATE.search(body):
+        _refuse_lone_surrogates(doc)
     if not isinstance(doc, dict):
         raise RequestError(
             400,
@@ -85,6 +105,10 @@ def parse_body(body: bytes, *, max_rows: int) -> ParsedRequest:
         columns, rows = _columnar(payload, fmt)
     else:
         columns, rows = _records(payload, fmt)
+    return _frame(columns, rows, fmt, max_rows)
+
+
+def _frame(columns: list[str], rows: list[list[Any]], fmt: str, max_rows: int) -> ParsedRequest:
     if not rows:
         raise RequestError(400, f"'{fmt}' holds no rows; send at least one")
     if len(rows) > max_rows:
@@ -176,3 +200,67 @@ def _columnar(payload: dict[str, Any], fmt: str) -> tuple[list[str], list[list[A
         raise RequestError(400, f"the columns of '{fmt}' have different lengths {sorted(lengths)}")
     n = lengths.pop() if lengths else 0
     return columns, [[payload[c][i] for c in columns] for i in range(n)]
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a key given twice (JSON would keep the last one silently)."""
+    doc = dict(pairs)
+    if len(doc) != len(pairs):
+        keys = [k for k, _ in pairs]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        raise RequestError(
+            400, f"a JSON object in the request names {twice} more than once; send each key once"
+        )
+    return doc
+
+
+def _refuse_lone_surrogates(doc: Any) -> None:
+    """400 for text (a key or a value) holding an unpaired UTF-16 surrogate: it is not Unicode, and
+    could be neither answered nor logged."""
+    stack = [doc]
+    while stack:
+        item = stack.pop()
+        texts: list[Any] = []
+        if isinstance(item, dict):
+            texts = list(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        else:
+            texts = [item]
+        for text in texts:
+            if isinstance(text, str):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise RequestError(
+                        400,
+                        f"the request holds text with an unpaired UTF-16 surrogate escape: {ascii(text)[:80]}; "
+                        "send valid Unicode",
+                    ) from None
+
+
+def _csv(body: bytes) -> tuple[list[str], list[list[Any]]]:
+    """A CSV body: the header's column names and each line's values (text; empty: missing)."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise RequestError(400, "the CSV body is not UTF-8 text") from None
+    try:
+        lines = [line for line in csv.reader(io.StringIO(text, newline="")) if line]
+    except csv.Error as err:
+        raise RequestError(400, f"the CSV body cannot be read: {err}") from None
+    columns, data = lines[0], lines[1:]
+    duplicated = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicated or "" in columns:
+        raise RequestError(
+            400,
+            f"the CSV header must name each column once, got {columns[:30]}"
+            + ("; write the frame without its index (to_csv(index=False))" if "" in columns else ""),
+        )
+    for i, row in enumerate(data):
+        if len(row) != len(columns):
+            raise RequestError(
+                400, f"CSV line {i + 2} has {len(row)} values; the header names {len(columns)} columns"
+            )
+    return columns, [[v if v.strip() else None for v in row] for row in data]

@@ -153,3 +153,29 @@ def s3_bucket(s3_server):
     name = f"mlops-it-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=s3_server, **S3_CREDENTIALS).create_bucket(Bucket=name)
     return s3_server, name
+
+
+def trained_churn(root: Path, seeds: tuple[int, ...] = (0,)) -> tuple[Path, Path]:
+    """An MLOPS_HOME under ``root`` whose churn model has one version per seed, each trained by the
+    training DAG (1200 rows), and its pipelines folder; champion v1. Returns (home, pipelines)."""
+    from mlops_ops.example.churn import write_training_data
+    from mlops_ops.runner import run_dag
+    from tests.conftest import load_dag, mlflow_client, seed_mlflow_store
+
+    home, pipelines = root / "home", root / "pipelines"
+    pipelines.mkdir(parents=True)
+    spec = (Path(__file__).parents[2] / "pipelines" / "churn.yaml").read_text()
+    (pipelines / "churn.yaml").write_text(spec.replace("/daily/*.parquet", "/train/*.parquet"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLOPS_HOME", str(home))
+        mp.setenv("MLOPS_PIPELINES", str(pipelines))
+        seed_mlflow_store(home)
+        for seed in seeds:
+            write_training_data(home / "data" / "churn" / "train", rows=1200, seed=seed)
+            result = run_dag(load_dag("churn_training"), conf={})
+            assert result.state == "success", result.tasks
+        client = mlflow_client()
+        versions = sorted(int(v.version) for v in client.search_model_versions("name = 'churn'"))
+        assert versions == list(range(1, len(seeds) + 1))
+        client.set_registered_model_alias("churn", "champion", "1")
+    return home, pipelines

@@ -22,10 +22,9 @@ import httpx
 import pandas as pd
 import pytest
 
-from mlops_ops.example.churn import generate, write_training_data
-from mlops_ops.runner import run_dag
-from tests.conftest import load_dag, mlflow_client, seed_mlflow_store
-from tests.integration.conftest import _free_port, serving
+from mlops_ops.example.churn import generate
+from tests.conftest import mlflow_client
+from tests.integration.conftest import _free_port, serving, trained_churn
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -33,23 +32,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 @pytest.fixture(scope="module")
 def store(airflow_db, tmp_path_factory):
     """An MLOPS_HOME whose churn model has two versions trained by the training DAG; champion v1."""
-    root = tmp_path_factory.mktemp("serving")
-    home, pipelines = root / "home", root / "pipelines"
-    pipelines.mkdir(parents=True)
-    spec = (Path(__file__).parents[2] / "pipelines" / "churn.yaml").read_text()
-    (pipelines / "churn.yaml").write_text(spec.replace("/daily/*.parquet", "/train/*.parquet"))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLOPS_HOME", str(home))
-        mp.setenv("MLOPS_PIPELINES", str(pipelines))
-        seed_mlflow_store(home)
-        for seed in (0, 1):
-            write_training_data(home / "data" / "churn" / "train", rows=1200, seed=seed)
-            result = run_dag(load_dag("churn_training"), conf={})
-            assert result.state == "success", result.tasks
-        client = mlflow_client()
-        versions = sorted(int(v.version) for v in client.search_model_versions("name = 'churn'"))
-        assert versions == [1, 2]
-        client.set_registered_model_alias("churn", "champion", "1")
+    home, pipelines = trained_churn(tmp_path_factory.mktemp("serving"), seeds=(0, 1))
     return home, pipelines
 
 
@@ -170,7 +153,7 @@ def test_answers_every_protocol_shape_and_refuses_each_kind_of_bad_request_with_
         bad({"dataframe_records": rows, "params": {"k": 1}}, 400, "params")
         bad({"instances": [[1, 2]]}, 400, "list of objects")
         bad({"dataframe_records": rows * 4000}, 413, "at most")
-        resp = client.post(f"{url}/invocations", content=b"a,b\n1,2", headers={"Content-Type": "text/csv"})
+        resp = client.post(f"{url}/invocations", content=b"a,b\n1,2", headers={"Content-Type": "text/plain"})
         assert resp.status_code == 415
         assert "application/json" in resp.json()["message"]
         booleans_and_text = {**rows[0], "tenure_months": "12", "support_calls": True}
