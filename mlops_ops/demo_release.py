@@ -162,6 +162,9 @@ def _describe(
         lines.append(
             f"  -> {conclude['action']}: v{conclude['version']} (release ledger seq {conclude['release_seq']})"
         )
+    else:  # what went otherwise, so that a failed demo says where to look
+        states = ", ".join(f"{task} {state}" for task, state in sorted((release.get("tasks") or {}).items()))
+        lines.append(f"  -> not concluded: the release run {release.get('state')} ({states}); see the demo log")
     return lines
 
 

@@ -26,7 +26,9 @@ def test_demo_runs_the_lifecycle_and_prints_the_summary(tmp_path):
         env=env,
         timeout=900,
     )
-    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    log = tmp_path / "demo" / "logs" / "demo.log"
+    errors = [line for line in log.read_text().splitlines() if "error" in line.lower()] if log.exists() else []
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:] + "\n".join(errors[-40:])
     text = out.stdout
     # the first model, then quiet days
     assert "gate: PROMOTE v1 against no baseline" in text
