@@ -65,11 +65,14 @@ class ReportRef:
 
 @dataclass(frozen=True)
 class StoredReport:
-    """One report's JSON document, where it is, and when it was written (UTC)."""
+    """One report's JSON document and where it is. ``written_at`` (UTC) is the time of the data
+    it judged (the end of its data interval), for the charts; ``stored_at`` is when the file was
+    written, the time of the decision itself, for the timeline (None: unknown, ``written_at``)."""
 
     ref: ReportRef
     doc: Mapping[str, Any]
     written_at: dt.datetime
+    stored_at: dt.datetime | None = None
 
     @property
     def kind(self) -> ReportKind:
@@ -219,12 +222,14 @@ def _rejection(report: StoredReport) -> TimelineEvent:
     baseline = doc.get("baseline_version")
     return TimelineEvent(
         kind=EventKind.REJECTION,
-        at=report.written_at,
+        # the ledger's events are dated when they happened: so is a rejection, not by its data
+        at=report.stored_at or report.written_at,
         version=str(doc.get("challenger_version")),
         previous_version=None if baseline is None else str(baseline),
         summary="; ".join(str(r) for r in doc.get("reasons") or []),
         evidence=report.ref,
-        run=f"{report.ref.dag_id} / {report.ref.run_id}",
+        # the run id as Airflow has it; the storage folder's name has ':' and '+' replaced
+        run=f"{report.ref.dag_id} / {doc.get('airflow.run_id') or report.ref.run_id}",
     )
 
 

@@ -89,6 +89,28 @@ def test_history_orders_the_ledger_by_sequence_and_lists_rejections():
     assert [(v.version, v.champion) for v in h.versions] == [("3", False), ("2", False), ("1", True)]
 
 
+def test_rejection_is_dated_when_decided_not_by_its_data_and_names_the_airflow_run():
+    # the demo: v1, v2 promoted today; v3, trained on data ending in March, rejected between v2 and
+    # the rollback. Its place in the timeline is when the gate decided, as for the ledger's events.
+    now = dt.datetime(2026, 12, 5, 14, tzinfo=dt.UTC)
+    ledger = [
+        _record(1, "1", at=now),
+        _record(2, "2", at=now + dt.timedelta(minutes=2), previous="1"),
+        _record(3, "1", action="rollback", at=now + dt.timedelta(minutes=6), previous="2"),
+    ]
+    gate = {**_gate("3", False, ["too weak"]), "airflow.run_id": "manual__2026-12-05T14:04:00+00:00"}
+    ref = ReportRef("churn_training", "manual__2026-12-05T14_04_00_00_00", "evaluate")
+    rejection = StoredReport(ref, gate, dt.datetime(2026, 3, 5, tzinfo=dt.UTC), now + dt.timedelta(minutes=4))
+    h = build_history("churn", reports=[rejection], ledger=ledger, retrain_requests=[])
+    assert [(e.kind, e.version) for e in h.timeline] == [
+        (EventKind.ROLLBACK, "1"),
+        (EventKind.REJECTION, "3"),
+        (EventKind.PROMOTION, "2"),
+        (EventKind.PROMOTION, "1"),
+    ]
+    assert h.timeline[1].run == "churn_training / manual__2026-12-05T14:04:00+00:00"
+
+
 def test_drift_and_performance_series_are_in_time_order():
     reports = [
         _report(2, _drift({"tenure": 0.3, "region": 0.01})),
@@ -193,7 +215,10 @@ def test_read_history_from_storage_names_unreadable_documents(tmp_path, monkeypa
     assert store.list_pipelines() == ["churn"]
     h = store.read_history("churn")
     assert h.champion == "1"
-    assert [e.kind for e in h.timeline].count(EventKind.REJECTION) == 1
+    rejections = [e for e in h.timeline if e.kind is EventKind.REJECTION]
+    assert len(rejections) == 1
+    # no data interval stated: dated by the file, the same time for the chart and the timeline
+    assert rejections[0].at == dt.datetime.fromtimestamp((run / "evaluate.json").stat().st_mtime, dt.UTC)
     assert len(h.problems) == 1
     assert "validate.json" in h.problems[0]
     assert store.report_path("churn", "churn_training", "r1", "evaluate.html").read_text() == "<html></html>"
