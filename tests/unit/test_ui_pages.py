@@ -158,6 +158,32 @@ def test_page_escapes_names_from_data():
     assert "<b>x</b>" not in html
 
 
+def test_retrain_requests_say_what_the_checks_found_in_words():
+    # a request as RequestRetrainOperator stores it (the demo's of 2026-03-03)
+    request = {
+        "reason": "data drift in 3 column(s): monthly_charges, support_calls, contract",
+        "requested_at": "2026-03-03T00:00:00+00:00",
+        "summary": {
+            "drift": {
+                "drifted_columns": ["a", "b", "c"],
+                "drifted_share": 3 / 7,
+                "prediction_drift": True,
+                "rows": 300,
+                "status": "drift",
+            },
+            "performance": {"baseline": 0.7771, "metric": "roc_auc", "status": "ok", "value": 0.7432},
+        },
+    }
+    h = build_history("churn", reports=[], ledger=[], retrain_requests=[request, {"reason": "manual"}])
+    html = render_pipeline(h, {"mlops": "/mlops", "airflow": ""})
+    found = (
+        "drift: drift, 3 of 7 columns, predictions drifted, 300 rows; roc_auc 0.743 vs 0.777 at promotion: ok"
+    )
+    assert found in html
+    assert "{&#39;drift&#39;" not in html  # no Python dict on the page
+    assert "drifted_share" not in html
+
+
 @pytest.mark.parametrize(
     ("uri", "base", "expected"),
     [
