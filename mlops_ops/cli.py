@@ -135,9 +135,16 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--keep", action="store_true", help="keep earlier models and snapshots")
     demo.set_defaults(func=cmd_demo)
     up = sub.add_parser("up", help="start the Airflow and MLflow UIs on embedded defaults")
-    up.add_argument("--home")
-    up.add_argument("--airflow-port", type=int, default=8080)
-    up.add_argument("--mlflow-port", type=int, default=5000)
+    up.add_argument("--home", help="MLOPS_HOME, the state the demo wrote (default ./.mlops)")
+    up.add_argument(
+        "--airflow-port", type=int, default=8080, help="Airflow UI and API server port (default 8080)"
+    )
+    up.add_argument(
+        "--mlflow-port",
+        type=int,
+        default=5000,
+        help="MLflow UI port; the task links follow it (default 5000)",
+    )
     up.set_defaults(func=cmd_up)
     serve = sub.add_parser("serve", help="serve a pipeline's models over HTTP (MLflow's scoring protocol)")
     serve.add_argument("pipeline", help="pipeline name (its registered model)")

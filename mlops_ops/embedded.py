@@ -63,6 +63,9 @@ def up_env(home: Path, *, airflow_port: int, mlflow_port: int) -> dict[str, str]
     # `airflow standalone` starts its components as `airflow ...` from PATH: use this environment's
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["AIRFLOW__API__PORT"] = str(airflow_port)
+    # this machine only, as the MLflow UI: an admin login kept in a plain file is no service for
+    # the network (Airflow's default is every interface); set AIRFLOW__API__HOST to widen it
+    env.setdefault("AIRFLOW__API__HOST", "127.0.0.1")
     # task processes reach the API server here; Airflow's default is port 8080 whatever the port
     env.setdefault("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://localhost:{airflow_port}/execution/")
     env.setdefault("MLOPS_MLFLOW_UI_URL", f"http://localhost:{mlflow_port}")

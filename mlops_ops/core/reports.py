@@ -211,6 +211,12 @@ _CHECKED_ARGS = (
 )
 
 
+#: bounds of the schema's "no infinite values" check of a numeric feature (validation.py)
+FINITE_BOUND = 1e300
+#: ``mostly`` of the "not empty in every row" check of a feature: one value in a billion rows passes
+SOME_VALUE = 1e-9
+
+
 def checked_text(kwargs: Mapping[str, Any] | None) -> str:
     """What an expectation checked, from its arguments: ``between 0 and 600``, ``in {a, b}``, ...
 
@@ -220,7 +226,9 @@ def checked_text(kwargs: Mapping[str, Any] | None) -> str:
     kwargs = kwargs or {}
     parts = []
     low, high = kwargs.get("min_value"), kwargs.get("max_value")
-    if low is not None or high is not None:
+    if (low, high) == (-FINITE_BOUND, FINITE_BOUND):  # the schema's check, not a range anyone set
+        parts.append("finite: no infinite values")
+    elif low is not None or high is not None:
         lo_op = ">" if kwargs.get("strict_min") else ">="
         hi_op = "<" if kwargs.get("strict_max") else "<="
         bounds = [
@@ -235,7 +243,9 @@ def checked_text(kwargs: Mapping[str, Any] | None) -> str:
     for key in ("type_", "type_list", "regex", "column_list", "column_set"):
         if kwargs.get(key) is not None:
             parts.append(f"{key.rstrip('_')} {cell(kwargs[key])}")
-    if kwargs.get("mostly") is not None:
+    if kwargs.get("mostly") == SOME_VALUE:
+        parts.append("not empty in every row")
+    elif kwargs.get("mostly") is not None:
         parts.append(f"for at least {cell(kwargs['mostly'])} of rows")
     rest = {
         k: v for k, v in kwargs.items() if k not in _CHECKED_ARGS and k not in ("column", "result_format")

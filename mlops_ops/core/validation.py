@@ -21,6 +21,7 @@ import pandas as pd
 
 from mlops_ops.core.drift import OTHER, ReferenceProfile
 from mlops_ops.core.jsonsafe import json_safe
+from mlops_ops.core.reports import FINITE_BOUND, SOME_VALUE
 from mlops_ops.errors import SpecError
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,8 @@ NUMERIC_TYPES = [
     "uint32",
     "uint64",
 ]
-_FINITE = 1e300
-#: ``mostly`` of the "not empty in every row" check of a feature: one value in a billion rows passes
-_SOME_VALUE = 1e-9
+_FINITE = FINITE_BOUND
+_SOME_VALUE = SOME_VALUE
 
 
 class ValidationConfigError(SpecError):

@@ -65,11 +65,14 @@ class ReportRef:
 
 @dataclass(frozen=True)
 class StoredReport:
-    """One report's JSON document, where it is, and when it was written (UTC)."""
+    """One report's JSON document and where it is. ``written_at`` (UTC) is the time of the data
+    it judged (the end of its data interval), for the charts; ``stored_at`` is when the file was
+    written, the time of the decision itself, for the timeline (None: unknown, ``written_at``)."""
 
     ref: ReportRef
     doc: Mapping[str, Any]
     written_at: dt.datetime
+    stored_at: dt.datetime | None = None
 
     @property
     def kind(self) -> ReportKind:
@@ -198,6 +201,34 @@ def build_history(
     )
 
 
+def retrain_checks(request: Mapping[str, Any]) -> str:
+    """What the monitoring checks behind a retrain request found, in words, from its ``summary``
+    (``{"drift": {...}, "performance": {...}}``, both optional): e.g. "drift: drift, 3 of 7
+    columns, 300 rows; roc_auc 0.743 vs 0.777 at promotion: ok". Empty when there is no summary."""
+    summary = request.get("summary")
+    if not isinstance(summary, Mapping):
+        return ""
+    parts = []
+    drift = summary.get("drift")
+    if isinstance(drift, Mapping):
+        text = f"drift: {drift.get('status', '?')}"
+        columns, share = drift.get("drifted_columns"), drift.get("drifted_share")
+        if isinstance(columns, list) and isinstance(share, int | float) and _finite(share) and share > 0:
+            text += f", {len(columns)} of {round(len(columns) / share)} columns"
+        if drift.get("prediction_drift"):
+            text += ", predictions drifted"
+        if _finite(drift.get("rows")):
+            text += f", {int(drift['rows'])} rows"
+        parts.append(text)
+    perf = summary.get("performance")
+    if isinstance(perf, Mapping):
+        value, baseline = perf.get("value"), perf.get("baseline")
+        shown = f"{value:.3f}" if _finite(value) else "not computed"
+        at_promotion = f" vs {baseline:.3f} at promotion" if _finite(baseline) else ""
+        parts.append(f"{perf.get('metric', 'performance')} {shown}{at_promotion}: {perf.get('status', '?')}")
+    return "; ".join(parts)
+
+
 def _ledger_event(doc: Mapping[str, Any]) -> TimelineEvent:
     action = EventKind.ROLLBACK if doc.get("action") == "rollback" else EventKind.PROMOTION
     decision = doc.get("decision") if isinstance(doc.get("decision"), Mapping) else {}
@@ -219,12 +250,14 @@ def _rejection(report: StoredReport) -> TimelineEvent:
     baseline = doc.get("baseline_version")
     return TimelineEvent(
         kind=EventKind.REJECTION,
-        at=report.written_at,
+        # the ledger's events are dated when they happened: so is a rejection, not by its data
+        at=report.stored_at or report.written_at,
         version=str(doc.get("challenger_version")),
         previous_version=None if baseline is None else str(baseline),
         summary="; ".join(str(r) for r in doc.get("reasons") or []),
         evidence=report.ref,
-        run=f"{report.ref.dag_id} / {report.ref.run_id}",
+        # the run id as Airflow has it; the storage folder's name has ':' and '+' replaced
+        run=f"{report.ref.dag_id} / {doc.get('airflow.run_id') or report.ref.run_id}",
     )
 
 

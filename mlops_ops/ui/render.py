@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
-from mlops_ops.ui.history import layout_chart
+from mlops_ops.ui.history import layout_chart, retrain_checks
 
 if TYPE_CHECKING:
     import jinja2
@@ -19,13 +19,15 @@ if TYPE_CHECKING:
 def _env() -> jinja2.Environment:
     import jinja2
 
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("mlops_ops.ui", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.globals["retrain_checks"] = retrain_checks
+    return env
 
 
 def render_index(pipelines: list[str], links: dict[str, str]) -> str:

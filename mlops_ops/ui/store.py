@@ -80,7 +80,7 @@ def read_history(pipeline: str) -> PipelineHistory:
         doc = _read(path, problems)
         if isinstance(doc, dict):
             ref = ReportRef(dag_dir, run_dir, path.name[: -len(".json")])
-            reports.append(StoredReport(ref, doc, _written_at(path, doc)))
+            reports.append(StoredReport(ref, doc, _written_at(path, doc), _modified_at(path)))
     ledger = [
         d for p in _files(storage.deployments_dir(), depth=1) if isinstance(d := _read(p, problems), dict)
     ]
@@ -122,8 +122,11 @@ def _written_at(path: ObjectStoragePath, doc: dict[str, Any]) -> dt.datetime:
     the file was written."""
     interval = doc.get("data_interval")
     stated = parse_time(interval.get("end") if isinstance(interval, dict) else doc.get("data_interval_end"))
-    if stated is not None:
-        return stated
+    return stated if stated is not None else _modified_at(path)
+
+
+def _modified_at(path: ObjectStoragePath) -> dt.datetime:
+    """When the file was written (UTC), from its storage's metadata; now when none says."""
     info: dict[str, Any] = dict(path.stat())
     modified = info.get("mtime", info.get("LastModified", info.get("last_modified")))
     if isinstance(modified, dt.datetime):

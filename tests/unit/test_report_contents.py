@@ -68,6 +68,9 @@ def test_the_validation_page_shows_the_bounds_and_value_sets_it_checked():
         ({"column": "x", "value_set": list(range(60))}, "(60 values)"),
         ({"column": "x", "type_list": ["int64", "float64"]}, 'type_list ["int64", "float64"]'),
         ({"column": "x", "mostly": 0.95}, "for at least 0.95 of rows"),
+        # the schema's own checks say what they mean, not their internal bounds (1e300, 1e-09)
+        ({"column": "x", "min_value": -1e300, "max_value": 1e300}, "finite: no infinite values"),
+        ({"column": "x", "mostly": 1e-9}, "not empty in every row"),
         ({"column": "x"}, ""),
     ],
 )
@@ -109,3 +112,24 @@ def test_the_interval_judged_comes_from_the_snapshot_then_from_the_run():
     assert run["start"] == when.isoformat()
     assert run["how"] == "the run's data interval"
     assert op.judged_interval({"logical_date": None})["start"] is None
+
+
+def test_drift_reference_shows_what_the_reference_has_not_empty_fields():
+    from mlops_ops.core.drift.report import _reference_view
+
+    # a training reference as DetectDriftOperator stores it (the demo's)
+    reference = {
+        "batch_dates_from": None,
+        "batch_interval": None,
+        "description": "the champion's training data (2026-02-18..2026-03-03; 4,200 rows)",
+        "fallback": False,
+        "files": [],
+        "intervals": [{"days": 14, "end": "2026-03-03", "start": "2026-02-18"}],
+        "kind": "training",
+        "n_files": 0,
+        "rows": 4200,
+        "settings": {},
+    }
+    view = dict(_reference_view(reference))
+    assert view["intervals"] == "2026-02-18 to 2026-03-03"
+    assert set(view) == {"description", "fallback", "intervals", "kind", "rows"}

@@ -89,6 +89,28 @@ def test_history_orders_the_ledger_by_sequence_and_lists_rejections():
     assert [(v.version, v.champion) for v in h.versions] == [("3", False), ("2", False), ("1", True)]
 
 
+def test_rejection_is_dated_when_decided_not_by_its_data_and_names_the_airflow_run():
+    # the demo: v1, v2 promoted today; v3, trained on data ending in March, rejected between v2 and
+    # the rollback. Its place in the timeline is when the gate decided, as for the ledger's events.
+    now = dt.datetime(2026, 12, 5, 14, tzinfo=dt.UTC)
+    ledger = [
+        _record(1, "1", at=now),
+        _record(2, "2", at=now + dt.timedelta(minutes=2), previous="1"),
+        _record(3, "1", action="rollback", at=now + dt.timedelta(minutes=6), previous="2"),
+    ]
+    gate = {**_gate("3", False, ["too weak"]), "airflow.run_id": "manual__2026-12-05T14:04:00+00:00"}
+    ref = ReportRef("churn_training", "manual__2026-12-05T14_04_00_00_00", "evaluate")
+    rejection = StoredReport(ref, gate, dt.datetime(2026, 3, 5, tzinfo=dt.UTC), now + dt.timedelta(minutes=4))
+    h = build_history("churn", reports=[rejection], ledger=ledger, retrain_requests=[])
+    assert [(e.kind, e.version) for e in h.timeline] == [
+        (EventKind.ROLLBACK, "1"),
+        (EventKind.REJECTION, "3"),
+        (EventKind.PROMOTION, "2"),
+        (EventKind.PROMOTION, "1"),
+    ]
+    assert h.timeline[1].run == "churn_training / manual__2026-12-05T14:04:00+00:00"
+
+
 def test_drift_and_performance_series_are_in_time_order():
     reports = [
         _report(2, _drift({"tenure": 0.3, "region": 0.01})),
@@ -134,6 +156,32 @@ def test_page_escapes_names_from_data():
     assert "<script>alert" not in html
     assert "&lt;script&gt;" in html
     assert "<b>x</b>" not in html
+
+
+def test_retrain_requests_say_what_the_checks_found_in_words():
+    # a request as RequestRetrainOperator stores it (the demo's of 2026-03-03)
+    request = {
+        "reason": "data drift in 3 column(s): monthly_charges, support_calls, contract",
+        "requested_at": "2026-03-03T00:00:00+00:00",
+        "summary": {
+            "drift": {
+                "drifted_columns": ["a", "b", "c"],
+                "drifted_share": 3 / 7,
+                "prediction_drift": True,
+                "rows": 300,
+                "status": "drift",
+            },
+            "performance": {"baseline": 0.7771, "metric": "roc_auc", "status": "ok", "value": 0.7432},
+        },
+    }
+    h = build_history("churn", reports=[], ledger=[], retrain_requests=[request, {"reason": "manual"}])
+    html = render_pipeline(h, {"mlops": "/mlops", "airflow": ""})
+    found = (
+        "drift: drift, 3 of 7 columns, predictions drifted, 300 rows; roc_auc 0.743 vs 0.777 at promotion: ok"
+    )
+    assert found in html
+    assert "{&#39;drift&#39;" not in html  # no Python dict on the page
+    assert "drifted_share" not in html
 
 
 @pytest.mark.parametrize(
@@ -193,7 +241,10 @@ def test_read_history_from_storage_names_unreadable_documents(tmp_path, monkeypa
     assert store.list_pipelines() == ["churn"]
     h = store.read_history("churn")
     assert h.champion == "1"
-    assert [e.kind for e in h.timeline].count(EventKind.REJECTION) == 1
+    rejections = [e for e in h.timeline if e.kind is EventKind.REJECTION]
+    assert len(rejections) == 1
+    # no data interval stated: dated by the file, the same time for the chart and the timeline
+    assert rejections[0].at == dt.datetime.fromtimestamp((run / "evaluate.json").stat().st_mtime, dt.UTC)
     assert len(h.problems) == 1
     assert "validate.json" in h.problems[0]
     assert store.report_path("churn", "churn_training", "r1", "evaluate.html").read_text() == "<html></html>"

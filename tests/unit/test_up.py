@@ -95,11 +95,14 @@ def test_when_one_service_exits_up_stops_the_other_and_reports_its_status(tmp_pa
 def test_up_points_the_tasks_and_the_mlflow_links_at_the_ports_it_was_given(tmp_path, monkeypatch):
     monkeypatch.delenv("MLOPS_MLFLOW_UI_URL", raising=False)
     monkeypatch.delenv("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", raising=False)
+    monkeypatch.delenv("AIRFLOW__API__HOST", raising=False)
     env = embedded.up_env(tmp_path, airflow_port=18480, mlflow_port=18481)
     assert env["MLOPS_MLFLOW_UI_URL"] == "http://localhost:18481"
     assert env["AIRFLOW__API__PORT"] == "18480"
     # the task processes find the API server on that port (Airflow's default is 8080 whatever the port)
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://localhost:18480/execution/"
+    # the UI listens on this machine only, like MLflow's (Airflow's default: every interface)
+    assert env["AIRFLOW__API__HOST"] == "127.0.0.1"
     # what the task links are built from, in the environment the tasks get
     for key in ("MLOPS_MLFLOW_UI_URL", "MLFLOW_TRACKING_URI", "MLOPS_HOME"):
         monkeypatch.setenv(key, env[key])
@@ -108,9 +111,10 @@ def test_up_points_the_tasks_and_the_mlflow_links_at_the_ports_it_was_given(tmp_
     assert MlflowHook().run_url("1", "abc").startswith("http://localhost:18481/")
     # a URL the user set (a proxy in front of MLflow, say) is kept
     monkeypatch.setenv("MLOPS_MLFLOW_UI_URL", "https://mlflow.example.org")
-    assert embedded.up_env(tmp_path, airflow_port=1, mlflow_port=2)["MLOPS_MLFLOW_UI_URL"] == (
-        "https://mlflow.example.org"
-    )
+    monkeypatch.setenv("AIRFLOW__API__HOST", "0.0.0.0")
+    env = embedded.up_env(tmp_path, airflow_port=1, mlflow_port=2)
+    assert env["MLOPS_MLFLOW_UI_URL"] == "https://mlflow.example.org"
+    assert env["AIRFLOW__API__HOST"] == "0.0.0.0"
 
 
 def test_up_installs_the_pipelines_and_the_hand_written_example_dag(tmp_path, monkeypatch):

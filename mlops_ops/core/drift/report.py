@@ -101,8 +101,12 @@ def _reference_view(reference: Any) -> list[tuple[str, Any]]:
         return [("reference", reference)]
     out: list[tuple[str, Any]] = []
     for key, value in reference.items():
+        if value is None or value == [] or value == {} or (key == "n_files" and not reference.get("files")):
+            continue  # what this kind of reference does not have (a training reference has no files)
         term = str(key).replace("_", " ")
-        if "interval" in str(key):
+        if key == "intervals" and isinstance(value, list):
+            value = "; ".join(str(interval_text(v)) for v in value)
+        elif "interval" in str(key):
             value = interval_text(value)
         out.append((term, value))
     return out
