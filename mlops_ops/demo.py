@@ -9,13 +9,16 @@ returns 0 when every run went as the story expects.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -367,11 +370,76 @@ def run_plan(plan: Path, result: Path) -> int:
             print(f"no DAG {step['dag_id']!r} in {folder}", file=sys.stderr)
             return 2
         when = dt.datetime.fromisoformat(step["logical_date"]) if step.get("logical_date") else None
-        done = run_dag(dag, conf=step.get("conf") or {}, logical_date=when)
+        with _captured_output() as captured:
+            done = run_dag(dag, conf=step.get("conf") or {}, logical_date=when)
+        _write_task_logs(captured.read_text(errors="replace"), done.run_id, dag.dag_id)
+        captured.unlink(missing_ok=True)
         _note_where_the_logs_are(done.run_id, dag.dag_id)
         results.append(done.to_dict())
     Path(result).write_text(json.dumps(results, default=str))
     return 0
+
+
+@contextlib.contextmanager
+def _captured_output() -> Iterator[Path]:
+    """This process's file descriptors 1 and 2 go to a temporary file meanwhile (``dag.test()``
+    logs its tasks there); afterwards the text is copied to the real output as well."""
+    with tempfile.NamedTemporaryFile(suffix=".log", delete=False) as fh:
+        path = Path(fh.name)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    try:
+        yield path
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for f in (fd, *saved):
+            os.close(f)
+        with path.open("rb") as src:
+            shutil.copyfileobj(src, sys.stdout.buffer)
+        sys.stdout.flush()
+
+
+def _write_task_logs(text: str, run_id: str, dag_id: str) -> int:
+    """Split ``dag.test()``'s output by task (its "[DAG TEST] starting/end task" lines) and write
+    each task's part where Airflow's log view reads a task's log (``[logging] base_log_folder``,
+    ``log_filename_template``); returns the number of files written."""
+    import re
+
+    from airflow.configuration import conf
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.log.file_task_handler import FileTaskHandler
+    from airflow.utils.session import create_session
+
+    parts: dict[str, list[str]] = {}
+    current: str | None = None
+    for line in text.splitlines():
+        started = re.search(r"\[DAG TEST\] starting task_id=(\S+)", line)
+        if started:
+            current = started.group(1)
+        if current is not None:
+            parts.setdefault(current, []).append(line)
+        if re.search(r"\[DAG TEST\] end task task_id=(\S+)", line):
+            current = None
+    handler = FileTaskHandler(base_log_folder=conf.get("logging", "base_log_folder"))
+    written = 0
+    with create_session() as session:
+        run = session.query(DagRun).filter(DagRun.dag_id == dag_id, DagRun.run_id == run_id).one_or_none()
+        for ti in run.get_task_instances(session=session) if run is not None else []:
+            lines = parts.get(ti.task_id)
+            if not lines:
+                continue
+            path = Path(handler.local_base, handler._render_filename(ti, max(int(ti.try_number or 0), 1)))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("\n".join(lines) + "\n")
+            written += 1
+    return written
 
 
 def _note_where_the_logs_are(run_id: str, dag_id: str) -> None:
@@ -385,6 +453,6 @@ def _note_where_the_logs_are(run_id: str, dag_id: str) -> None:
         run = session.query(DagRun).filter(DagRun.dag_id == dag_id, DagRun.run_id == run_id).one_or_none()
         if run is not None and not run.note:
             run.note = (
-                "Run by `mlops-ops demo` with dag.test(), in one process: its task logs are in "
-                f"{home}/logs/demo.log, not in the task log view. Runs started from this UI have their logs here."
+                "Run by `mlops-ops demo` with dag.test(), in one process: each task's log view shows "
+                f"its part of that process's output; the whole of it is in {home}/logs/demo.log."
             )

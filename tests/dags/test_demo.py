@@ -64,9 +64,20 @@ def test_demo_runs_the_lifecycle_and_prints_the_summary(tmp_path):
     with sqlite3.connect(tmp_path / "demo" / "airflow" / "airflow.db") as db:
         starts = [row[0] for row in db.execute("SELECT start_date FROM dag_run")]
         notes = [row[0] for row in db.execute("SELECT content FROM dag_run_note")]
-    # dag.test() writes no task log files: each run's note says where its logs are
+    # each run's note says how the demo ran it and where its whole output is
     assert len(notes) == len(starts)
     assert all("logs/demo.log" in note for note in notes)
+    # dag.test() writes no task log files: the demo writes each task's part of its output where
+    # Airflow's log view reads it (base_log_folder, the default log_filename_template)
+    logs = tmp_path / "demo" / "airflow" / "logs"
+    train_logs = sorted(logs.glob("dag_id=churn_training/run_id=*/task_id=train/attempt=*.log"))
+    assert len(train_logs) >= 4, sorted(str(p) for p in logs.rglob("*.log"))[:20]
+    for path in train_logs:
+        text_of_task = path.read_text()
+        assert "[DAG TEST] starting task_id=train" in text_of_task
+        assert "task_id=evaluate" not in text_of_task
+    drift_logs = list(logs.glob("dag_id=churn_monitoring/run_id=*/task_id=detect_drift/attempt=*.log"))
+    assert len(drift_logs) >= 5
     assert starts
     assert all(
         dt.datetime.fromisoformat(s).replace(tzinfo=dt.UTC) >= started - dt.timedelta(minutes=1)
