@@ -140,8 +140,9 @@ def create_app(config: ServeConfig, *, hook: Any = None) -> FastAPI:
         """Why requests are refused while the prediction log cannot be written; None if they are not."""
         if writer is None or writer.buffered < config.log_max_buffered_rows:
             return None
+        why = writer.last_error or "its write is still under way"
         return (
-            f"the prediction log cannot be written ({writer.last_error}); {writer.buffered} rows wait "
+            f"the prediction log cannot be written ({why}); {writer.buffered} rows wait "
             "in memory, so no more predictions are answered until it can: retry shortly"
         )
 
