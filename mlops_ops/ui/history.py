@@ -37,11 +37,15 @@ class ReportKind(enum.StrEnum):
 
 
 class EventKind(enum.StrEnum):
-    """A ledger timeline entry: a promotion or rollback (ledger records) or a gate rejection."""
+    """A timeline entry: a promotion or rollback (champion ledger records), a gate rejection, or
+    a progressive release's steps that leave the champion alone (release ledger records): a
+    challenger released, or a challenger withdrawn (rolled back) by the release judge."""
 
     PROMOTION = "promotion"
     ROLLBACK = "rollback"
     REJECTION = "rejection"
+    RELEASE = "release"
+    WITHDRAWN = "withdrawn"
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,7 @@ def build_history(
     reports: Iterable[StoredReport],
     ledger: Iterable[Mapping[str, Any]],
     retrain_requests: Iterable[Mapping[str, Any]],
+    releases: Iterable[Mapping[str, Any]] = (),
     problems: Sequence[str] = (),
 ) -> PipelineHistory:
     """The page model of one pipeline.
@@ -158,12 +163,16 @@ def build_history(
     :param ledger: the ledger records (any order); the one with the highest ``seq`` is the head,
         whose version is the champion (docs/architecture.md, "Deployment ledger and claims").
     :param retrain_requests: the ``retrain_requests/*.json`` records.
+    :param releases: the release ledger's records (``deployments/releases/*.json``); its
+        promotions and watch rollbacks are already champion ledger records, so only a
+        challenger's release and its withdrawal are added to the timeline.
     :param problems: documents that could not be read, shown on the page rather than hidden.
     """
     reports = sorted(reports, key=lambda r: r.written_at)
     records = sorted(ledger, key=lambda d: (_int(d.get("seq")), str(d.get("deployed_at"))))
     champion = str(records[-1]["version"]) if records else None
     timeline = [_ledger_event(d) for d in records]
+    timeline += [_release_event(d) for d in releases if d.get("action") in ("release", "rollback")]
     gate_of: dict[str, str] = {}
     for report in reports:
         if report.kind is ReportKind.GATE:
@@ -241,6 +250,27 @@ def _ledger_event(doc: Mapping[str, Any]) -> TimelineEvent:
         previous_version=None if doc.get("previous_version") is None else str(doc["previous_version"]),
         summary=summary,
         evidence=ReportRef.from_uri(doc.get("evidence_uri")),
+        run=f"{doc.get('airflow.dag_id')} / {doc.get('airflow.run_id')}",
+    )
+
+
+def _release_event(doc: Mapping[str, Any]) -> TimelineEvent:
+    released = doc.get("action") == "release"
+    decision = doc.get("decision") if isinstance(doc.get("decision"), Mapping) else {}
+    reasons = doc.get("reasons") or (decision.get("reasons") if isinstance(decision, Mapping) else None)
+    summary = "; ".join(str(r) for r in reasons or [])
+    if released:
+        summary = (
+            f"challenger ({doc.get('strategy') or 'release'}) beside champion v{doc.get('champion_version')}"
+            + (f": {summary}" if summary else "")
+        )
+    return TimelineEvent(
+        kind=EventKind.RELEASE if released else EventKind.WITHDRAWN,
+        at=parse_time(doc.get("at")) or dt.datetime.min.replace(tzinfo=dt.UTC),
+        version=str(doc.get("version")),
+        previous_version=None if doc.get("champion_version") is None else str(doc["champion_version"]),
+        summary=summary,
+        evidence=ReportRef.from_uri(doc.get("report_uri") or doc.get("evidence_uri")),
         run=f"{doc.get('airflow.dag_id')} / {doc.get('airflow.run_id')}",
     )
 

@@ -84,13 +84,23 @@ def read_history(pipeline: str) -> PipelineHistory:
     ledger = [
         d for p in _files(storage.deployments_dir(), depth=1) if isinstance(d := _read(p, problems), dict)
     ]
+    releases = [
+        d
+        for p in _files(storage.deployments_dir() / "releases", depth=1)
+        if isinstance(d := _read(p, problems), dict)
+    ]
     requests = [
         d
         for p in _files(storage.base / "retrain_requests", depth=1)
         if isinstance(d := _read(p, problems), dict)
     ]
     return build_history(
-        pipeline, reports=reports, ledger=ledger, retrain_requests=requests, problems=problems
+        pipeline,
+        reports=reports,
+        ledger=ledger,
+        retrain_requests=requests,
+        releases=releases,
+        problems=problems,
     )
 
 

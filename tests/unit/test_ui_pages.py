@@ -248,3 +248,38 @@ def test_read_history_from_storage_names_unreadable_documents(tmp_path, monkeypa
     assert len(h.problems) == 1
     assert "validate.json" in h.problems[0]
     assert store.report_path("churn", "churn_training", "r1", "evaluate.html").read_text() == "<html></html>"
+
+
+def test_a_release_and_its_withdrawal_are_on_the_timeline_once_each():
+    """A canary's steps from the release ledger: released beside the champion, then withdrawn by
+    the judge (the champion never moved); a promotion by the release is a champion ledger record
+    already, so the release ledger's own ``promote`` record is not shown twice."""
+    judge = "file:///s/churn/reports/churn_release/run9/judge.json"
+    releases = [
+        {"seq": 1, "action": "release", "version": "5", "champion_version": "4", "strategy": "canary",
+         "at": (T0 + dt.timedelta(hours=1)).isoformat(), "airflow.dag_id": "churn_training",
+         "airflow.run_id": "run8"},
+        {"seq": 2, "action": "rollback", "version": "5", "champion_version": "4",
+         "reasons": ["prediction_drift breached: effect 1.03 vs guardrail 0.1"], "report_uri": judge,
+         "at": (T0 + dt.timedelta(hours=2)).isoformat(), "airflow.dag_id": "churn_release",
+         "airflow.run_id": "run9"},
+        {"seq": 3, "action": "promote", "version": "4", "champion_version": "4",
+         "at": (T0 + dt.timedelta(hours=3)).isoformat()},
+    ]  # fmt: skip
+    h = build_history(
+        "churn", reports=[], ledger=[_record(1, "4", at=T0)], retrain_requests=[], releases=releases
+    )
+    assert [(e.kind, e.version) for e in h.timeline] == [
+        (EventKind.WITHDRAWN, "5"),
+        (EventKind.RELEASE, "5"),
+        (EventKind.PROMOTION, "4"),
+    ]
+    withdrawn = h.timeline[0]
+    assert "prediction_drift breached" in withdrawn.summary
+    assert withdrawn.evidence == ReportRef("churn_release", "run9", "judge")
+    assert "canary" in h.timeline[1].summary
+    assert "v4" in h.timeline[1].summary
+    assert h.champion == "4"
+    page = render_pipeline(h, {"mlops": "/mlops", "airflow": ""})
+    assert 'class="badge withdrawn"' in page
+    assert 'class="badge release"' in page
