@@ -79,6 +79,11 @@ class PipelineStorage:
         (:mod:`mlops_ops.serving.prediction_log`)."""
         return self.base / "prediction_log"
 
+    def outcomes_dir(self) -> ObjectStoragePath:
+        """``outcomes/``: outcomes joined to their predictions, ``joined/date=YYYY-MM-DD/part-<key>.parquet``
+        (:mod:`mlops_ops.hooks.outcomes`)."""
+        return self.base / "outcomes"
+
 
 def _safe(part: str) -> str:
     """A run id like ``manual__2024-01-01T00:00:00+00:00`` as one safe path segment.
