@@ -171,7 +171,7 @@ class IngestDatasetOperator(MlopsBaseOperator):
         from mlops_ops.core import formats, ingest_stream, partitions
         from mlops_ops.errors import DataError
         from mlops_ops.hooks.credentials import mask_credentials
-        from mlops_ops.hooks.storage import expand_source
+        from mlops_ops.hooks.storage import expand_source, open_file
         from mlops_ops.url_credentials import without_credentials
 
         full_uri = os.path.expandvars(str(self.source_uri))
@@ -208,7 +208,7 @@ class IngestDatasetOperator(MlopsBaseOperator):
 
         def batches(plan: Any) -> Any:
             for f, fmt in zip(files, kinds, strict=True):
-                with f.open("rb") as fh:
+                with open_file(f, "rb") as fh:
                     if fmt == "parquet":
                         yield from ingest_stream.parquet_batches(str(f), fh)
                     else:
@@ -247,14 +247,14 @@ class IngestDatasetOperator(MlopsBaseOperator):
         from mlops_ops.core import ingest_stream
         from mlops_ops.core import snapshot as snap
         from mlops_ops.errors import DataError
-        from mlops_ops.hooks.storage import remove_temporaries, staged_file
+        from mlops_ops.hooks.storage import open_file, remove_temporaries, staged_file
 
         snapshots = self.storage.snapshots_dir()
         stale = remove_temporaries(snapshots, older_than_seconds=_STALE_STAGING_SECONDS)
         if stale:
             self.log.info("removed %d temporary file(s) left by a killed ingest in %s", stale, snapshots)
         with staged_file(snapshots, snap.DATA_FILE) as tmp:
-            written = ingest_stream.write_snapshot_file(batches, lambda: tmp.open("wb"))
+            written = ingest_stream.write_snapshot_file(batches, lambda: open_file(tmp, "wb"))
             if written.passes > 1:
                 self.log.info("read the source %d times: later batches widened column types", written.passes)
             if written.rows < self.min_rows:
