@@ -275,23 +275,31 @@ def _valid(values: pa.Array) -> np.ndarray | None:
 
 def _floats(values: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
     """The values as float64 (missing as the canonical NaN, -0.0 as 0.0), and for integer columns
-    the integers themselves (missing as 0)."""
-    raw = None
+    holding values beyond +-2**53 the integers themselves (missing as 0), else None."""
+    valid = _valid(values)
     if _is_int(values.type):
         if values.type not in (pa.int64(), pa.uint64()):
             values = values.cast(pa.int64())
         raw = _values(values, np.uint64 if values.type == pa.uint64() else np.int64)
-        out = raw.astype(np.float64)
-    else:
-        out = _values(values if values.type == pa.float64() else values.cast(pa.float64()), np.float64).copy()
-    valid = _valid(values)
+        out = raw.astype(np.float64)  # never NaN nor -0.0
+        if valid is not None:
+            out[~valid] = _CANONICAL_NAN
+        if not _beyond_exact_floats(values):
+            return out, None
+        return out, raw if valid is None else np.where(valid, raw, 0).astype(raw.dtype, copy=False)
+    out = _values(values if values.type == pa.float64() else values.cast(pa.float64()), np.float64).copy()
     if valid is not None:
         out[~valid] = np.nan
-        if raw is not None:
-            raw = np.where(valid, raw, 0).astype(raw.dtype, copy=False)
     out[np.isnan(out)] = _CANONICAL_NAN
     out[out == 0.0] = 0.0  # -0.0 is 0.0
-    return out, raw
+    return out, None
+
+
+def _beyond_exact_floats(values: pa.Array) -> bool:
+    """Whether an integer column holds a value float64 cannot hold exactly (beyond +-2**53)."""
+    bounds = pc.min_max(values)  # missing values left out
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    return low is not None and (low < -_EXACT_FLOAT or high > _EXACT_FLOAT)
 
 
 def _big_integer_residuals(state: _ColumnHash, raw: np.ndarray, floats: np.ndarray, row0: int) -> None:

@@ -195,7 +195,7 @@ def _write(source: Batches, out: IO[bytes], plan: Plan, attempt: int) -> Written
                 nulls = [0] * len(types)
                 schema = pa.schema([pa.field(n, t) for n, t in zip(names, types, strict=True)])
                 writer = pq.ParquetWriter(
-                    sink, schema, compression="zstd", use_dictionary=_dictionary_columns(schema)
+                    sink, schema, compression="zstd", use_dictionary=_dictionary_columns(schema, arrays)
                 )
                 hasher = canonical.ContentHasher(names, types)
             arrays = [_fit(n, a, t) for n, a, t in zip(names, arrays, types, strict=True)]
@@ -246,13 +246,24 @@ def _write(source: Batches, out: IO[bytes], plan: Plan, attempt: int) -> Written
     )
 
 
-def _dictionary_columns(schema: pa.Schema) -> list[str]:
-    """Columns worth dictionary encoding: text and integers (labels, codes, counts).
+def _dictionary_columns(schema: pa.Schema, first: list[pa.Array]) -> list[str]:
+    """Columns worth dictionary encoding: text, and integers whose first batch repeats its values
+    (labels, codes, counts).
 
     Floats are left plain: measures rarely repeat, and trying a dictionary on them in every row
-    group costs more CPU than the rest of the write (measured by benchmarks/ingest).
+    group costs more CPU than the rest of the write. So are integers all different in the first
+    batch, at least half of them (identifiers): the writer would build a dictionary in every
+    row group only to drop it when it outgrows its page (measured by benchmarks/ingest).
     """
-    return [f.name for f in schema if f.type == pa.string() or pa.types.is_integer(f.type)]
+    chosen = []
+    for f, values in zip(schema, first, strict=True):
+        if f.type == pa.string():
+            chosen.append(f.name)
+        elif pa.types.is_integer(f.type):
+            distinct = pc.count_distinct(values, mode="only_valid").as_py()
+            if distinct * 2 <= max(len(values) - values.null_count, 1):
+                chosen.append(f.name)
+    return chosen
 
 
 def _initial(plan: Plan, name: str, incoming: pa.DataType) -> pa.DataType:
