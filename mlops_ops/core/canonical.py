@@ -222,10 +222,10 @@ class ContentHasher:
 
 def _hash_into(state: _ColumnHash, values: pa.Array, row0: int) -> None:
     if state.kind == NUMBER:
-        floats = _floats(values)
+        floats, raw = _floats(values)
         state.values.update(_le_bytes(floats, "<f8"))
-        if _is_int(values.type):
-            _big_integer_residuals(state, values, floats, row0)
+        if raw is not None:
+            _big_integer_residuals(state, raw, floats, row0)
     elif state.kind == TEXT:
         text = values if values.type == pa.string() else values.cast(pa.string())
         offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)[text.offset : text.offset + len(text) + 1]
@@ -233,12 +233,20 @@ def _hash_into(state: _ColumnHash, values: pa.Array, row0: int) -> None:
         if data is not None and len(offsets) and offsets[-1] > offsets[0]:
             state.values.update(memoryview(data)[int(offsets[0]) : int(offsets[-1])])
         lengths = np.diff(offsets).astype(np.int64)
-        if text.null_count:
-            lengths[~_valid(text)] = -1
+        valid = _valid(text)
+        if valid is not None:
+            lengths[~valid] = -1
         state.extra.update(_le_bytes(lengths, "<i8"))
     else:  # timestamps and durations: int64 ticks, missing as int64 min
-        ticks = pc.fill_null(values.cast(pa.int64()), _NAT).to_numpy(zero_copy_only=False)
+        ticks = _values(values.cast(pa.int64()), np.int64).copy()
+        valid = _valid(values)
+        if valid is not None:
+            ticks[~valid] = _NAT
         state.values.update(_le_bytes(ticks, "<i8"))
+
+
+# The arrays are read through their buffers, never with ``to_numpy`` or a Python scalar: pyarrow
+# imports pandas for those, a fixed cost of every ingest that the Parquet path does not need.
 
 
 def _le_bytes(values: np.ndarray, dtype: str) -> memoryview:
@@ -246,28 +254,56 @@ def _le_bytes(values: np.ndarray, dtype: str) -> memoryview:
     return np.ascontiguousarray(values, dtype=dtype).data.cast("B")
 
 
-def _valid(values: pa.Array) -> np.ndarray:
-    return np.asarray(values.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+def _values(values: pa.Array, dtype: Any) -> np.ndarray:
+    """A read-only view of a fixed-width array's values (whatever its missing slots hold)."""
+    n, offset = len(values), values.offset
+    buffer = values.buffers()[1]
+    if buffer is None or n == 0:
+        return np.zeros(n, dtype=dtype)
+    return np.frombuffer(buffer, dtype=dtype, count=offset + n)[offset:]
 
 
-def _floats(values: pa.Array) -> np.ndarray:
-    if pa.types.is_floating(values.type):
-        out = np.array(
-            pc.fill_null(values.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False), dtype=np.float64
-        )
-    else:
-        raw = pc.fill_null(values, 0).to_numpy(zero_copy_only=False)
-        out = raw.astype(np.float64)
-        if values.null_count:
-            out[~_valid(values)] = np.nan
+def _valid(values: pa.Array) -> np.ndarray | None:
+    """Which values are present, as booleans; None when all are."""
+    if not values.null_count:
+        return None
+    present = values.is_valid()  # a boolean array without missing values: its bits are the answer
+    bits = np.frombuffer(present.buffers()[1], dtype=np.uint8)
+    offset = present.offset
+    return np.unpackbits(bits, bitorder="little", count=offset + len(present))[offset:].astype(bool)
+
+
+def _floats(values: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
+    """The values as float64 (missing as the canonical NaN, -0.0 as 0.0), and for integer columns
+    holding values beyond +-2**53 the integers themselves (missing as 0), else None."""
+    valid = _valid(values)
+    if _is_int(values.type):
+        if values.type not in (pa.int64(), pa.uint64()):
+            values = values.cast(pa.int64())
+        raw = _values(values, np.uint64 if values.type == pa.uint64() else np.int64)
+        out = raw.astype(np.float64)  # never NaN nor -0.0
+        if valid is not None:
+            out[~valid] = _CANONICAL_NAN
+        if not _beyond_exact_floats(values):
+            return out, None
+        return out, raw if valid is None else np.where(valid, raw, 0).astype(raw.dtype, copy=False)
+    out = _values(values if values.type == pa.float64() else values.cast(pa.float64()), np.float64).copy()
+    if valid is not None:
+        out[~valid] = np.nan
     out[np.isnan(out)] = _CANONICAL_NAN
     out[out == 0.0] = 0.0  # -0.0 is 0.0
-    return out
+    return out, None
 
 
-def _big_integer_residuals(state: _ColumnHash, values: pa.Array, floats: np.ndarray, row0: int) -> None:
-    raw = pc.fill_null(values, 0).to_numpy(zero_copy_only=False)
-    if values.type == pa.uint64():
+def _beyond_exact_floats(values: pa.Array) -> bool:
+    """Whether an integer column holds a value float64 cannot hold exactly (beyond +-2**53)."""
+    bounds = pc.min_max(values)  # missing values left out
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    return low is not None and (low < -_EXACT_FLOAT or high > _EXACT_FLOAT)
+
+
+def _big_integer_residuals(state: _ColumnHash, raw: np.ndarray, floats: np.ndarray, row0: int) -> None:
+    if raw.dtype == np.uint64:
         big = raw > np.uint64(_EXACT_FLOAT)
     else:
         big = (raw > _EXACT_FLOAT) | (raw < -_EXACT_FLOAT)

@@ -24,6 +24,7 @@ from mlops_ops.core.features import (
     infer_feature_kinds,
     resolve_features,
 )
+from mlops_ops.core.formats import compression_of, detect_format, strip_compression
 from mlops_ops.core.partitions import partition_date, select_window
 from mlops_ops.errors import DataError
 
@@ -32,6 +33,7 @@ __all__ = [
     "DataError",
     "FeatureSet",
     "check_numeric",
+    "detect_format",
     "holdout_mask",
     "infer_feature_kinds",
     "partition_date",
@@ -41,20 +43,6 @@ __all__ = [
 
 
 # -- reading ---------------------------------------------------------------------------------
-
-
-def detect_format(name: str, declared: str = "auto") -> str:
-    if declared != "auto":
-        return declared
-    lower = name.lower()
-    lower = _strip_compression(lower)
-    if lower.endswith((".parquet", ".pq")):
-        return "parquet"
-    if lower.endswith((".csv", ".txt", ".tsv")):
-        return "csv"
-    raise DataError(
-        f"cannot tell the format of {name!r} from its extension; set source.format to 'csv' or 'parquet'"
-    )
 
 
 #: separators tried when a CSV file is read into a single column, to name the likely one
@@ -155,20 +143,9 @@ def _check_single_column(name: str, header: list[str], n_columns: int, sep: str)
             )
 
 
-_COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip"}  # standard library codecs
-
-
-def _strip_compression(name: str) -> str:
-    for suffix in _COMPRESSIONS:
-        name = name.removesuffix(suffix)
-    return name
-
-
-def _compression(name: str) -> str | None:
-    for suffix, method in _COMPRESSIONS.items():
-        if name.lower().endswith(suffix):
-            return method
-    return None
+# the file-name rules live in core.formats (free of pandas, for the Parquet ingest path)
+_strip_compression = strip_compression
+_compression = compression_of
 
 
 def combine(frames: Sequence[tuple[str, pd.DataFrame]]) -> pd.DataFrame:

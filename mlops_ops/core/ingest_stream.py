@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mlops_ops.core import canonical, data
+from mlops_ops.core import canonical, formats
 from mlops_ops.errors import DataError
 
 #: rows per batch read from a source
@@ -47,6 +47,8 @@ ROW_GROUP_ROWS = 1 << 18
 #: restarts allowed for widening before the source counts as unreadable
 MAX_RESTARTS = 64
 _CSV_BLOCK_BYTES = 8 << 20
+#: bytes the snapshot file's writer gathers before handing them to the output
+_SINK_CHUNK_BYTES = 8 << 20
 _HEAD_BYTES = 1 << 20
 _PANDAS_TRUE = ["True", "TRUE", "true"]
 _PANDAS_FALSE = ["False", "FALSE", "false"]
@@ -110,25 +112,43 @@ def write_snapshot_file(
 
 
 class _HashingFile:
-    """A write-only file object that hashes what passes through it."""
+    """A write-only file object that hashes what passes through it and hands it on in chunks of
+    about :data:`_SINK_CHUNK_BYTES`.
 
-    def __init__(self, out: IO[bytes]) -> None:
+    The Parquet writer writes many small pieces (a few per column chunk); each write through
+    Airflow's file wrapper also costs a hook-lineage call, and an object store's writer likes
+    large parts. The bytes hash is of the bytes as written, in order. :meth:`close` hands on what
+    is left (the output itself is closed by its owner).
+    """
+
+    def __init__(self, out: IO[bytes], chunk_bytes: int | None = None) -> None:
         self.out, self.sha, self.size, self.closed = out, hashlib.sha256(), 0, False
+        self.chunk_bytes = _SINK_CHUNK_BYTES if chunk_bytes is None else chunk_bytes
+        self.pending = bytearray()
 
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
         self.sha.update(view)
-        self.out.write(view)
+        self.pending += view
         self.size += len(view)
+        if len(self.pending) >= self.chunk_bytes:
+            self._hand_on()
         return len(view)
+
+    def _hand_on(self) -> None:
+        if self.pending:
+            chunk, self.pending = self.pending, bytearray()  # a new buffer: the output may keep this one
+            self.out.write(chunk)
 
     def tell(self) -> int:
         return self.size
 
     def flush(self) -> None:
+        self._hand_on()
         self.out.flush()
 
     def close(self) -> None:
+        self._hand_on()
         self.closed = True
 
     def writable(self) -> bool:
@@ -136,6 +156,13 @@ class _HashingFile:
 
 
 def _write(source: Batches, out: IO[bytes], plan: Plan, attempt: int) -> Written:
+    """One pass over the source: read, fit, hash and write, three ways at once.
+
+    The main thread reads and fits the batches; the content hash runs on one worker thread and
+    the Parquet writer (encoding and compression: the largest cost) on another, a row group
+    behind the reading. So a task uses two cores for most of its time, as pyarrow's whole-file
+    read does, while holding at most two row groups and a few batches.
+    """
     sink = _HashingFile(out)
     names: list[str] | None = None
     types: list[pa.DataType] = []
@@ -146,7 +173,9 @@ def _write(source: Batches, out: IO[bytes], plan: Plan, attempt: int) -> Written
     pending: list[pa.RecordBatch] = []
     buffered = 0
     hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot-hash")
+    writing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot-write")
     queued: list[Future[None]] = []
+    row_group: Future[None] | None = None
     try:
         for where, batch in source:
             batch_names = canonical.same_names(batch.schema.names)
@@ -154,6 +183,8 @@ def _write(source: Batches, out: IO[bytes], plan: Plan, attempt: int) -> Written
                 names, first = batch_names, where
                 _check_names(names, where)
             elif batch_names != names:
+                from mlops_ops.core import data
+
                 raise DataError(
                     f"{where} does not have the columns of {first}: {data.names_difference(names, batch_names)}; "
                     "all files of one source must share one schema"
@@ -164,7 +195,7 @@ def _write(source: Batches, out: IO[bytes], plan: Plan, attempt: int) -> Written
                 nulls = [0] * len(types)
                 schema = pa.schema([pa.field(n, t) for n, t in zip(names, types, strict=True)])
                 writer = pq.ParquetWriter(
-                    sink, schema, compression="zstd", use_dictionary=_dictionary_columns(schema)
+                    sink, schema, compression="zstd", use_dictionary=_dictionary_columns(schema, arrays)
                 )
                 hasher = canonical.ContentHasher(names, types)
             arrays = [_fit(n, a, t) for n, a, t in zip(names, arrays, types, strict=True)]
@@ -179,19 +210,27 @@ def _write(source: Batches, out: IO[bytes], plan: Plan, attempt: int) -> Written
             buffered += fitted.num_rows
             if buffered >= ROW_GROUP_ROWS:
                 assert writer is not None
-                writer.write_table(pa.Table.from_batches(pending), row_group_size=buffered)
+                if row_group is not None:  # bounded: one row group being written, the next filling
+                    row_group.result()
+                row_group = writing.submit(
+                    writer.write_table, pa.Table.from_batches(pending), row_group_size=buffered
+                )
                 pending, buffered = [], 0
         if names is None:
             raise DataError("the source has no columns")
         assert writer is not None
         assert hasher is not None
+        if row_group is not None:
+            row_group.result()
         if pending:
             writer.write_table(pa.Table.from_batches(pending), row_group_size=max(buffered, 1))
         writer.close()
         writer = None
+        sink.flush()
         for job in queued:
             job.result()
     finally:
+        writing.shutdown(wait=True, cancel_futures=True)  # no write under way when the writer closes
         if writer is not None:
             with contextlib.suppress(Exception):
                 writer.close()
@@ -207,13 +246,24 @@ def _write(source: Batches, out: IO[bytes], plan: Plan, attempt: int) -> Written
     )
 
 
-def _dictionary_columns(schema: pa.Schema) -> list[str]:
-    """Columns worth dictionary encoding: text and integers (labels, codes, counts).
+def _dictionary_columns(schema: pa.Schema, first: list[pa.Array]) -> list[str]:
+    """Columns worth dictionary encoding: text, and integers whose first batch repeats its values
+    (labels, codes, counts).
 
     Floats are left plain: measures rarely repeat, and trying a dictionary on them in every row
-    group costs more CPU than the rest of the write (measured by benchmarks/ingest).
+    group costs more CPU than the rest of the write. So are integers all different in the first
+    batch, at least half of them (identifiers): the writer would build a dictionary in every
+    row group only to drop it when it outgrows its page (measured by benchmarks/ingest).
     """
-    return [f.name for f in schema if f.type == pa.string() or pa.types.is_integer(f.type)]
+    chosen = []
+    for f, values in zip(schema, first, strict=True):
+        if f.type == pa.string():
+            chosen.append(f.name)
+        elif pa.types.is_integer(f.type):
+            distinct = pc.count_distinct(values, mode="only_valid").as_py()
+            if distinct * 2 <= max(len(values) - values.null_count, 1):
+                chosen.append(f.name)
+    return chosen
 
 
 def _initial(plan: Plan, name: str, incoming: pa.DataType) -> pa.DataType:
@@ -310,14 +360,16 @@ def csv_batches(
     :raises DataError: the file is empty, not valid text in its encoding, malformed, its header
         repeats a name or it was split into one column by a wrong separator.
     """
+    from mlops_ops.core import data
+
     opts = {k: v for k, v in dict(options or {}).items() if v is not None}
     if "sep" not in opts:
-        opts["sep"] = "\t" if data._strip_compression(name.lower()).endswith(".tsv") else ","
-    compression = data._compression(name)
+        opts["sep"] = "\t" if formats.strip_compression(name.lower()).endswith(".tsv") else ","
+    compression = formats.compression_of(name)
     head = _head(fh, compression)
     if not head.strip():
         raise DataError(f"{name} is empty (0 data bytes); write the data before this task runs")
-    plain = data._strip_compression(name)
+    plain = formats.strip_compression(name)
     try:
         header = data._csv_header(head, plain, opts)
     except UnicodeDecodeError as err:
@@ -371,6 +423,8 @@ def _arrow_csv(
     block_bytes: int,
 ) -> Batches:
     import pyarrow.csv as pacsv
+
+    from mlops_ops.core import data
 
     stream: Any = fh
     if compression:
@@ -484,6 +538,8 @@ def _pandas_csv(
 ) -> Batches:
     import pandas as pd
 
+    from mlops_ops.core import data
+
     text = {c: "string" for c in header if plan.types.get(c.strip()) == pa.string()}
     empty_missing = opts.get("keep_default_na", True) or "" in (opts.get("na_values") or ())
     try:
@@ -513,6 +569,8 @@ def _pandas_csv(
 
 def frame_batches(name: str, frames: Iterator[Any]) -> Batches:
     """Record batches of pandas frames (e.g. a SQL result fetched in chunks), each normalised."""
+    from mlops_ops.core import data
+
     for frame in frames:
         table = canonical.arrow_of_frame(data.normalise(frame), name)
         batches = table.to_batches()

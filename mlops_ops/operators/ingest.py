@@ -87,7 +87,8 @@ class IngestDatasetOperator(MlopsBaseOperator):
         self.csv_options = csv_options
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_ops.core.data import DataError
+        # not through core.data: the Parquet path does not import pandas (benchmarks/ingest)
+        from mlops_ops.errors import DataError
 
         try:
             batches, source = self._open_source(context)
@@ -167,9 +168,10 @@ class IngestDatasetOperator(MlopsBaseOperator):
 
     def _file_batches(self, context: Context) -> tuple[Any, dict[str, Any]]:
         """The files under ``source_uri`` (within the window, if any), read in batches in order."""
-        from mlops_ops.core import data, ingest_stream
+        from mlops_ops.core import formats, ingest_stream, partitions
+        from mlops_ops.errors import DataError
         from mlops_ops.hooks.credentials import mask_credentials
-        from mlops_ops.hooks.storage import expand_source
+        from mlops_ops.hooks.storage import expand_source, open_file
         from mlops_ops.url_credentials import without_credentials
 
         full_uri = os.path.expandvars(str(self.source_uri))
@@ -177,14 +179,14 @@ class IngestDatasetOperator(MlopsBaseOperator):
         uri = without_credentials(full_uri)  # what messages, the manifest and XCom show
         files = expand_source(full_uri, self.source_conn_id)
         if not files:
-            raise data.DataError(
+            raise DataError(
                 f"no file matches {uri}; check the path and that the upstream export for this date has run"
             )
         window = None
         if self.window_days:
             end = self._window_end(context)
             by_name = {str(f): f for f in files}
-            chosen = data.select_window(
+            chosen = partitions.select_window(
                 list(by_name), end=end, days=int(self.window_days), date_format=self.window_date_format
             )
             window = {"days": int(self.window_days), "end": end.isoformat(), "files": len(chosen)}
@@ -196,17 +198,17 @@ class IngestDatasetOperator(MlopsBaseOperator):
                 end,
             )
             if not chosen:
-                raise data.DataError(
+                raise DataError(
                     f"no partition of {uri} is dated within the {self.window_days} day(s) up to {end}; "
                     "check that the daily exports have run or widen source.window.days"
                 )
             files = [by_name[p] for p in chosen]
-        formats = [data.detect_format(f.name, self.source_format) for f in files]
+        kinds = [formats.detect_format(f.name, self.source_format) for f in files]
         csv_options = self.csv_options
 
         def batches(plan: Any) -> Any:
-            for f, fmt in zip(files, formats, strict=True):
-                with f.open("rb") as fh:
+            for f, fmt in zip(files, kinds, strict=True):
+                with open_file(f, "rb") as fh:
                     if fmt == "parquet":
                         yield from ingest_stream.parquet_batches(str(f), fh)
                     else:
@@ -242,20 +244,21 @@ class IngestDatasetOperator(MlopsBaseOperator):
         written (write-once) after it. If that snapshot already exists and verifies, the temporary
         file is deleted and nothing changes. A failure at any point deletes the temporary file.
         """
-        from mlops_ops.core import data, ingest_stream
+        from mlops_ops.core import ingest_stream
         from mlops_ops.core import snapshot as snap
-        from mlops_ops.hooks.storage import remove_temporaries, staged_file
+        from mlops_ops.errors import DataError
+        from mlops_ops.hooks.storage import open_file, remove_temporaries, staged_file
 
         snapshots = self.storage.snapshots_dir()
         stale = remove_temporaries(snapshots, older_than_seconds=_STALE_STAGING_SECONDS)
         if stale:
             self.log.info("removed %d temporary file(s) left by a killed ingest in %s", stale, snapshots)
         with staged_file(snapshots, snap.DATA_FILE) as tmp:
-            written = ingest_stream.write_snapshot_file(batches, lambda: tmp.open("wb"))
+            written = ingest_stream.write_snapshot_file(batches, lambda: open_file(tmp, "wb"))
             if written.passes > 1:
                 self.log.info("read the source %d times: later batches widened column types", written.passes)
             if written.rows < self.min_rows:
-                raise data.DataError(
+                raise DataError(
                     f"the source has {written.rows} data row(s), fewer than min_rows={self.min_rows}; "
                     "check that the upstream export wrote its rows"
                 )

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from airflow.sdk import ObjectStoragePath
 
+from mlops_ops.hooks import storage as storage_hooks
 from mlops_ops.hooks.storage import PipelineStorage
 from mlops_ops.serving.prediction_log import (
     COLUMNS,
@@ -152,16 +152,16 @@ def test_a_failed_write_keeps_the_unwritten_rows_and_never_duplicates(storage, t
     rows = [row(T0), row(T0 + dt.timedelta(hours=1))]
     ids = [r["prediction_id"] for r in rows]
     writer.append(rows)
-    real_move = ObjectStoragePath.move
+    real_move = storage_hooks.move_file
     calls = []
 
-    def flaky_move(self, *args, **kwargs):
+    def flaky_move(src, dst):
         calls.append(1)
         if len(calls) == 2:
             raise OSError("storage down")
-        return real_move(self, *args, **kwargs)
+        return real_move(src, dst)
 
-    monkeypatch.setattr(ObjectStoragePath, "move", flaky_move)
+    monkeypatch.setattr(storage_hooks, "move_file", flaky_move)
     with pytest.raises(OSError, match="storage down"):
         writer.flush()
     assert writer.buffered == 1

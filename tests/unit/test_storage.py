@@ -46,12 +46,12 @@ def test_write_atomic_replaces_the_content(tmp_path):
 def test_a_failed_move_leaves_no_final_name_and_no_temporary_file(tmp_path, monkeypatch, error):
     moved = []
 
-    def broken_move(self, *args, **kwargs):
-        moved.append(str(self))
-        assert Path(self.path).read_bytes() == b"complete content"  # the data was written first
+    def broken_move(src, dst):
+        moved.append(str(src))
+        assert Path(src.path).read_bytes() == b"complete content"  # the data was written first
         raise error
 
-    monkeypatch.setattr(ObjectStoragePath, "move", broken_move)
+    monkeypatch.setattr(storage, "move_file", broken_move)
     path = to_path(str(tmp_path / "out" / "data.parquet"))
     with pytest.raises(type(error)):
         write_atomic(path, b"complete content")
@@ -65,10 +65,10 @@ def test_a_failed_write_keeps_the_previous_content(tmp_path, monkeypatch):
     path = to_path(str(tmp_path / "manifest.json"))
     write_atomic(path, b"version 1")
 
-    def broken_move(self, *args, **kwargs):
+    def broken_move(src, dst):
         raise OSError("connection reset")
 
-    monkeypatch.setattr(ObjectStoragePath, "move", broken_move)
+    monkeypatch.setattr(storage, "move_file", broken_move)
     with pytest.raises(OSError, match="connection reset"):
         write_atomic(path, b"version 2")
     assert (tmp_path / "manifest.json").read_bytes() == b"version 1"
@@ -298,3 +298,50 @@ def test_a_damaged_ledger_record_is_a_verdict_naming_it(store, raw):
     with pytest.raises(LedgerError, match="20260101T000000.000000Z-v1.json is not valid JSON") as err:
         ledger.read()
     assert is_verdict(err.value)
+
+
+# -- hook lineage ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def lineage_reader(monkeypatch):
+    """A hook lineage reader registered, as a plugin (OpenLineage, ...) registers one; Airflow's
+    collector and our check are cached per process, so both are reset around the test."""
+    from airflow.sdk import plugins_manager
+    from airflow.sdk.lineage import HookLineageReader, get_hook_lineage_collector
+
+    monkeypatch.setattr(plugins_manager, "get_hook_lineage_readers_plugins", lambda: [HookLineageReader])
+    get_hook_lineage_collector.cache_clear()
+    storage._hook_lineage_read.cache_clear()
+    yield get_hook_lineage_collector
+    get_hook_lineage_collector.cache_clear()
+    storage._hook_lineage_read.cache_clear()
+
+
+def test_files_read_written_and_moved_report_hook_lineage_when_a_reader_records_it(tmp_path, lineage_reader):
+    source = to_path(str(tmp_path / "in.bin"))
+    source.write_bytes(b"rows")
+    with storage.open_file(source, "rb") as fh:
+        assert fh.read() == b"rows"
+    target = to_path(str(tmp_path / "out" / "data.bin"))
+    write_atomic(target, b"stored")  # written to a temporary name, then moved
+    lineage = lineage_reader().collected_assets
+    inputs = {info.asset.uri for info in lineage.inputs}
+    outputs = {info.asset.uri for info in lineage.outputs}
+    assert any(uri.endswith("/in.bin") for uri in inputs), inputs
+    assert any(uri.endswith("/out/data.bin") for uri in outputs), outputs
+    assert target.read_bytes() == b"stored"
+
+
+def test_without_a_lineage_reader_files_skip_airflows_collector_and_read_and_write_the_same(tmp_path):
+    from airflow.sdk import plugins_manager
+
+    if plugins_manager.get_hook_lineage_readers_plugins():
+        pytest.skip("a plugin registers a hook lineage reader here")
+    storage._hook_lineage_read.cache_clear()
+    path = to_path(str(tmp_path / "a" / "doc.json"))
+    write_json_atomic(path, {"rows": 3})
+    with storage.open_file(path, "rb") as fh:
+        assert type(fh).__module__.startswith("fsspec")  # the filesystem's file, not Airflow's wrapper
+    assert read_json(path) == {"rows": 3}
+    assert leftovers(tmp_path) == []
