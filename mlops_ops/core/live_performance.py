@@ -150,7 +150,9 @@ def live_performance(
     needed = {"model_version", "predicted_at", "prediction", "probability", "label"}
     missing = needed - set(frame.columns)
     if missing:
-        raise ValueError(f"joined outcomes lack the column(s) {sorted(missing)}; expected core.outcomes' contract")
+        raise ValueError(
+            f"joined outcomes lack the column(s) {sorted(missing)}; expected core.outcomes' contract"
+        )
     frame = frame[frame["label"].notna()]
     if versions is not None:
         frame = frame[frame["model_version"].astype(str).isin([str(v) for v in versions])]
@@ -161,14 +163,20 @@ def live_performance(
     version_col = frame["model_version"].astype(str)
     out: list[LiveMetric] = []
     common = {"metric": metric, "task": task, "level": level, "resamples": resamples, "min_rows": min_rows}
-    for i, version in enumerate(sorted(version_col.unique(), key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))):
+    for i, version in enumerate(
+        sorted(version_col.unique(), key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
+    ):
         rows = frame[version_col == version]
         by_day = days[version_col == version]
         for j, day in enumerate(sorted(by_day.unique())):
             out.append(
                 metric_with_interval(
-                    rows[by_day == day], model_version=version, day=day, seed=seed + 1009 * i + j,
-                    classes=classes, **common,
+                    rows[by_day == day],
+                    model_version=version,
+                    day=day,
+                    seed=seed + 1009 * i + j,
+                    classes=classes,
+                    **common,
                 )  # fmt: skip
             )
         out.append(

@@ -57,7 +57,9 @@ def true_metrics() -> dict[str, float]:
     return compute_metrics("classification", label.astype(int), scores)
 
 
-def coverage(metric: str, *, rows: int = ROWS, repetitions: int = REPETITIONS, seed: int = 7) -> dict[str, float]:
+def coverage(
+    metric: str, *, rows: int = ROWS, repetitions: int = REPETITIONS, seed: int = 7
+) -> dict[str, float]:
     truth = true_metrics()[metric]
     rng = np.random.default_rng(seed)
     covered, widths = [], []
@@ -67,7 +69,8 @@ def coverage(metric: str, *, rows: int = ROWS, repetitions: int = REPETITIONS, s
             _frame(label, proba), metric=metric, task="classification", model_version="1", day=None,
             level=LEVEL, seed=r, classes=np.array(["0", "1"]),
         )  # fmt: skip
-        assert entry.lower is not None and entry.upper is not None, entry.reason
+        assert entry.lower is not None, entry.reason
+        assert entry.upper is not None, entry.reason
         covered.append(entry.lower <= truth <= entry.upper)
         widths.append(entry.upper - entry.lower)
     return {"truth": truth, "coverage": float(np.mean(covered)), "width": float(np.mean(widths))}
@@ -124,15 +127,23 @@ def test_too_few_rows_or_one_class_give_no_interval_and_say_why():
     few = metric_with_interval(
         _frame(label, proba), metric="accuracy", task="classification", model_version="1", day=None
     )
-    assert few.value is not None and few.lower is None and few.upper is None
+    assert few.value is not None
+    assert few.lower is None
+    assert few.upper is None
     assert "10 row(s) < 30" in few.reason
     one_class = _frame(np.ones(100, dtype=bool), np.linspace(0.1, 0.9, 100))
-    auc = metric_with_interval(one_class, metric="roc_auc", task="classification", model_version="1", day=None)
-    assert auc.value is None and auc.lower is None
+    auc = metric_with_interval(
+        one_class, metric="roc_auc", task="classification", model_version="1", day=None
+    )
+    assert auc.value is None
+    assert auc.lower is None
     assert "one class" in auc.reason
     no_proba = _frame(*_draw(np.random.default_rng(5), 100)).assign(probability=np.nan)
-    entry = metric_with_interval(no_proba, metric="roc_auc", task="classification", model_version="1", day=None)
-    assert entry.value is None and "probability" in entry.reason
+    entry = metric_with_interval(
+        no_proba, metric="roc_auc", task="classification", model_version="1", day=None
+    )
+    assert entry.value is None
+    assert "probability" in entry.reason
 
 
 def test_one_class_on_a_day_keeps_the_positive_class():
@@ -142,17 +153,21 @@ def test_one_class_on_a_day_keeps_the_positive_class():
     frame.loc[:49, "predicted_at"] = pd.Timestamp("2026-11-30T12:00:00Z")
     frame.loc[:49, "prediction"] = "1"
     entries = live_performance(frame, metric="recall", task="classification", resamples=100)
-    assert entries[0].day == "2026-11-30" and entries[0].value == 0.0  # no positives: recall 0
+    assert entries[0].day == "2026-11-30"
+    assert entries[0].value == 0.0
 
 
 def test_regression_outcomes():
     rng = np.random.default_rng(8)
     y = rng.normal(10, 2, 300)
     frame = _frame(np.zeros(300, dtype=bool), np.zeros(300)).assign(
-        label=[f"{v:.4f}" for v in y], prediction=[f"{v:.4f}" for v in y + rng.normal(0, 1, 300)], probability=None
+        label=[f"{v:.4f}" for v in y],
+        prediction=[f"{v:.4f}" for v in y + rng.normal(0, 1, 300)],
+        probability=None,
     )
     (_, window) = live_performance(frame, metric="mae", task="regression", resamples=200)
-    assert 0.6 < window.value < 1.0 and window.lower < window.value < window.upper
+    assert 0.6 < window.value < 1.0
+    assert window.lower < window.value < window.upper
 
 
 def test_a_frame_without_the_contracts_columns_is_refused():

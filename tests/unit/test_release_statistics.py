@@ -19,6 +19,7 @@ from mlops_ops.core.release import (
     DEFAULT_ALPHA,
     Guardrails,
     Verdict,
+    attach_outcomes,
     error_rate_check,
     judge_release,
     quantile_bounds,
@@ -82,6 +83,37 @@ def verdicts(champion_kw: dict, challenger_kw: dict, *, seed: int, metric: str |
         champion, challenger = split_arms(log, champion_version="1", challenger_version="2")
         judgement = judge_release(
             champion, challenger, Guardrails(), metric=metric, seed=int(rng.integers(1e9))
+        )
+        out.append(judgement.verdict is Verdict.ROLLBACK)
+    return np.asarray(out)
+
+
+def shadow_rows(
+    rng: np.random.Generator, n: int, *, skill: float = 2.0, noise: float = 0.5
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A shadow release's log: the champion (v1, logit 2x + noise) and the shadow (v2, logit
+    ``skill`` x + its own noise) score the same ``n`` requests (one ``prediction_id`` each), and
+    the joined outcome (drawn from logit 2x) is attached to both rows, as :func:`attach_outcomes` does."""
+    champion, shadow = arm_rows(rng, "champion", "1", n), arm_rows(rng, "shadow", "2", n)
+    x = rng.normal(size=n)
+    label = np.where(rng.random(n) < 1 / (1 + np.exp(-2.0 * x)), "1", "0")
+    shadow["prediction_id"] = champion["prediction_id"].to_numpy()
+    shadow["request_id"] = champion["request_id"].to_numpy()
+    for frame, k in ((champion, 2.0), (shadow, skill)):
+        proba = 1 / (1 + np.exp(-(k * x + noise * rng.normal(size=n))))
+        frame["probability"] = proba
+        frame["prediction"] = np.where(proba >= 0.5, "1", "0")
+        frame["label"] = label
+    return champion, shadow
+
+
+def shadow_verdicts(skill: float, *, seed: int, paired: bool | None = None) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(REPETITIONS):
+        champion, shadow = shadow_rows(rng, REQUESTS, skill=skill)
+        judgement = judge_release(
+            champion, shadow, Guardrails(), metric="roc_auc", seed=int(rng.integers(1e9)), paired=paired
         )
         out.append(judgement.verdict is Verdict.ROLLBACK)
     return np.asarray(out)
@@ -178,6 +210,65 @@ def test_the_other_arms_failure_in_a_split_request_is_not_held_against_this_one(
     assert (judgement.champion.errors, judgement.challenger.errors) == (0, 30)
 
 
+@pytest.mark.slow
+def test_shadow_paired_false_rollback_rate_of_an_equal_model_is_at_most_alpha():
+    # same skill, independent noise: equal AUC, different predictions on every row
+    rolled_back = shadow_verdicts(2.0, seed=21)
+    assert rolled_back.mean() <= upper_limit(DEFAULT_ALPHA, REPETITIONS), rolled_back.mean()
+
+
+@pytest.mark.slow
+def test_shadow_paired_power_against_a_worse_model():
+    rolled_back = shadow_verdicts(1.0, seed=22)  # AUC about 0.05 lower, tolerance 0.01
+    assert rolled_back.mean() >= 0.95, rolled_back.mean()
+
+
+def test_a_shadow_release_is_judged_paired_on_the_rows_both_scored():
+    champion, shadow = shadow_rows(np.random.default_rng(2), 400, skill=0.3)
+    judgement = judge_release(champion, shadow, Guardrails(), metric="roc_auc")
+    (check,) = [c for c in judgement.checks if c.name == "metric:roc_auc"]
+    assert check.tested
+    assert "paired on 400 labelled rows" in check.detail
+    assert check.breached
+    two_sample = judge_release(champion, shadow, Guardrails(), metric="roc_auc", paired=False)
+    assert "paired" not in [c for c in two_sample.checks if c.name == "metric:roc_auc"][0].detail
+
+
+def test_a_shadow_release_with_too_few_shared_labels_is_not_tested():
+    champion, shadow = shadow_rows(np.random.default_rng(3), 200)
+    shadow["prediction_id"] = [f"other-{i}" for i in range(200)]  # nothing in common
+    judgement = judge_release(champion, shadow, Guardrails(), metric="roc_auc")
+    (check,) = [c for c in judgement.checks if c.name == "metric:roc_auc"]
+    assert not check.tested
+    assert "0 labelled rows scored by both models" in check.detail
+
+
+def test_labels_are_attached_from_joined_outcomes_by_prediction_and_version():
+    rng = np.random.default_rng(4)
+    champion, shadow = arm_rows(rng, "champion", "1", 4), arm_rows(rng, "shadow", "2", 4)
+    shadow["prediction_id"] = champion["prediction_id"].to_numpy()
+    log = pd.concat([champion, shadow], ignore_index=True).set_axis(range(10, 18))
+    ids = champion["prediction_id"].tolist()
+    t = pd.Timestamp("2026-12-06T00:00:00Z")
+    outcomes = pd.DataFrame(
+        {
+            "prediction_id": [ids[0], ids[0], ids[1], ids[1], ids[2], "orphan"],
+            "model_version": ["1", "2", "1", "1", "9", "1"],
+            "joined_at": [t, t, t, t + pd.Timedelta(days=1), t, t],
+            "label": ["1", "1", "0", "1", "1", "0"],
+        }
+    )
+    out = attach_outcomes(log, outcomes)
+    assert list(out.index) == list(log.index)
+    assert len(out) == len(log)
+    assert out["label"].tolist() == ["1", "1", pd.NA, pd.NA, "1", pd.NA, pd.NA, pd.NA]
+    # (ids[1], v1) was joined twice: the later join wins; ids[2] was joined to another version only
+    assert attach_outcomes(log, outcomes.iloc[[3]])["label"].iloc[1] == "1"
+    empty = attach_outcomes(log, outcomes.iloc[:0])
+    assert empty["label"].isna().all()
+    assert list(empty.columns) == [*log.columns, "label"]
+
+
 if __name__ == "__main__":  # the figures of docs/releases.md: python -m tests.unit.test_release_statistics
     CASES = [
         ("same model", {}, {}, None, 11),
@@ -192,3 +283,7 @@ if __name__ == "__main__":  # the figures of docs/releases.md: python -m tests.u
     for name, champion_kw, challenger_kw, metric, seed in CASES:
         rate = verdicts(champion_kw, challenger_kw, seed=seed, metric=metric).mean()
         print(f"  {name:48s} rollback rate {rate:.3f}")
+    print("shadow release, labelled outcomes (roc_auc), paired vs two-sample on the same logs:")
+    for name, skill, seed in (("equal model", 2.0, 21), ("a little worse", 1.4, 23), ("worse", 1.0, 22)):
+        paired, two = shadow_verdicts(skill, seed=seed), shadow_verdicts(skill, seed=seed, paired=False)
+        print(f"  {name:48s} rollback rate paired {paired.mean():.3f}, two-sample {two.mean():.3f}")
