@@ -162,7 +162,13 @@ def live_performance(
     days = pd.to_datetime(frame["predicted_at"], utc=True).dt.strftime("%Y-%m-%d")
     version_col = frame["model_version"].astype(str)
     out: list[LiveMetric] = []
-    common = {"metric": metric, "task": task, "level": level, "resamples": resamples, "min_rows": min_rows}
+    common: dict[str, Any] = {
+        "metric": metric,
+        "task": task,
+        "level": level,
+        "resamples": resamples,
+        "min_rows": min_rows,
+    }
     for i, version in enumerate(
         sorted(version_col.unique(), key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
     ):
