@@ -20,6 +20,7 @@ import pytest
 
 from mlops_ops.core.live_performance import live_performance, metric_with_interval
 from mlops_ops.core.metrics import compute_metrics
+from mlops_ops.core.monitoring import check_performance
 
 REPETITIONS = 400
 ROWS = 400
@@ -88,6 +89,61 @@ def test_intervals_cover_the_true_metric_at_their_level(metric):
     low, high = band(LEVEL, REPETITIONS)
     print(f"{metric}: true {found['truth']:.4f}, coverage {found['coverage']:.3f} in [{low:.3f}, {high:.3f}]")
     assert low <= found["coverage"] <= high, found
+
+
+def degraded_rate(drop: float, *, tolerance: float = 0.05, rows: int = ROWS, seed: int = 9) -> float:
+    """How often the verdict on outcomes says degraded when the true AUC is ``drop`` below the
+    value at promotion (the check's rule on the interval's better end)."""
+    truth = true_metrics()["roc_auc"]
+    rng = np.random.default_rng(seed)
+    flagged = []
+    for r in range(REPETITIONS):
+        label, proba = _draw(rng, rows)
+        e = metric_with_interval(
+            _frame(label, proba), metric="roc_auc", task="classification", model_version="1", day=None,
+            seed=r, classes=np.array(["0", "1"]),
+        )  # fmt: skip
+        check = check_performance(
+            metric="roc_auc", value=e.value, baseline=truth + drop, rows=e.rows, tolerance=tolerance,
+            floor=None, min_rows=30, interval=(e.lower, e.upper, e.level), source="outcomes",
+        )  # fmt: skip
+        flagged.append(check.degraded)
+    return float(np.mean(flagged))
+
+
+@pytest.mark.slow
+def test_the_verdict_on_outcomes_holds_its_level_at_the_tolerance():
+    # the hardest null: the champion is exactly `tolerance` worse than at promotion; the rule
+    # (the interval's better end past the tolerance) is a one-sided test at (1 - level) / 2
+    rate = degraded_rate(0.05)
+    nominal = (1 - LEVEL) / 2
+    print(f"degraded at a drop of exactly the tolerance: {rate:.3f} (nominal {nominal})")
+    assert rate <= band(nominal, REPETITIONS)[1], rate
+
+
+@pytest.mark.slow
+def test_the_verdict_on_outcomes_finds_a_real_drop():
+    rate = degraded_rate(0.15)
+    print(f"degraded at a drop of 0.15 (tolerance 0.05): {rate:.3f}")
+    assert rate >= 0.95, rate
+
+
+def test_a_small_noisy_window_past_the_tolerance_is_not_degraded():
+    # a point estimate 0.08 below the value at promotion, but on 60 outcomes: the interval reaches
+    # back within the tolerance, so no retrain on this evidence
+    check = check_performance(
+        metric="roc_auc", value=0.74, baseline=0.82, rows=60, tolerance=0.05, floor=0.7, min_rows=30,
+        interval=(0.62, 0.85, 0.95), source="outcomes",
+    )  # fmt: skip
+    assert check.status == "ok", check.reasons
+    assert check.drop == pytest.approx(0.08)
+    assert "better end 0.8500 judged" in check.reasons[0]
+    surely = check_performance(
+        metric="rmse", value=1.3, baseline=1.0, rows=600, tolerance=0.1, floor=None, min_rows=30,
+        interval=(1.2, 1.4, 0.95), source="outcomes",
+    )  # fmt: skip
+    assert surely.status == "degraded"  # lower is better: even the lower end is 0.2 worse
+    assert (surely.lower, surely.upper, surely.level, surely.source) == (1.2, 1.4, 0.95, "outcomes")
 
 
 def test_one_entry_per_version_and_day_then_the_window():
@@ -188,3 +244,6 @@ if __name__ == "__main__":  # the figures of docs/monitoring.md: python -m tests
                 f"  {name:9s} {rows:5d} rows: true {found['truth']:.4f}, coverage {found['coverage']:.3f}, "
                 f"mean width {found['width']:.4f}"
             )
+    print(f"verdict on outcomes (roc_auc, {ROWS} rows, tolerance 0.05, rule on the interval's better end):")
+    for drop in (0.0, 0.05, 0.10, 0.15):
+        print(f"  true drop {drop:.2f}: degraded in {degraded_rate(drop):.3f} of repetitions")
