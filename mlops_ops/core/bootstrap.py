@@ -117,3 +117,65 @@ def paired_bootstrap(
         seed=seed,
         rows=n,
     )
+
+
+def resample_counts(rng: np.random.Generator, n: int, resamples: int) -> np.ndarray:
+    """How often each of ``n`` rows is drawn in each of ``resamples`` bootstrap resamples: a
+    ``(resamples, n)`` float matrix of counts, each row summing to ``n`` (the weights the
+    kernels of :func:`mlops_ops.core.metrics.metric_kernel` take)."""
+    drawn = rng.integers(0, n, size=(resamples, n)) + np.arange(resamples)[:, None] * n
+    return np.bincount(drawn.ravel(), minlength=resamples * n).reshape(resamples, n).astype("float64")
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A percentile bootstrap interval of one metric on one sample."""
+
+    value: float
+    lower: float
+    upper: float
+    confidence: float
+    resamples: int
+    valid_resamples: int
+    rows: int
+
+
+def bootstrap_interval(
+    kernel: Any,
+    n: int,
+    *,
+    resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    max_cells: int = 200_000,
+) -> Interval:
+    """Percentile bootstrap interval of a metric on one sample of ``n`` rows (Efron & Tibshirani,
+    An Introduction to the Bootstrap, 1993, ch. 13).
+
+    :param kernel: ``W -> metric per row of W`` (:func:`mlops_ops.core.metrics.metric_kernel`).
+    :param n: rows of the sample.
+    :returns: the value on the whole sample and the ``(1 - confidence) / 2`` and
+        ``(1 + confidence) / 2`` quantiles of the metric over ``resamples`` seeded resamples (two-sided).
+    :raises GateError: fewer than 2 rows, a non-finite value, or more than
+        :data:`MAX_INVALID_RESAMPLES` of the resamples degenerate (e.g. one class only, for AUC).
+    """
+    if n < 2:
+        raise GateError(f"{n} row(s); a bootstrap needs at least 2")
+    value = float(kernel(np.ones((1, n)))[0])
+    if not math.isfinite(value):
+        raise GateError("the metric is not finite on the sample")
+    rng = np.random.default_rng(seed)
+    values = np.empty(resamples)
+    chunk = max(1, min(resamples, max_cells // n))
+    for start in range(0, resamples, chunk):
+        m = min(chunk, resamples - start)
+        values[start : start + m] = kernel(resample_counts(rng, n, m))
+    valid = values[np.isfinite(values)]
+    if len(valid) < (1 - MAX_INVALID_RESAMPLES) * resamples:
+        raise GateError(
+            f"{resamples - len(valid)} of {resamples} resamples were degenerate (one class only, or a "
+            f"constant target): {n} rows are too few for an interval"
+        )
+    alpha = (1 - confidence) / 2
+    lower, upper = (float(q) for q in np.quantile(valid, [alpha, 1 - alpha]))
+    return Interval(value, lower, upper, confidence, resamples, int(len(valid)), n)

@@ -62,6 +62,12 @@ class PerformanceCheck:
     rows: int
     min_rows: int
     reasons: list[str] = field(default_factory=list)
+    #: where the labels came from: ``batch`` (the batch's target column) or ``outcomes`` (joined outcomes)
+    source: str = "batch"
+    #: the value's bootstrap interval (judged on outcomes), None for a batch
+    lower: float | None = None
+    upper: float | None = None
+    level: float | None = None
 
     @property
     def degraded(self) -> bool:
@@ -92,9 +98,21 @@ def check_performance(
     tolerance: float,
     floor: float | None,
     min_rows: int,
+    interval: tuple[float, float, float] | None = None,
+    source: str = "batch",
 ) -> PerformanceCheck:
-    """Degraded when the metric dropped by more than ``tolerance`` or fell past ``floor``."""
-    check = PerformanceCheck("ok", metric, value, baseline, tolerance, floor, rows, min_rows)
+    """Degraded when the metric dropped by more than ``tolerance`` or fell past ``floor``.
+
+    :param interval: ``(lower, upper, level)``, the value's confidence interval (judged on joined
+        outcomes). Then the rule is applied to the interval's **better** end (the upper bound when
+        higher is better): degraded only when even that end dropped by more than ``tolerance`` or
+        is past ``floor``, i.e. on evidence at one-sided level ``(1 - level) / 2`` that the metric
+        is past the line, so a small, noisy window does not request a retrain.
+    :param source: ``batch`` or ``outcomes``, recorded in the check.
+    """
+    check = PerformanceCheck("ok", metric, value, baseline, tolerance, floor, rows, min_rows, source=source)
+    if interval is not None:
+        check.lower, check.upper, check.level = interval
     higher = METRIC_DIRECTIONS[metric]
     if rows < min_rows:
         check.status = "insufficient_data"
@@ -104,26 +122,33 @@ def check_performance(
         check.status = "insufficient_data"
         check.reasons.append(f"{metric} could not be computed on this batch (e.g. one class only)")
         return check
-    if floor is not None and (value < floor if higher else value > floor):
+    judged, said = value, f"{metric} = {value:.4f}"
+    if interval is not None:
+        lower, upper, level = interval
+        judged = upper if higher else lower
+        said = (
+            f"{metric} = {value:.4f} ({level:.0%} interval [{lower:.4f}, {upper:.4f}], "
+            f"its better end {judged:.4f} judged)"
+        )
+    if floor is not None and (judged < floor if higher else judged > floor):
         check.status = "degraded"
         check.reasons.append(
-            f"{metric} = {value:.4f} is past the floor {floor:.4f} ({'higher' if higher else 'lower'} is better)"
+            f"{said} is past the floor {floor:.4f} ({'higher' if higher else 'lower'} is better)"
         )
     if baseline is None or not math.isfinite(baseline):
         if check.status == "ok":
             check.status = "no_baseline"
             check.reasons.append(f"no {metric} recorded at the champion's promotion: only the floor applies")
         return check
-    drop = check.drop
-    assert drop is not None
+    drop = baseline - judged if higher else judged - baseline
     if drop > tolerance + 1e-12:
         check.status = "degraded"
         check.reasons.append(
-            f"{metric} = {value:.4f} vs {baseline:.4f} at promotion: {drop:.4f} worse, tolerance {tolerance:.4f}"
+            f"{said} vs {baseline:.4f} at promotion: {drop:.4f} worse, tolerance {tolerance:.4f}"
         )
     elif check.status == "ok":
         check.reasons.append(
-            f"{metric} = {value:.4f} vs {baseline:.4f} at promotion ({drop:+.4f} worse), within tolerance {tolerance:.4f}"
+            f"{said} vs {baseline:.4f} at promotion ({drop:+.4f} worse), within tolerance {tolerance:.4f}"
         )
     return check
 

@@ -29,7 +29,11 @@ seeded repetitions.
   bootstrap interval of ``challenger - champion`` (sign-adjusted, positive = challenger better;
   the arms' rows resampled independently, each with the kernels of :mod:`mlops_ops.core.metrics`
   that the gate's bootstrap uses; Efron & Tibshirani 1993, ch. 13). Breach when the interval's
-  upper bound (one-sided, at the level) is below ``-metric_tolerance``.
+  upper bound (one-sided, at the level) is below ``-metric_tolerance``. A **shadow** release's
+  two models scored the same requests, so its metric is tested on the rows both scored (same
+  ``prediction_id``) with the gate's **paired** bootstrap (:func:`paired_metric_check`), which sees
+  only the noise of the difference. The labels come from the feedback join's joined outcomes
+  (:func:`attach_outcomes`, by ``prediction_id`` and ``model_version``).
 
 This module holds no I/O: :func:`split_arms` takes the prediction log as a DataFrame.
 """
@@ -350,13 +354,6 @@ def prediction_drift_check(
     )
 
 
-def _resample_counts(rng: np.random.Generator, n: int, resamples: int) -> np.ndarray:
-    """How often each of ``n`` rows is drawn in each of ``resamples`` bootstrap resamples
-    (``resamples x n`` counts, each row of them summing to ``n``)."""
-    drawn = rng.integers(0, n, size=(resamples, n)) + np.arange(resamples)[:, None] * n
-    return np.bincount(drawn.ravel(), minlength=resamples * n).reshape(resamples, n).astype("float64")
-
-
 def _labelled_scores(rows: pd.DataFrame) -> tuple[np.ndarray, dict[str, Any]]:
     rows = rows[rows[LABEL_COLUMN].notna() & rows["prediction"].notna()]
     scores: dict[str, Any] = {"pred": rows["prediction"].astype(str).to_numpy()}
@@ -379,6 +376,7 @@ def metric_check(
     """Bootstrap interval of the metric difference over labelled rows; breach when it is surely
     worse than ``-tolerance``. Too few labelled rows (or one class only): not tested."""
     from mlops_ops.config import METRIC_DIRECTIONS
+    from mlops_ops.core.bootstrap import resample_counts
     from mlops_ops.core.metrics import GateError, metric_kernel
 
     name = f"metric:{metric}"
@@ -405,7 +403,7 @@ def metric_check(
         return GuardrailCheck(name, False, False, None, tolerance, level, detail=str(err))
     rng = np.random.default_rng(seed)
     sign = 1.0 if METRIC_DIRECTIONS[metric] else -1.0
-    w_c, w_0 = _resample_counts(rng, len(y_c), resamples), _resample_counts(rng, len(y_0), resamples)
+    w_c, w_0 = resample_counts(rng, len(y_c), resamples), resample_counts(rng, len(y_0), resamples)
     diffs = sign * (np.asarray(k_c(w_c)) - np.asarray(k_0(w_0)))
     diffs = diffs[np.isfinite(diffs)]
     observed = sign * (float(k_c(np.ones((1, len(y_c))))[0]) - float(k_0(np.ones((1, len(y_0))))[0]))
@@ -421,6 +419,119 @@ def metric_check(
     )
 
 
+def _paired_rows(champion: pd.DataFrame, challenger: pd.DataFrame) -> pd.DataFrame:
+    """The labelled rows both models scored: one row per ``prediction_id`` with each side's
+    prediction and probability (``_c``: challenger, ``_0``: champion) and the champion row's label."""
+    cols = ["prediction_id", "prediction", "probability", LABEL_COLUMN]
+
+    def side(rows: pd.DataFrame) -> pd.DataFrame:
+        rows = rows[rows[LABEL_COLUMN].notna() & rows["prediction"].notna() & rows["prediction_id"].notna()]
+        rows = rows.reindex(columns=cols).assign(prediction_id=lambda f: f["prediction_id"].astype(str))
+        return rows.drop_duplicates("prediction_id", keep="last")
+
+    return side(challenger).merge(side(champion), on="prediction_id", suffixes=("_c", "_0"))
+
+
+def paired_metric_check(
+    champion: pd.DataFrame,
+    challenger: pd.DataFrame,
+    *,
+    metric: str,
+    task: str,
+    tolerance: float,
+    level: float,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> GuardrailCheck:
+    """The metric guardrail of a **shadow** release: both models scored the same requests (rows
+    sharing a ``prediction_id``), so the rows are resampled once for both (the gate's paired
+    bootstrap, :func:`mlops_ops.core.bootstrap.paired_bootstrap`), and the interval reflects the
+    noise of the difference only. Breach when the one-sided upper bound (the ``1 - level``
+    quantile) of ``challenger - champion`` (sign-adjusted, positive = challenger better) is below
+    ``-tolerance``. Fewer than :data:`MIN_LABELLED_ROWS` shared labelled rows, or one class only:
+    not tested."""
+    from mlops_ops.core.bootstrap import paired_bootstrap
+    from mlops_ops.core.metrics import GateError
+
+    name = f"metric:{metric}"
+    if LABEL_COLUMN not in champion or LABEL_COLUMN not in challenger:
+        return GuardrailCheck(name, False, False, None, tolerance, level, detail="no labelled outcomes")
+    pairs = _paired_rows(champion, challenger)
+    y = pairs[f"{LABEL_COLUMN}_0"].astype(str).to_numpy()
+    n = len(pairs)
+    if n < MIN_LABELLED_ROWS or (task == "classification" and len(set(y)) < 2):
+        return GuardrailCheck(
+            name, False, False, None, tolerance, level,
+            detail=f"{n} labelled rows scored by both models (need {MIN_LABELLED_ROWS} and both classes)",
+        )  # fmt: skip
+
+    def scores(suffix: str) -> dict[str, Any]:
+        pred = pairs[f"prediction{suffix}"]
+        if task == "regression":
+            return {"pred": pd.to_numeric(pred, errors="coerce").to_numpy("float64")}
+        out: dict[str, Any] = {"pred": pred.astype(str).to_numpy()}
+        proba = pairs[f"probability{suffix}"]
+        if proba.notna().all():
+            out["proba"] = proba.to_numpy("float64")
+        seen = np.unique(
+            np.concatenate([y, pairs["prediction_c"].astype(str), pairs["prediction_0"].astype(str)])
+        )
+        if len(seen) == 2:
+            out["classes"] = seen  # one positive class for both models
+        return out
+
+    y_true: np.ndarray = (
+        pd.to_numeric(pd.Series(y), errors="coerce").to_numpy("float64") if task == "regression" else y
+    )
+    try:
+        result = paired_bootstrap(
+            metric, task, y_true, scores("_c"), scores("_0"),
+            resamples=resamples, confidence=1 - 2 * level, seed=seed,
+        )  # fmt: skip
+    except GateError as err:
+        return GuardrailCheck(name, False, False, None, tolerance, level, detail=f"paired: {err}")
+    detail = (
+        f"{metric} challenger - champion (positive = better) {result.estimate:+.4f}, one-sided upper bound "
+        f"{result.upper:+.4f} vs -{tolerance:g}; paired on {n} labelled rows both models scored"
+    )
+    return GuardrailCheck(
+        name,
+        True,
+        result.upper < -tolerance,
+        result.estimate,
+        tolerance,
+        level,
+        bound=result.upper,
+        detail=detail,
+    )
+
+
+def attach_outcomes(log: pd.DataFrame, outcomes: pd.DataFrame | None) -> pd.DataFrame:
+    """The prediction log with a :data:`LABEL_COLUMN` from joined outcomes
+    (:data:`mlops_ops.core.outcomes.JOINED_OUTCOME_SCHEMA`), matched on ``prediction_id`` and
+    ``model_version``: a shadow release's two rows of one request each get the outcome joined to
+    them. An outcome joined twice (a later feedback run) counts once, the latest. Rows without an
+    outcome keep a missing label; a label the log already had is kept. Same rows, same index."""
+    out = log.copy()
+    if outcomes is None or outcomes.empty or log.empty:
+        if LABEL_COLUMN not in out:
+            out[LABEL_COLUMN] = pd.Series(pd.NA, index=out.index, dtype="string")
+        return out
+    keys = outcomes[outcomes[LABEL_COLUMN].notna()]
+    if "joined_at" in keys:
+        keys = keys.sort_values("joined_at", kind="stable")
+    keys = keys.assign(
+        prediction_id=keys["prediction_id"].astype(str), model_version=keys["model_version"].astype(str)
+    ).drop_duplicates(["prediction_id", "model_version"], keep="last")
+    lookup = keys.set_index(["prediction_id", "model_version"])[LABEL_COLUMN].astype("string")
+    where = pd.MultiIndex.from_arrays([log["prediction_id"].astype(str), log["model_version"].astype(str)])
+    attached = pd.Series(lookup.reindex(where).to_numpy(), index=log.index, dtype="string")
+    out[LABEL_COLUMN] = (
+        out[LABEL_COLUMN].astype("string").fillna(attached) if LABEL_COLUMN in out else attached
+    )
+    return out
+
+
 def judge_release(
     champion: pd.DataFrame,
     challenger: pd.DataFrame,
@@ -430,6 +541,7 @@ def judge_release(
     metric: str | None = None,
     task: str = "classification",
     seed: int = 0,
+    paired: bool | None = None,
 ) -> ReleaseJudgement:
     """Judge the challenger's rows against the champion's (two frames of the prediction log).
 
@@ -439,6 +551,9 @@ def judge_release(
     :param alpha: the family-wise level, split evenly over the tests that run.
     :param metric: the primary metric, tested where rows carry a ``label`` (None: not tested).
     :param task: ``classification`` or ``regression`` (for the metric).
+    :param paired: test the metric on the rows both models scored (:func:`paired_metric_check`)
+        rather than between the arms' rows (:func:`metric_check`); None: paired when every
+        challenger row is a shadow score (a shadow release scores the champion's requests).
     :returns: :class:`ReleaseJudgement`; ``ROLLBACK`` iff a test rejects its guardrail.
     """
     if not 0 < alpha < 1:
@@ -471,8 +586,11 @@ def judge_release(
     ]
     if labelled:
         assert metric is not None
+        if paired is None:
+            paired = bool(len(challenger)) and bool((challenger["arm"] == SHADOW_ARM).all())
+        check = paired_metric_check if paired else metric_check
         checks.append(
-            metric_check(
+            check(
                 champion,
                 challenger,
                 metric=metric,

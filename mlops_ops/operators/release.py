@@ -42,9 +42,19 @@ class _ReleaseOperator(MlopsBaseOperator):
         return ReleaseService(self.mlflow_hook, self.storage)
 
     def read_log(self, start: dt.datetime, end: dt.datetime) -> Any:
+        """The prediction log from ``start`` to ``end``, each row with the label of its joined
+        outcome when the feedback join has one (``label``; missing otherwise)."""
+        from mlops_ops.core.release import attach_outcomes
+        from mlops_ops.hooks.outcomes import read_joined_outcomes
         from mlops_ops.serving.prediction_log import read_prediction_log
 
-        return read_prediction_log(self.storage, start, end)
+        log = read_prediction_log(self.storage, start, end)
+        outcomes = read_joined_outcomes(self.storage, predicted_since=start, predicted_until=end)
+        out = attach_outcomes(log, outcomes)
+        self.log.info(
+            "%d of %d logged prediction(s) have a joined outcome", int(out["label"].notna().sum()), len(out)
+        )
+        return out
 
 
 class JudgeReleaseOperator(_ReleaseOperator):
@@ -57,7 +67,8 @@ class JudgeReleaseOperator(_ReleaseOperator):
     rollback, ``approval_task_id`` (the approval before a promotion) is skipped.
 
     :param deployment: ``spec.deployment`` as a dict (bake, guardrails, strategy).
-    :param metric: the primary metric, tested where logged rows carry labels.
+    :param metric: the primary metric, tested on the logged rows that have a joined outcome
+        (two-sample between the arms for canary and A/B, paired on the same requests for shadow).
     :param model_task: ``classification`` or ``regression``.
     :param action: ``judge`` (default) or ``rollback`` (templated).
     :param reason: why, for a rollback by hand (templated).
@@ -114,7 +125,9 @@ class JudgeReleaseOperator(_ReleaseOperator):
             for k in ("verdict", "reasons", "release_seq", "version", "champion_version", "report_uri")
         }
         if self.approval_task_id and doc["verdict"] != judge.Verdict.PROMOTE:
-            context["ti"].xcom_push(key="return_value", value=result)  # _skip_downstream() ends execute by raising
+            context["ti"].xcom_push(
+                key="return_value", value=result
+            )  # _skip_downstream() ends execute by raising
             self._skip_downstream(context, [self.approval_task_id])
         return result
 
@@ -196,9 +209,7 @@ class ConcludeReleaseOperator(_ReleaseOperator):
 
         doc = self.judgement
         if not isinstance(doc, dict) or "verdict" not in doc:
-            self.skip(
-                "the judge gave no verdict (nothing under release, or the bake is not over)"
-            )
+            self.skip("the judge gave no verdict (nothing under release, or the bake is not over)")
         answer = context["ti"].xcom_pull(task_ids=self.approval_task_id) if self.approval_task_id else None
         promote, reasons = approval_outcome(doc, self.approval_task_id, answer)
         service = self.release_service

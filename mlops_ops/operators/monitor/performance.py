@@ -1,4 +1,5 @@
-"""CheckModelPerformanceOperator: the champion's metric on a labelled batch vs at its promotion."""
+"""CheckModelPerformanceOperator: the champion's metric on a labelled batch, or on its joined
+outcomes, vs at its promotion."""
 
 from __future__ import annotations
 
@@ -24,12 +25,26 @@ class CheckModelPerformanceOperator(MonitoringOperator):
     or fell past ``floor``. Unlabelled batches (no target column, or fewer labelled rows than
     ``min_rows``) are reported as such, not judged. No champion: skipped.
 
+    With ``use_outcomes``, it also reads the **joined outcomes** (:mod:`mlops_ops.hooks.outcomes`)
+    predicted in the ``outcome_days`` days before the run's data interval end, and reports each
+    model version's metric per day and over the window with bootstrap intervals
+    (:func:`mlops_ops.core.live_performance.live_performance`; the report's ``live`` list). When
+    the champion version has joined outcomes in the window, the verdict is on them and the batch's
+    labels are not used (``source: outcomes``): outcomes win, being the labels of what the champion
+    really predicted; the batch's labels judge only when it has none (``source: batch``). On
+    outcomes the rule is applied to the interval's better end (see
+    :func:`mlops_ops.core.monitoring.check_performance`): degraded only on evidence, so one day of
+    few, noisy outcomes does not request a retrain.
+
     :param snapshot: the batch's ingest result or snapshot URI (templated).
     :param target: target column.
     :param metric: metric name (e.g. ``roc_auc``, ``rmse``).
     :param tolerance: largest allowed drop from the value at promotion.
     :param floor: the metric must not fall past this value.
-    :param min_rows: fewer labelled rows are not judged.
+    :param min_rows: fewer labelled rows (batch rows or the champion's joined outcomes) are not judged.
+    :param use_outcomes: judge on joined outcomes when the champion has some in the window.
+    :param outcome_days: the window: outcomes of predictions made in the days before the data
+        interval's end.
     """
 
     template_fields: Sequence[str] = ("snapshot",)
@@ -44,9 +59,15 @@ class CheckModelPerformanceOperator(MonitoringOperator):
         tolerance: float = 0.05,
         floor: float | None = None,
         min_rows: int = 200,
+        use_outcomes: bool = False,
+        outcome_days: int = 14,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if outcome_days < 1:
+            raise ValueError(f"outcome_days must be at least 1, got {outcome_days}")
+        self.use_outcomes = use_outcomes
+        self.outcome_days = outcome_days
         self.snapshot = snapshot
         self.target = target
         self.metric = metric
@@ -66,13 +87,26 @@ class CheckModelPerformanceOperator(MonitoringOperator):
         )
         if spec is None:
             raise AirflowFailException(f"champion v{champion.version} has no {TRAINING_SPEC_ARTIFACT}")
-        check = self._check(champion, spec, frame, manifest)
+        live: list[dict[str, Any]] = []
+        window: dict[str, str] | None = None
+        check = None
+        if self.use_outcomes:
+            check, live, window = self._check_outcomes(context, champion, spec)
+        if check is None:
+            check = self._check(champion, spec, frame, manifest)
+            if self.use_outcomes:
+                check.reasons.append(
+                    f"no joined outcomes of champion v{champion.version} predicted in the window: "
+                    "judged on the batch's labels"
+                )
         doc = {
             "pipeline": self.pipeline,
             "champion_version": str(champion.version),
             "snapshot_sha256": manifest["sha256"],
             "data_interval": self.judged_interval(context, manifest),
             **check.to_dict(),
+            "live": live,
+            "outcome_window": window,
             **self.lineage(context),
         }
         html = self._html(champion, check, doc)
@@ -90,7 +124,60 @@ class CheckModelPerformanceOperator(MonitoringOperator):
             self.floor,
             check.rows,
         )
-        return {**check.to_dict(), "report_uri": uri, "run_url": run_url}
+        return {**check.to_dict(), "live": live, "report_uri": uri, "run_url": run_url}
+
+    def _check_outcomes(
+        self, context: Context, champion: Any, spec: dict[str, Any]
+    ) -> tuple[Any, list[dict[str, Any]], dict[str, str]]:
+        """The check on the champion's joined outcomes (None when it has none in the window), the
+        ``live`` list of every version, and the window ``{"start", "end"}`` (ISO, UTC)."""
+        import datetime as dt
+
+        from mlops_ops.config import CLASSIFICATION_METRICS, REGRESSION_METRICS
+        from mlops_ops.core.live_performance import DEFAULT_LEVEL, live_performance
+        from mlops_ops.core.monitoring import check_performance
+        from mlops_ops.hooks.outcomes import read_joined_outcomes
+
+        applicable = CLASSIFICATION_METRICS if spec["task"] == "classification" else REGRESSION_METRICS
+        if self.metric not in applicable:
+            raise AirflowFailException(
+                f"{self.metric!r} does not apply to champion v{champion.version}, a {spec['task']} model; "
+                f"set monitoring.performance.metric to one of {list(applicable)}"
+            )
+        end = context.get("data_interval_end") or dt.datetime.now(dt.UTC)
+        start = end - dt.timedelta(days=self.outcome_days)
+        window = {"start": start.isoformat(), "end": end.isoformat()}
+        outcomes = read_joined_outcomes(self.storage, predicted_since=start, predicted_until=end)
+        entries = live_performance(outcomes, metric=self.metric, task=spec["task"], level=DEFAULT_LEVEL)
+        live = [e.to_dict() for e in entries]
+        self.log.info(
+            "%d joined outcome(s) predicted in [%s, %s): %d live entr(ies)",
+            len(outcomes),
+            start,
+            end,
+            len(live),
+        )
+        own = next((e for e in entries if e.model_version == str(champion.version) and e.day is None), None)
+        if own is None:
+            return None, live, window
+        interval = (
+            (own.lower, own.upper, own.level) if own.lower is not None and own.upper is not None else None
+        )
+        check = check_performance(
+            metric=self.metric,
+            value=own.value if interval is not None else None,
+            baseline=self._baseline(champion),
+            rows=own.rows,
+            tolerance=self.tolerance,
+            floor=self.floor,
+            min_rows=self.min_rows,
+            interval=interval,
+            source="outcomes",
+        )
+        if interval is None and own.rows >= self.min_rows:
+            check.value = own.value
+            check.reasons.append(f"no interval on the champion's joined outcomes: {own.reason}")
+        return check, live, window
 
     def _check(self, champion: Any, spec: dict[str, Any], frame: Any, manifest: dict[str, Any]) -> Any:
         """The ``PerformanceCheck`` of the champion on the batch's labelled rows."""
@@ -162,8 +249,13 @@ class CheckModelPerformanceOperator(MonitoringOperator):
                 "tolerance": self.tolerance,
                 "floor": self.floor,
                 "labelled rows": check.rows,
+                "labels from": check.source,
+                "interval": None
+                if check.lower is None
+                else f"[{short_number(check.lower)}, {short_number(check.upper)}] at {check.level:.0%}",
                 "reasons": "; ".join(check.reasons),
             },
+            tables=[_live_table(doc["live"], doc.get("outcome_window"))] if doc.get("live") else (),
             document=doc,
         )
 
@@ -178,3 +270,26 @@ class CheckModelPerformanceOperator(MonitoringOperator):
         metrics = hook.get_run_metrics(champion.run_id)
         value = metrics.get(f"holdout_{self.metric}", metrics.get(self.metric))
         return float(value) if value is not None else None
+
+
+def _live_table(live: list[dict[str, Any]], window: dict[str, str] | None) -> Any:
+    """The ``live`` list as a table: one row per version and day, the window's row last per version."""
+    rows = [
+        [
+            f"v{e['model_version']}",
+            e["day"] or "whole window",
+            e["rows"],
+            e["value"],
+            e["lower"],
+            e["upper"],
+            e.get("reason") or "",
+        ]
+        for e in live
+    ]
+    level = f"{live[0]['level']:.0%}" if live else ""
+    span = f" predicted {window['start'][:10]} to {window['end'][:10]}" if window else ""
+    caption = (
+        f"Live {live[0]['metric'] if live else ''} on joined outcomes{span}, {level} bootstrap intervals"
+    )
+    header = ["version", "day (UTC)", "outcomes", "value", "lower", "upper", "note"]
+    return (caption, header, rows, ["" if e["day"] else "total" for e in live])
