@@ -425,7 +425,7 @@ def join_outcomes(
     end_ts = pd.Timestamp(run_end).tz_convert("UTC")
     if keys.time is not None:
         raw_time = rows[keys.time]
-        outcome_at = _event_times(raw_time)
+        outcome_at = event_times(raw_time)
         assign(raw_time.isna(), "invalid", f"no event time in {keys.time!r}")
         assign(outcome_at.isna(), "invalid", f"event time in {keys.time!r} is not a date-time")
     else:
@@ -516,7 +516,7 @@ def _on(index: pd.Index, n: int, mask: pd.Series | None = None) -> pd.Series:
     return out
 
 
-def _event_times(raw: pd.Series) -> pd.Series:
+def event_times(raw: pd.Series) -> pd.Series:
     """Event times as UTC timestamps (naive ones read as UTC); NaT when unreadable."""
     if pd.api.types.is_datetime64_any_dtype(raw):
         stamps = pd.to_datetime(raw, utc=True)

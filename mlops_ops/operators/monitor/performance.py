@@ -30,6 +30,9 @@ class CheckModelPerformanceOperator(MonitoringOperator):
     :param tolerance: largest allowed drop from the value at promotion.
     :param floor: the metric must not fall past this value.
     :param min_rows: fewer labelled rows are not judged.
+    :param use_outcomes: also judge on the joined outcomes (``monitoring.feedback``); accepted here,
+        used by the live-performance change (issue 13, part 2).
+    :param outcome_days: how many days of joined outcomes the check reads.
     """
 
     template_fields: Sequence[str] = ("snapshot",)
@@ -44,9 +47,13 @@ class CheckModelPerformanceOperator(MonitoringOperator):
         tolerance: float = 0.05,
         floor: float | None = None,
         min_rows: int = 200,
+        use_outcomes: bool = False,
+        outcome_days: int = 14,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.use_outcomes = use_outcomes
+        self.outcome_days = outcome_days
         self.snapshot = snapshot
         self.target = target
         self.metric = metric
