@@ -159,7 +159,7 @@ class JoinOutcomesOperator(MlopsBaseOperator):
         champion = self.mlflow_hook.get_alias_version(self.pipeline)
         if champion is None:
             self.skip(f"{self.pipeline} has no champion yet: no prediction to join outcomes to")
-        spec = self.mlflow_hook.load_dict(champion.run_id, TRAINING_SPEC_ARTIFACT, required=("task",))
+        spec = self.mlflow_hook.load_dict(str(champion.run_id), TRAINING_SPEC_ARTIFACT, required=("task",))
         if spec is None:
             raise AirflowFailException(f"champion v{champion.version} has no {TRAINING_SPEC_ARTIFACT}")
         return str(spec["task"])
@@ -252,7 +252,7 @@ def _html(pipeline: str, doc: dict[str, Any]) -> str:
     from mlops_ops.core.reports import render_html
 
     counts = doc["counts"]
-    tables = []
+    tables: list[Any] = []
     for bucket, rows in doc["samples"].items():
         if not rows:
             continue
