@@ -166,14 +166,15 @@ class JoinOutcomesOperator(MlopsBaseOperator):
 
     @staticmethod
     def _interval(context: Context) -> tuple[dt.datetime, dt.datetime]:
-        """The run's data interval; the day before the run for a run without one."""
+        """The run's data interval; for a run without one (or a zero-width one, as a cron
+        schedule's), the day from its logical date (the day of ``{{ ds }}``)."""
         import datetime as dt
 
         start: Any = context.get("data_interval_start")
         end: Any = context.get("data_interval_end")
         if start is None or end is None or start >= end:
-            end = context.get("logical_date") or context["dag_run"].run_after
-            start = end - dt.timedelta(days=1)
+            start = context.get("logical_date") or context["dag_run"].run_after
+            end = start + dt.timedelta(days=1)
         return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
 
     @staticmethod
