@@ -275,3 +275,70 @@ def test_an_empty_batch_and_no_predictions():
         outcomes, predictions_from_log(pd.DataFrame()), keys=keys, task="classification", **RUN
     )
     assert none.counts["orphan"] == 1
+
+
+def _spec(**feedback):
+    from mlops_ops.config import MonitoringSpec
+
+    return MonitoringSpec(source={"uri": "b/{{ ds }}.parquet"}, feedback=feedback)
+
+
+@pytest.mark.parametrize(
+    ("feedback", "message"),
+    [
+        ({"source": {"uri": "o.csv"}, "label": "y"}, "give exactly one of 'prediction_id'"),
+        (
+            {
+                "source": {"uri": "o.csv"},
+                "label": "y",
+                "prediction_id": "p",
+                "entity": {"key": "k", "time": "t"},
+            },
+            "give exactly one of 'prediction_id'",
+        ),
+        ({"source": {"uri": "o.csv"}, "label": "y", "entity": {"key": "k"}}, "time"),
+        (
+            {"source": {"uri": "o.csv"}, "label": "y", "entity": {"key": "k", "time": "t"}, "time": "t"},
+            "entity.time",
+        ),
+        (
+            {"source": {"prediction_log": True}, "label": "y", "prediction_id": "p"},
+            "not in the prediction log",
+        ),
+        ({"source": {"uri": "o.csv"}, "label": "y", "prediction_id": "y"}, "must differ"),
+        ({"source": {"uri": "o.csv"}, "label": "y", "prediction_id": "p", "window_days": 0}, "window_days"),
+        (
+            {
+                "source": {"uri": "o.csv"},
+                "label": "y",
+                "prediction_id": "p",
+                "window_days": 10,
+                "lookback_days": 5,
+            },
+            "at least window_days",
+        ),
+        ({"source": {"uri": "o.csv"}, "label": "y", "prediction_id": "p", "windows": 3}, "windows"),
+    ],
+)
+def test_the_feedback_spec_refuses_what_cannot_join(feedback, message):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=message):
+        _spec(**feedback)
+
+
+def test_the_feedback_spec_defaults_and_keys():
+    spec = _spec(
+        source={"uri": "o/{{ ds }}.csv"}, label="churned", entity={"key": "customer_id", "time": "at"}
+    )
+    feedback = spec.feedback
+    assert feedback.window_days == 14
+    assert feedback.lookback == 28
+    keys = FeedbackKeys.from_spec(feedback)
+    assert (keys.entity_key, keys.time, keys.prediction_id) == ("customer_id", "at", None)
+    from pydantic import ValidationError
+
+    from mlops_ops.config import MonitoringSpec
+
+    with pytest.raises(ValidationError, match="needs 'monitoring.source'"):
+        MonitoringSpec(feedback={"source": {"uri": "o.csv"}, "label": "y", "prediction_id": "p"})
