@@ -75,7 +75,7 @@ def feedback(airflow_db, tmp_path_factory):
         mp.setenv("MLOPS_HOME", str(home))
         mp.setenv("MLOPS_PIPELINES", str(pipelines))
         seed_mlflow_store(home)
-        write_partitions(daily, start=D0 - dt.timedelta(days=14), days=18, rows_per_day=300, seed=5)
+        write_partitions(daily, start=D0 - dt.timedelta(days=14), days=19, rows_per_day=300, seed=5)
         trained = run_dag(load_dag("churn_training"), logical_date=_at(D0 - dt.timedelta(days=1)))
         assert trained.state == "success", trained.tasks
         assert champion_version(mlflow_client()) == "1"
@@ -116,7 +116,16 @@ def feedback(airflow_db, tmp_path_factory):
         # the same file re-delivered the next day: every outcome is already joined
         shutil.copy(outcomes_dir / f"{arrival}.csv", outcomes_dir / f"{arrival + dt.timedelta(days=1)}.csv")
         redelivered = run_dag(load_dag("churn_monitoring"), logical_date=_at(arrival + dt.timedelta(days=1)))
+        # an export that writes the label as text: the join fails once, naming the fix
+        bad_day = arrival + dt.timedelta(days=2)
+        pd.DataFrame(
+            {"prediction_id": online[:3], "churned": ["yes", "no", "yes"], "churned_at": f"{D0}T12:00:00Z"}
+        ).to_csv(outcomes_dir / f"{bad_day}.csv", index=False)
+        bad = run_dag(load_dag("churn_monitoring"), logical_date=_at(bad_day))
+        parts_after_bad = sorted((home / "storage" / "churn" / "outcomes" / "joined").rglob("*.parquet"))
         yield {
+            "bad": bad,
+            "parts_after_bad": parts_after_bad,
             "home": home,
             "key": key,
             "quiet": quiet,
@@ -191,3 +200,10 @@ def test_a_redelivered_file_joins_nothing_twice(feedback):
     stored = read_joined_outcomes(PipelineStorage("churn", root=f"file://{feedback['home']}/storage"))
     assert len(stored) == 340
     assert stored["prediction_id"].is_unique
+
+
+def test_labels_unlike_the_models_classes_fail_the_join_once_and_write_nothing(feedback):
+    run = feedback["bad"]
+    assert run.tasks["join_outcomes"] == "failed"
+    assert run.tasks["check_performance"] == "upstream_failed"
+    assert len(feedback["parts_after_bad"]) == 2  # the two earlier runs' parts only
