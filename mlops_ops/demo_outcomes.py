@@ -132,9 +132,10 @@ def _describe(day: dt.date, what: str, result: dict[str, Any]) -> list[str]:
         if entry.get("value") is None:
             continue
         when = entry["day"] or "whole window"
+        level = float(entry["level"]) if float(entry["level"]) <= 1 else float(entry["level"]) / 100
         lines.append(
             f"    live {entry['metric']} of v{entry['model_version']} ({when}): {entry['value']:.3f} "
-            f"[{entry['lower']:.3f}, {entry['upper']:.3f}] ({entry['level']:.0%} interval, {entry['rows']} rows)"
+            f"[{entry['lower']:.3f}, {entry['upper']:.3f}] ({level:.0%} interval, {entry['rows']} rows)"
         )
     return lines
 
