@@ -207,6 +207,9 @@ def run_demo(home: Path, *, keep: bool = False) -> int:
     from mlops_ops.demo_release import run_release_act
 
     release_lines, release_ok = run_release_act(home, env, log_file, _run_plan_subprocess, day[5])
+    from mlops_ops.demo_outcomes import run_outcomes_act
+
+    outcome_lines, outcomes_ok = run_outcomes_act(home, env, log_file, _run_plan_subprocess, day[4])
 
     # the world stays as it moved, up to today: runs started from the UI (the trigger form's logical
     # date is now) and the runs the scheduler starts on unpausing (no catch-up: the latest
@@ -225,7 +228,7 @@ def run_demo(home: Path, *, keep: bool = False) -> int:
     lines += [""] + _describe_scoring(day[4], second[3]) + [""]
     lines += _describe_training(f"{day[4]}: retrain on a broken export", third[0]) + [""]
     lines += _describe_rollback(third[1:]) + [""]
-    lines += release_lines + [""]
+    lines += release_lines + outcome_lines + [""]
     lines += _registry_summary(home)
     lines += [
         "",
@@ -245,6 +248,7 @@ def run_demo(home: Path, *, keep: bool = False) -> int:
     ok = all(r["state"] == "success" for r in runs)
     ok = ok and first[0]["tasks"].get("deploy") == "success" and third[0]["tasks"].get("deploy") == "skipped"
     ok = ok and any(r["tasks"].get("request_retrain") == "success" for r in runs) and release_ok
+    ok = ok and outcomes_ok
     return 0 if ok else 1
 
 

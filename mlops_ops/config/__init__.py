@@ -59,7 +59,9 @@ from mlops_ops.config.model import (
 from mlops_ops.config.monitoring import (
     DriftRule,
     DriftSpec,
+    EntitySpec,
     ExpectationSpec,
+    FeedbackSpec,
     InferredSeverities,
     MonitoringSpec,
     PerformanceSpec,
@@ -92,6 +94,8 @@ __all__ = [
     "FeaturesSpec",
     "FieldError",
     "GuardrailsSpec",
+    "EntitySpec",
+    "FeedbackSpec",
     "InferredSeverities",
     "InferredSeverity",
     "LogicalType",

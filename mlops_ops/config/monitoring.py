@@ -1,5 +1,5 @@
 """The monitoring sections of a pipeline spec: ``validation``, ``monitoring`` (reference, drift,
-performance, retrain)."""
+performance, retrain, feedback)."""
 
 from __future__ import annotations
 
@@ -185,6 +185,101 @@ class RetrainSpec(_Model):
     )
 
 
+class EntitySpec(_Model):
+    """How outcomes keyed by an entity find their prediction (``monitoring.feedback.entity``).
+
+    ``key`` names the entity column in the outcome rows; the same name must be a column of the
+    requests the online service logged (its ``input``) and of the batch-scoring output (list it in
+    ``scoring.id_columns``). An outcome joins the prediction for that entity made last before the
+    outcome's event time (``time``), if that prediction is at most ``window_days`` older.
+    """
+
+    key: str = Field(min_length=1, description="Entity column, e.g. customer_id, in outcomes and inputs.")
+    time: str = Field(min_length=1, description="Event-time column of the outcome (when it happened).")
+
+
+class FeedbackSpec(_Model):
+    """Outcomes (labels) that arrive after the prediction they answer (``monitoring.feedback``).
+
+    Each monitoring run ingests the outcome rows of its interval from ``source`` (a snapshot, as
+    every ingest) and joins them to the predictions they answer: the online service's prediction
+    log and the batch-scoring outputs. Rows are matched by ``prediction_id`` (the id the service
+    returned, or ``batch:<interval key>:<row number>`` for batch scoring) or by ``entity``. Late,
+    duplicate, orphan, out-of-window and invalid rows are counted and reported, never dropped
+    silently; the joined rows are stored under ``outcomes/joined/`` and the performance check uses
+    them (docs/outcomes.md).
+    """
+
+    source: SourceSpec = Field(
+        description="The outcome rows that arrived in a run's interval (templated, e.g. "
+        ".../outcomes/{{ ds }}.csv): a file, a glob or a SQL query."
+    )
+    label: str = Field(min_length=1, description="The outcome column (the label the model predicted).")
+    prediction_id: str | None = Field(
+        default=None, min_length=1, description="Column holding the id of the prediction an outcome answers."
+    )
+    entity: EntitySpec | None = Field(
+        default=None, description="Join by entity key and event time instead of a prediction id."
+    )
+    time: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Event-time column of the outcome, with prediction_id (optional: without it an "
+        "outcome counts as happening when its run's interval starts and is never late).",
+    )
+    window_days: int = Field(
+        default=14,
+        ge=1,
+        le=3660,
+        description="Largest delay from prediction to outcome that still joins, in days; older "
+        "matches count as out_of_window. Also the performance check's window over joined outcomes.",
+    )
+    lookback_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=7320,
+        description="How far before an outcome's event time predictions are searched, in days "
+        "(default twice window_days): a match older than window_days but within it counts as "
+        "out_of_window, one beyond it as orphan.",
+    )
+
+    @model_validator(mode="after")
+    def _one_key(self) -> FeedbackSpec:
+        if (self.prediction_id is None) == (self.entity is None):
+            raise ValueError(
+                "give exactly one of 'prediction_id' (the column with the prediction's id) or "
+                "'entity' (with 'key' and 'time') to say how outcomes find their prediction"
+            )
+        if self.entity is not None and self.time is not None:
+            raise FieldError("time", "with 'entity' the event time is 'entity.time'; remove 'time'")
+        if self.source.prediction_log:
+            raise FieldError("source", "outcomes are not in the prediction log: give a 'uri' or 'sql'")
+        if self.lookback_days is not None and self.lookback_days < self.window_days:
+            raise FieldError(
+                "lookback_days",
+                f"lookback_days ({self.lookback_days}) must be at least window_days ({self.window_days})",
+            )
+        keys = (
+            (self.entity.key, self.entity.time)
+            if self.entity is not None
+            else (self.prediction_id, self.time)
+        )
+        named = [c for c in (self.label, *keys) if c is not None]
+        if len(set(named)) != len(named):
+            raise ValueError(f"the label, key and time columns must differ, got {named}")
+        return self
+
+    @property
+    def event_time(self) -> str | None:
+        """The event-time column, wherever it was given."""
+        return self.entity.time if self.entity is not None else self.time
+
+    @property
+    def lookback(self) -> int:
+        """``lookback_days``, default twice ``window_days``."""
+        return self.lookback_days if self.lookback_days is not None else 2 * self.window_days
+
+
 class MonitoringSpec(_Model):
     """The <name>_monitoring DAG: one batch per run, checked against the champion."""
 
@@ -194,3 +289,15 @@ class MonitoringSpec(_Model):
     drift: DriftSpec = Field(default_factory=DriftSpec)
     performance: PerformanceSpec = Field(default_factory=PerformanceSpec)
     retrain: RetrainSpec = Field(default_factory=RetrainSpec)
+    feedback: FeedbackSpec | None = Field(
+        default=None,
+        description="Delayed outcomes joined to the predictions they answer (docs/outcomes.md).",
+    )
+
+    @model_validator(mode="after")
+    def _feedback_needs_batches(self) -> MonitoringSpec:
+        if self.feedback is not None and self.source is None:
+            raise FieldError(
+                "feedback", "feedback runs in the monitoring DAG, which needs 'monitoring.source'"
+            )
+        return self

@@ -23,7 +23,19 @@ MONITORING_DOC = """\
 * **request_retrain** applies the retrain policy (cooldown {cooldown} h): on a trigger it emits the
   `x-mlops://{name}/retrain` asset event, which schedules `{name}_training`; otherwise it skips.
 
-Reports (JSON and HTML) are linked from each task and logged to MLflow (`mlops.kind` tag).
+{feedback}Reports (JSON and HTML) are linked from each task and logged to MLflow (`mlops.kind` tag).
+"""
+
+FEEDBACK_DOC = """\
+With `monitoring.feedback`: `ingest_outcomes -> join_outcomes -> check_performance`.
+
+* **ingest_outcomes** reads `{source}` (the outcomes that arrived in this run) into a snapshot;
+  nothing arrived: skipped.
+* **join_outcomes** joins them to the predictions they answer (the prediction log and the
+  batch-scoring outputs) by {how}, within {window} days of the prediction; late, duplicate,
+  orphan, out-of-window and invalid rows are counted in its report (docs/outcomes.md). The joined
+  outcomes (`outcomes/joined/`) give **check_performance** each version's live `{metric}`.
+
 """
 
 
@@ -68,6 +80,7 @@ def build_monitoring_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | N
             cooldown=monitoring.retrain.cooldown_hours,
             reference=_REFERENCES[monitoring.drift.reference.kind],
             rule=monitoring.drift.rule,
+            feedback=_feedback_doc(spec),
         ),
     ) as dag:
         # min_rows=1: a small batch is "insufficient data", reported by the checks, not a failure;
@@ -99,7 +112,17 @@ def build_monitoring_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | N
             )
             validate >> drift
             checks["drift"] = drift
+        join = _feedback_tasks(spec) if monitoring.feedback is not None else None
         if perf.enabled:
+            outcome_args: dict[str, Any] = {}
+            if monitoring.feedback is not None:
+                # joined outcomes give live performance; a day without outcomes (join skipped)
+                # still checks the batch, so only a failed join holds the check back
+                outcome_args = {
+                    "use_outcomes": True,
+                    "outcome_days": monitoring.feedback.window_days,
+                    "trigger_rule": "none_failed_min_one_success",
+                }
             performance = CheckModelPerformanceOperator(
                 task_id="check_performance",
                 snapshot=ingest.output,
@@ -108,10 +131,13 @@ def build_monitoring_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | N
                 tolerance=perf.tolerance,
                 floor=perf.floor,
                 min_rows=perf.min_rows,
+                **outcome_args,
                 **event_callbacks(spec, "degradation"),
                 **common,
             )
             validate >> performance
+            if join is not None:
+                join >> performance
             checks["performance"] = performance
         if checks:
             RequestRetrainOperator(
@@ -124,3 +150,48 @@ def build_monitoring_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | N
                 **common,
             )
     return fail_runs_before_start(dag, spec)
+
+
+def _feedback_tasks(spec: PipelineSpec) -> Any:
+    """``ingest_outcomes >> join_outcomes`` for ``monitoring.feedback``; returns the join task."""
+    from mlops_ops.operators.feedback import JoinOutcomesOperator
+
+    feedback = spec.monitoring.feedback
+    assert feedback is not None
+    ingest = ingest_task(
+        feedback.source,
+        task_id="ingest_outcomes",
+        pipeline=spec.name,
+        min_rows=1,
+        skip_when_empty=True,
+        outlets=[],
+    )
+    entity = feedback.entity
+    return JoinOutcomesOperator(
+        task_id="join_outcomes",
+        outcomes=ingest.output,
+        label_column=feedback.label,
+        prediction_id=feedback.prediction_id,
+        entity_key=entity.key if entity is not None else None,
+        time=feedback.event_time,
+        window_days=feedback.window_days,
+        lookback_days=feedback.lookback,
+        task=spec.model.task,
+        pipeline=spec.name,
+    )
+
+
+def _feedback_doc(spec: PipelineSpec) -> str:
+    feedback = spec.monitoring.feedback
+    if feedback is None:
+        return ""
+    src = feedback.source
+    entity = feedback.entity
+    return FEEDBACK_DOC.format(
+        source=src.uri or f"SQL on {src.conn_id}",
+        how=f"entity `{entity.key}` at event time `{entity.time}`"
+        if entity is not None
+        else f"prediction id `{feedback.prediction_id}`",
+        window=feedback.window_days,
+        metric=spec.performance_metric,
+    )

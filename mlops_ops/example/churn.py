@@ -39,23 +39,7 @@ def generate(
     calls = rng.poisson(1.5 * (1 + 0.6 * drift), size=n_rows)
     usage = np.round(rng.lognormal(2.3, 0.6, size=n_rows), 3)
 
-    logit = (
-        -1.2
-        + 1.1 * (contract == "month_to_month")
-        - 0.9 * (contract == "two_year")
-        - 0.045 * tenure
-        + 0.02 * (charges - 70)
-        + 0.45 * calls
-        + 0.5 * (payment == "electronic_check")
-        - 0.15 * np.log1p(usage)
-    )
-    if concept:
-        # a competitor targets heavy data users on long contracts; support calls matter less
-        logit = (
-            logit
-            + concept * (1.2 * (np.log1p(usage) - 2.3) + 1.0 * (contract == "two_year"))
-            - concept * 0.35 * calls
-        )
+    logit = _logit(contract, tenure, charges, calls, payment, usage, concept)
     churned = (rng.random(n_rows) < 1 / (1 + np.exp(-logit))).astype("int64")
     if label_noise > 0:
         flip = rng.random(n_rows) < label_noise
@@ -76,6 +60,54 @@ def generate(
             TARGET: churned,
         }
     )
+
+
+def _logit(
+    contract: np.ndarray,
+    tenure: np.ndarray,
+    charges: np.ndarray,
+    calls: np.ndarray,
+    payment: np.ndarray,
+    usage: np.ndarray,
+    concept: float,
+) -> np.ndarray:
+    """The log-odds of churn, the generator's own model of the world."""
+    logit = (
+        -1.2
+        + 1.1 * (contract == "month_to_month")
+        - 0.9 * (contract == "two_year")
+        - 0.045 * tenure
+        + 0.02 * (charges - 70)
+        + 0.45 * calls
+        + 0.5 * (payment == "electronic_check")
+        - 0.15 * np.log1p(usage)
+    )
+    if concept:
+        # a competitor targets heavy data users on long contracts; support calls matter less
+        logit = (
+            logit
+            + concept * (1.2 * (np.log1p(usage) - 2.3) + 1.0 * (contract == "two_year"))
+            - concept * 0.35 * calls
+        )
+    return np.asarray(logit, dtype="float64")
+
+
+def churn_probability(frame: pd.DataFrame, *, concept: float = 0.0) -> np.ndarray:
+    """The probability that each customer of ``frame`` churns, under the generator's own model
+    (``concept`` as in :func:`generate`): what outcomes of predictions made on these rows are
+    drawn from. A missing ``data_usage_gb`` (hidden after the draw in :func:`generate`) counts
+    as the usage distribution's median, e^2.3 GB."""
+    usage = pd.to_numeric(frame["data_usage_gb"], errors="coerce").fillna(float(np.exp(2.3)))
+    logit = _logit(
+        frame["contract"].astype(object).to_numpy(),
+        pd.to_numeric(frame["tenure_months"]).to_numpy(dtype="float64"),
+        pd.to_numeric(frame["monthly_charges"]).to_numpy(dtype="float64"),
+        pd.to_numeric(frame["support_calls"]).to_numpy(dtype="float64"),
+        frame["payment_method"].astype(object).to_numpy(),
+        usage.to_numpy(dtype="float64"),
+        concept,
+    )
+    return np.asarray(1 / (1 + np.exp(-logit)), dtype="float64")
 
 
 def write_training_data(

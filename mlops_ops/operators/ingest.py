@@ -41,6 +41,8 @@ class IngestDatasetOperator(MlopsBaseOperator):
     :param prediction_log: read the online service's prediction log instead: the rows it answered
         in the run's data interval, one per answered row (docs/serving.md). No rows: skipped.
     :param min_rows: fewer rows than this fails the task.
+    :param skip_when_empty: no file matches, or the source has no row: the task is skipped (with
+        the reason) instead of failing; for sources that may have nothing on a day (outcomes).
     :param window_days: read only the files whose path carries a date in the last ``window_days``
         days up to ``window_end`` (a rolling training window over dated partitions).
     :param window_date_format: strftime format of the date in the partition paths.
@@ -64,6 +66,7 @@ class IngestDatasetOperator(MlopsBaseOperator):
         parameters: dict[str, Any] | None = None,
         prediction_log: bool = False,
         min_rows: int = 1,
+        skip_when_empty: bool = False,
         window_days: int | None = None,
         window_date_format: str = "%Y-%m-%d",
         window_end: str | None = None,
@@ -84,6 +87,7 @@ class IngestDatasetOperator(MlopsBaseOperator):
         self.parameters = parameters
         self.prediction_log = prediction_log
         self.min_rows = min_rows
+        self.skip_when_empty = skip_when_empty
         self.csv_options = csv_options
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -178,6 +182,8 @@ class IngestDatasetOperator(MlopsBaseOperator):
         mask_credentials(full_uri)  # a password written in the URL (e.g. from ${VAR}) never logged
         uri = without_credentials(full_uri)  # what messages, the manifest and XCom show
         files = expand_source(full_uri, self.source_conn_id)
+        if not files and self.skip_when_empty:
+            self.skip(f"no file matches {uri}: nothing arrived for this run")
         if not files:
             raise DataError(
                 f"no file matches {uri}; check the path and that the upstream export for this date has run"
@@ -257,6 +263,8 @@ class IngestDatasetOperator(MlopsBaseOperator):
             written = ingest_stream.write_snapshot_file(batches, lambda: open_file(tmp, "wb"))
             if written.passes > 1:
                 self.log.info("read the source %d times: later batches widened column types", written.passes)
+            if written.rows == 0 and self.skip_when_empty:
+                self.skip(f"the source {source.get('uri') or source.get('conn_id')} has no rows for this run")
             if written.rows < self.min_rows:
                 raise DataError(
                     f"the source has {written.rows} data row(s), fewer than min_rows={self.min_rows}; "

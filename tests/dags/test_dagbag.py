@@ -82,8 +82,17 @@ def test_monitoring_dag_shape_and_schedule(monkeypatch):
         "detect_drift",
         "check_performance",
         "request_retrain",
+        "ingest_outcomes",  # monitoring.feedback
+        "join_outcomes",
     }
     assert dag.get_task("detect_drift").upstream_task_ids == {"validate_batch", "ingest_batch"}
+    assert dag.get_task("join_outcomes").upstream_task_ids == {"ingest_outcomes"}
+    performance = dag.get_task("check_performance")
+    assert performance.upstream_task_ids == {"validate_batch", "ingest_batch", "join_outcomes"}
+    assert performance.use_outcomes is True
+    assert performance.outcome_days == 14
+    assert dag.get_task("ingest_outcomes").skip_when_empty is True
+    assert "join_outcomes" in dag.doc_md
     assert dag.get_task("request_retrain").upstream_task_ids == {"detect_drift", "check_performance"}
     assert {str(a.uri) for a in dag.get_task("request_retrain").outlets} == {"x-mlops://churn/retrain"}
     assert dag.get_task("ingest_batch").outlets == []  # a batch is not the training dataset

@@ -27,7 +27,9 @@ def test_demo_runs_the_lifecycle_and_prints_the_summary(tmp_path):
         timeout=900,
     )
     log = tmp_path / "demo" / "logs" / "demo.log"
-    errors = [line for line in log.read_text().splitlines() if "error" in line.lower()] if log.exists() else []
+    errors = (
+        [line for line in log.read_text().splitlines() if "error" in line.lower()] if log.exists() else []
+    )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:] + "\n".join(errors[-40:])
     text = out.stdout
     # the first model, then quiet days
@@ -52,6 +54,12 @@ def test_demo_runs_the_lifecycle_and_prints_the_summary(tmp_path):
     assert "-> promote: v4" in text
     assert "prediction_drift: BREACH" in text
     assert "-> rollback: v5" in text
+    # the outcomes act: labels two days late, joined to the batch scoring and the live traffic
+    assert "Outcomes arrive 2 days late" in text
+    assert "2026-03-07: outcomes of the batch scoring of 2026-03-05: 305 received -> 300 joined (300 late), " \
+        "3 duplicate, 2 orphan, 0 out of window, 0 invalid" in text  # fmt: skip
+    assert "outcomes of the release act's live traffic" in text
+    assert "live roc_auc of v2 (whole window)" in text or "reported no 'live' key" in text
     assert "Registered model 'churn' (champion: v4)" in text
     assert "Deployment ledger: 4 record(s)" in text
     assert (tmp_path / "demo" / "airflow" / "airflow.db").exists()

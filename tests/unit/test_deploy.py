@@ -165,7 +165,12 @@ def test_deployed_spec_is_the_example_with_its_data_on_the_object_store():
 
     deployed = _load(DEPLOY / "pipelines" / "churn.yaml")
     example = _load(ROOT / "pipelines" / "churn.yaml")
-    sources = [deployed["source"], deployed["monitoring"]["source"], deployed["scoring"]["source"]]
+    sources = [
+        deployed["source"],
+        deployed["monitoring"]["source"],
+        deployed["monitoring"]["feedback"]["source"],
+        deployed["scoring"]["source"],
+    ]
     for source in sources:
         assert source["uri"].startswith("${" + topology.DATA_URI_VAR + "}/"), source
         assert source["conn_id_storage"] == topology.STORAGE_CONN_ID, source
