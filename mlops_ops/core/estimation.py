@@ -173,6 +173,25 @@ class EstimationReference:
         return cls(proba, positive, label, metrics, None if sampled is None else int(sampled))
 
 
+def reference_document(
+    task: str, y_true: Any, scores: Mapping[str, Any] | None, metrics: Mapping[str, float], *, seed: int = 0
+) -> dict[str, Any] | None:
+    """The stored CBPE reference of a freshly trained model, or None when CBPE does not apply
+    (regression, not two classes, no ``predict_proba``): training writes it when there is one.
+
+    :param task: ``classification`` or ``regression``.
+    :param y_true: shape ``(n,)``, the holdout's labels.
+    :param scores: ``core.metrics.score_model``'s output on the holdout.
+    :param metrics: the holdout's realised metrics.
+    """
+    if task != "classification" or not scores or scores.get("proba") is None:
+        return None
+    classes = scores.get("classes")
+    if classes is None or len(classes) != 2:
+        return None
+    return EstimationReference.from_holdout(y_true, scores, metrics, seed=seed).to_dict()
+
+
 # -- calibration -------------------------------------------------------------------------------
 
 
@@ -514,4 +533,5 @@ __all__ = [
     "isotonic_map",
     "needs_calibration",
     "realised_metrics",
+    "reference_document",
 ]
