@@ -31,6 +31,8 @@ DECISION_ARTIFACT = "gate/decision.json"
 DECISION_HTML_ARTIFACT = "gate/decision.html"
 #: permutation importance of the challenger, on its run, by evaluate
 IMPORTANCE_ARTIFACT = "explain/permutation_importance.json"
+#: the holdout's probabilities, labels and metrics: the CBPE reference (``core.estimation``), by train
+ESTIMATION_REFERENCE_ARTIFACT = "estimation/reference.json"
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,7 @@ _TRAINING_SPEC_ORDER = (
 
 __all__ = [
     "DECISION_ARTIFACT",
+    "ESTIMATION_REFERENCE_ARTIFACT",
     "TrainingSpec",
     "GATE_DECISIONS",
     "SCHEMA_ARTIFACT",

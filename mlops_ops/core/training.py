@@ -192,6 +192,9 @@ class TrainingResult:
     input_example: pd.DataFrame | None = None
     predictions_example: Any = None
     sample: dict[str, Any] | None = None
+    #: the holdout's labels and ``score_model`` output (the CBPE reference, ``core.estimation``)
+    holdout_target: Any = None
+    holdout_scores: dict[str, Any] | None = None
 
 
 #: quantile bins of a regression target when a training sample is stratified by it
@@ -322,4 +325,6 @@ def train_model(
         input_example=example,
         predictions_example=pipeline.predict(example),
         sample=sample,
+        holdout_target=y_hold.to_numpy(),
+        holdout_scores=scores,
     )

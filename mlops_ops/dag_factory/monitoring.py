@@ -10,7 +10,8 @@ from mlops_ops.dag_factory.common import dag_kwargs, fail_runs_before_start, ing
 MONITORING_DOC = """\
 ### {name}: monitoring
 
-`ingest_batch -> validate_batch -> detect_drift + check_performance -> request_retrain`
+`ingest_batch -> validate_batch -> detect_drift + check_performance -> request_retrain`, and
+`validate_batch -> estimate_performance`
 
 * **ingest_batch** reads `{source}` (this run's batch) into a snapshot.
 * **validate_batch** runs the spec's checks and the suite inferred from the champion's training
@@ -20,6 +21,8 @@ MONITORING_DOC = """\
   rule `{rule}`), and the champion's predictions on the batch with its predictions on that reference.
 * **check_performance** scores the champion on labelled rows: `{metric}` may drop at most
   {tolerance} from its value at promotion{floor}.
+* **estimate_performance** estimates `{metric}` before labels arrive, from the champion's calibrated
+  confidence (CBPE, docs/estimation.md): a leading indicator that never requests a retrain itself.
 * **request_retrain** applies the retrain policy (cooldown {cooldown} h): on a trigger it emits the
   `x-mlops://{name}/retrain` asset event, which schedules `{name}_training`; otherwise it skips.
 
@@ -57,6 +60,7 @@ def build_monitoring_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | N
     from mlops_ops.operators.monitor import (
         CheckModelPerformanceOperator,
         DetectDriftOperator,
+        EstimatePerformanceOperator,
         RequestRetrainOperator,
     )
     from mlops_ops.operators.validate import ValidateDataOperator
@@ -139,6 +143,18 @@ def build_monitoring_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | N
             if join is not None:
                 join >> performance
             checks["performance"] = performance
+            # before labels arrive (CBPE): reported, not fed to request_retrain (a leading indicator
+            # must not retrain by itself; docs/estimation.md)
+            estimate = EstimatePerformanceOperator(
+                task_id="estimate_performance",
+                snapshot=ingest.output,
+                target=spec.target,
+                metric=spec.performance_metric,
+                tolerance=perf.tolerance,
+                min_rows=perf.min_rows,
+                **common,
+            )
+            validate >> estimate
         if checks:
             RequestRetrainOperator(
                 task_id="request_retrain",

@@ -153,6 +153,22 @@ def _performance(reg: CollectorRegistry, doc: dict[str, Any], now: float) -> Non
     _monitoring_success(reg, "performance", now)
 
 
+def _estimate(reg: CollectorRegistry, doc: dict[str, Any], now: float) -> None:
+    metric = str(doc["metric"])
+    for name, key, text in (
+        ("mlops_estimate_value", "estimate", "The champion's metric estimated before labels (CBPE)."),
+        ("mlops_estimate_lower", "lower", "Lower bound of the estimate's interval."),
+        ("mlops_estimate_upper", "upper", "Upper bound of the estimate's interval."),
+        ("mlops_estimate_reference", "reference", "The metric realised on the training holdout."),
+    ):
+        _gauge(reg, name, text, ("metric",)).labels(metric).set(_number(doc.get(key)))
+    _gauge(reg, "mlops_estimate_drop", "1 when the estimate fell beyond tolerance from the holdout's value.").set(
+        doc.get("status") == "estimated_drop"
+    )
+    _gauge(reg, "mlops_estimate_rows", "Rows of the batch the last estimate scored.").set(doc.get("rows") or 0)
+    _monitoring_success(reg, "estimate", now)
+
+
 def _monitoring_success(reg: CollectorRegistry, check: str, now: float) -> None:
     _gauge(
         reg,
@@ -209,6 +225,7 @@ BUILDERS: dict[str, Callable[[Any, dict[str, Any], float], None]] = {
     "validation": _validation,
     "drift": _drift,
     "performance": _performance,
+    "estimate": _estimate,
     "gate": _gate,
     "champion": _champion,
     "retrain": _retrain,
@@ -240,7 +257,7 @@ def build_registry(kind: str, document: dict[str, Any], now: float | None = None
 def push_metrics(kind: str, pipeline: str, context: Any, document: dict[str, Any]) -> bool:
     """Push the metrics of one decision when a Pushgateway is configured; never raises.
 
-    :param kind: ``ingest``, ``validation``, ``drift``, ``performance``, ``gate``, ``champion`` or
+    :param kind: ``ingest``, ``validation``, ``drift``, ``performance``, ``estimate``, ``gate``, ``champion`` or
         ``retrain``.
     :param pipeline: the pipeline's name (a label of every metric).
     :param context: the task's Airflow context (its ``ti`` gives the group).

@@ -8,6 +8,7 @@ from mlops_ops.operators.ingest import IngestDatasetOperator
 from mlops_ops.operators.monitor import (
     CheckModelPerformanceOperator,
     DetectDriftOperator,
+    EstimatePerformanceOperator,
     RequestRetrainOperator,
 )
 from mlops_ops.operators.release import (
@@ -26,6 +27,7 @@ __all__ = [
     "ConcludeReleaseOperator",
     "DeployModelOperator",
     "DetectDriftOperator",
+    "EstimatePerformanceOperator",
     "EvaluateModelOperator",
     "IngestDatasetOperator",
     "JudgeReleaseOperator",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.artifacts import (
+    ESTIMATION_REFERENCE_ARTIFACT,
     GATE_DECISIONS,
     PREDICTION_PROFILE_ARTIFACT,
     PROFILE_ARTIFACT,
@@ -279,9 +280,20 @@ class TrainModelOperator(MlopsBaseOperator):
                 PROFILE_ARTIFACT: profile.to_dict(),
                 PREDICTION_PROFILE_ARTIFACT: prediction_profile.to_dict(),
                 TRAINING_SPEC_ARTIFACT: training_spec.to_dict(),
+                **self._estimation_reference(result),
             },
             run_name=self.run_name(context, "train", manifest["sha256"][:8]),
         )
+
+    def _estimation_reference(self, result: Any) -> dict[str, Any]:
+        """The CBPE reference artifact (holdout probabilities, labels, metrics) of a binary
+        classifier with probabilities; nothing for other models (their estimate then skips)."""
+        from mlops_ops.core.estimation import reference_document
+
+        doc = reference_document(
+            result.task, result.holdout_target, result.holdout_scores, result.metrics, seed=self.seed
+        )
+        return {ESTIMATION_REFERENCE_ARTIFACT: doc} if doc is not None else {}
 
     def _reason(self, context: Context) -> str:
         """The form's reason, else the retrain request's reason (asset-triggered runs), else the run type."""

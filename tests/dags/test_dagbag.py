@@ -81,6 +81,7 @@ def test_monitoring_dag_shape_and_schedule(monkeypatch):
         "validate_batch",
         "detect_drift",
         "check_performance",
+        "estimate_performance",
         "request_retrain",
         "ingest_outcomes",  # monitoring.feedback
         "join_outcomes",
@@ -94,6 +95,7 @@ def test_monitoring_dag_shape_and_schedule(monkeypatch):
     assert dag.get_task("ingest_outcomes").skip_when_empty is True
     assert "join_outcomes" in dag.doc_md
     assert dag.get_task("request_retrain").upstream_task_ids == {"detect_drift", "check_performance"}
+    assert dag.get_task("estimate_performance").downstream_task_ids == set()  # never requests a retrain
     assert {str(a.uri) for a in dag.get_task("request_retrain").outlets} == {"x-mlops://churn/retrain"}
     assert dag.get_task("ingest_batch").outlets == []  # a batch is not the training dataset
     assert dag.max_active_runs == 1

@@ -24,6 +24,7 @@ REQUIRED = {
     "DeployModelOperator": {},
     "DetectDriftOperator": {},
     "CheckModelPerformanceOperator": {"target": "y", "metric": "roc_auc"},
+    "EstimatePerformanceOperator": {"metric": "roc_auc"},
     "RequestRetrainOperator": {},
     "BatchScoreOperator": {},
     "ResolveChampionOperator": {},

@@ -37,6 +37,15 @@ DOCUMENTS = {
         ],
     },
     "performance": {"metric": "roc_auc", "value": 0.71, "baseline": 0.8, "degraded": True, "rows": 250},
+    "estimate": {
+        "metric": "roc_auc",
+        "estimate": 0.74,
+        "lower": 0.7,
+        "upper": 0.78,
+        "reference": 0.8,
+        "status": "estimated_drop",
+        "rows": 300,
+    },
     "gate": {"promote": False, "challenger_version": "3", "baseline_version": "2"},
     "champion": {"version": "2", "action": "rollback"},
     "retrain": {"retrain": True},
@@ -114,6 +123,12 @@ def test_every_kind_has_its_metrics():
     assert performance["mlops_performance_degraded"] == 1
     unlabelled = _samples("performance", {"metric": "roc_auc", "value": None, "baseline": 0.8, "rows": 0})
     assert math.isnan(unlabelled['mlops_performance_value{metric="roc_auc"}'])  # replaces an older value
+    estimate = _samples("estimate", DOCUMENTS["estimate"])
+    assert estimate['mlops_estimate_value{metric="roc_auc"}'] == 0.74
+    assert estimate['mlops_estimate_lower{metric="roc_auc"}'] == 0.7
+    assert estimate['mlops_estimate_upper{metric="roc_auc"}'] == 0.78
+    assert estimate["mlops_estimate_drop"] == 1
+    assert estimate["mlops_estimate_rows"] == 300
     gate = _samples("gate", DOCUMENTS["gate"])
     assert gate["mlops_gate_promote"] == 0
     assert gate["mlops_gate_last_rejection_timestamp_seconds"] == 1000
