@@ -31,6 +31,12 @@ DECISION_ARTIFACT = "gate/decision.json"
 DECISION_HTML_ARTIFACT = "gate/decision.html"
 #: permutation importance of the challenger, on its run, by evaluate
 IMPORTANCE_ARTIFACT = "explain/permutation_importance.json"
+#: global mean |SHAP| per input column on a seeded holdout sample, with the explainer, its output
+#: space and (linear, permutation) its background rows (``core.explain.reference_profile``): the
+#: reference of attribution drift, by train
+SHAP_IMPORTANCE_ARTIFACT = "explain/shap_importance.json"
+#: its bar chart, by train
+SHAP_IMPORTANCE_PLOT_ARTIFACT = "explain/shap_importance.png"
 
 
 @dataclass(frozen=True)
@@ -132,6 +138,8 @@ __all__ = [
     "TRAINING_SPEC_KEYS",
     "TRAINING_SPLIT_KEYS",
     "IMPORTANCE_ARTIFACT",
+    "SHAP_IMPORTANCE_ARTIFACT",
+    "SHAP_IMPORTANCE_PLOT_ARTIFACT",
     "PREDICTION_PROFILE_ARTIFACT",
     "PROFILE_ARTIFACT",
     "TRAINING_SPEC_ARTIFACT",

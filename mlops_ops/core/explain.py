@@ -331,6 +331,36 @@ def explain_pipeline(
     )
 
 
+def reference_profile(
+    pipeline: Any, x: pd.DataFrame, *, task: str, seed: int, max_rows: int = MAX_ROWS
+) -> dict[str, Any]:
+    """The global profile of a model version (``explain/shap_importance.json``), on ``x`` (the
+    holdout's feature rows): :meth:`Explanation.to_dict` on a seeded sample of at most
+    ``max_rows`` rows, plus ``background`` (``columns``, ``data``: the rows the linear and
+    permutation explainers masked with, so monitoring explains batches against the same ones;
+    absent for the tree explainer, which needs none) and ``max_rows``.
+    """
+    background = x.iloc[_sample(len(x), BACKGROUND_ROWS, seed)]
+    explanation = explain_pipeline(
+        pipeline, x, task=task, background=background, max_rows=max_rows, seed=seed
+    )
+    doc = {**explanation.to_dict(), "max_rows": max_rows}
+    if explanation.explainer != "tree":
+        doc["background"] = {
+            "columns": [str(c) for c in background.columns],
+            "data": background.astype(object).where(background.notna(), None).to_numpy().tolist(),
+        }
+    return doc
+
+
+def stored_background(profile: dict[str, Any]) -> pd.DataFrame | None:
+    """The background rows of a stored profile (None when it has none: a tree explainer)."""
+    stored = profile.get("background")
+    if not stored:
+        return None
+    return pd.DataFrame(stored["data"], columns=stored["columns"])
+
+
 def top_contributions(explanation: Explanation, k: int) -> pd.DataFrame:
     """The ``k`` largest |contributions| per row: columns ``top<i>_feature`` (text) and
     ``top<i>_contribution`` (signed, the output space's units), i = 1..k, rows as explained."""
@@ -379,6 +409,8 @@ __all__ = [
     "importance_figure",
     "input_columns",
     "model_output",
+    "reference_profile",
+    "stored_background",
     "split_pipeline",
     "top_contributions",
 ]

@@ -1,10 +1,16 @@
-"""Monitoring operators, one module per check: drift, performance of the serving champion, and
-the retrain request. Importing them loads no pandas, sklearn, mlflow or GX."""
+"""Monitoring operators, one module per check: drift, performance of the serving champion,
+attribution drift, and the retrain request. Importing them loads no pandas, sklearn, mlflow or GX."""
 
 from __future__ import annotations
 
+from mlops_ops.operators.monitor.attribution import DetectAttributionDriftOperator
 from mlops_ops.operators.monitor.drift import DetectDriftOperator
 from mlops_ops.operators.monitor.performance import CheckModelPerformanceOperator
 from mlops_ops.operators.monitor.retrain import RequestRetrainOperator
 
-__all__ = ["CheckModelPerformanceOperator", "DetectDriftOperator", "RequestRetrainOperator"]
+__all__ = [
+    "CheckModelPerformanceOperator",
+    "DetectAttributionDriftOperator",
+    "DetectDriftOperator",
+    "RequestRetrainOperator",
+]
