@@ -81,8 +81,11 @@ def test_monitoring_dag_shape_and_schedule(monkeypatch):
         "validate_batch",
         "detect_drift",
         "check_performance",
+        "detect_attribution_drift",
         "request_retrain",
     }
+    # attribution drift is reported, it does not feed the retrain request
+    assert dag.get_task("detect_attribution_drift").downstream_task_ids == set()
     assert dag.get_task("detect_drift").upstream_task_ids == {"validate_batch", "ingest_batch"}
     assert dag.get_task("request_retrain").upstream_task_ids == {"detect_drift", "check_performance"}
     assert {str(a.uri) for a in dag.get_task("request_retrain").outlets} == {"x-mlops://churn/retrain"}

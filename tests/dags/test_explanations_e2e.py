@@ -66,10 +66,10 @@ def test_training_logs_the_profile_and_monitoring_reports_attribution_drift(
         assert monitored.tasks["detect_attribution_drift"] == "success", monitored.tasks
         results[i] = monitored
     clean, drifted, tiny = (results[i].returned["detect_attribution_drift"] for i in range(3))
-    assert clean["status"] == "no drift", clean
+    assert clean["status"] == "no_drift", clean
     assert drifted["status"] == "drift", drifted
     assert drifted["lower"] > drifted["delta"]
-    assert tiny["status"] == "insufficient data"
+    assert tiny["status"] == "insufficient_data"
     assert tiny["moved"] is None
 
     # the report names the column that moved, and says it does not trigger a retrain
@@ -82,4 +82,4 @@ def test_training_logs_the_profile_and_monitoring_reports_attribution_drift(
         [run.info.experiment_id], filter_string="tags.`mlops.kind` = 'monitoring.attribution'"
     )
     assert len(runs) == 3
-    assert {r.data.tags["mlops.status"] for r in runs} == {"drift", "no drift", "insufficient data"}
+    assert {r.data.tags["mlops.status"] for r in runs} == {"drift", "no_drift", "insufficient_data"}

@@ -103,7 +103,7 @@ def test_small_batches_are_insufficient_data_never_drift():
     reference = {"a": 1.0, "b": 1.0}
     batch = pd.DataFrame({"a": [5.0] * 10, "b": [0.0] * 10})  # all attribution moved to a
     result = attribution_drift(reference, batch, min_rows=100)
-    assert result.status == "insufficient data"
+    assert result.status == "insufficient_data"
     assert result.moved is None
     assert result.columns[0]["batch_share"] == 1.0
 

@@ -17,8 +17,8 @@ The reference is treated as fixed: its own noise (1,000 holdout rows) is what ``
 
 **Verdict.** ``drift`` when the lower bound of the one-sided ``1 - alpha`` interval exceeds
 ``delta`` (at least ``delta`` of the attribution moved, with confidence ``1 - alpha``), so a small
-batch's noise alone does not alarm; ``insufficient data`` below ``min_rows`` rows; else
-``no drift``. The share of attribution moved is biased upwards by sampling noise (a distance is
+batch's noise alone does not alarm; ``insufficient_data`` below ``min_rows`` rows; else
+``no_drift``. The share of attribution moved is biased upwards by sampling noise (a distance is
 never negative), which the lower bound and ``delta`` both guard against.
 """
 
@@ -68,7 +68,7 @@ def share_moved(reference_shares: np.ndarray, batch_mean_abs: np.ndarray) -> Any
 class AttributionDrift:
     """The verdict on a batch's attribution profile.
 
-    :param status: ``drift``, ``no drift`` or ``insufficient data``.
+    :param status: ``drift``, ``no_drift`` or ``insufficient_data``.
     :param moved: share of the total attribution that moved (0..1), None below ``min_rows``.
     :param lower: bootstrap lower bound (one-sided, level ``1 - alpha``).
     :param upper: bootstrap upper bound (one-sided, level ``1 - alpha``).
@@ -130,7 +130,7 @@ def attribution_drift(
     :param delta: smallest share of the attribution whose move is drift (0 < delta < 1).
     :param alpha: one-sided error level of the bootstrap lower bound.
     :param n_boot: bootstrap resamples of the batch's rows.
-    :param min_rows: fewer rows are ``insufficient data``, never drift.
+    :param min_rows: fewer rows are ``insufficient_data``, never drift.
     :param seed: seed of the resamples.
     :raises AttributionDriftError: the batch's columns differ from the reference's, or the
         parameters are out of range.
@@ -147,7 +147,7 @@ def attribution_drift(
         )
     rows = len(batch)
     result = AttributionDrift(
-        "insufficient data", None, None, None, delta, alpha, rows, min_rows, n_boot, seed
+        "insufficient_data", None, None, None, delta, alpha, rows, min_rows, n_boot, seed
     )
     ref_abs = np.asarray([float(reference[c]) for c in names], dtype="float64")
     ref_share = shares(ref_abs)
@@ -192,7 +192,7 @@ def attribution_drift(
             f"{delta:.1%}); most: {top['column']!r} {top['reference_share']:.1%} -> {top['batch_share']:.1%}"
         )
     else:
-        result.status = "no drift"
+        result.status = "no_drift"
         result.reasons.append(
             f"{result.moved:.1%} of the attribution moved (lower bound {result.lower:.1%} <= delta {delta:.1%})"
         )

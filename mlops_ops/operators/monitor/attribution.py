@@ -23,7 +23,7 @@ class DetectAttributionDriftOperator(MonitoringOperator):
     share of the total mean |SHAP| that moved between columns (total variation distance of the
     share vectors), with a bootstrap interval over the batch's rows; ``drift`` when its one-sided
     ``1 - alpha`` lower bound exceeds ``delta`` (see :mod:`mlops_ops.core.drift.attribution`).
-    Batches under ``min_rows`` rows are ``insufficient data``. The report (JSON and HTML) is
+    Batches under ``min_rows`` rows are ``insufficient_data``. The report (JSON and HTML) is
     stored and logged to MLflow (``mlops.kind`` ``monitoring.attribution``).
 
     Reported, never a retrain trigger: its result does not feed ``request_retrain``. A champion
