@@ -33,6 +33,12 @@ DECISION_HTML_ARTIFACT = "gate/decision.html"
 IMPORTANCE_ARTIFACT = "explain/permutation_importance.json"
 #: the holdout's probabilities, labels and metrics: the CBPE reference (``core.estimation``), by train
 ESTIMATION_REFERENCE_ARTIFACT = "estimation/reference.json"
+#: global mean |SHAP| per input column on a seeded holdout sample, with the explainer, its output
+#: space and (linear, permutation) its background rows (``core.explain.reference_profile``): the
+#: reference of attribution drift, by train
+SHAP_IMPORTANCE_ARTIFACT = "explain/shap_importance.json"
+#: its bar chart, by train
+SHAP_IMPORTANCE_PLOT_ARTIFACT = "explain/shap_importance.png"
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,8 @@ __all__ = [
     "TRAINING_SPEC_KEYS",
     "TRAINING_SPLIT_KEYS",
     "IMPORTANCE_ARTIFACT",
+    "SHAP_IMPORTANCE_ARTIFACT",
+    "SHAP_IMPORTANCE_PLOT_ARTIFACT",
     "PREDICTION_PROFILE_ARTIFACT",
     "PROFILE_ARTIFACT",
     "TRAINING_SPEC_ARTIFACT",

@@ -57,6 +57,7 @@ from mlops_ops.config.model import (
     ValueThreshold,
 )
 from mlops_ops.config.monitoring import (
+    AttributionSpec,
     DriftRule,
     DriftSpec,
     EntitySpec,
@@ -79,6 +80,7 @@ from mlops_ops.config.pipeline import (
 )
 
 __all__ = [
+    "AttributionSpec",
     "BakeSpec",
     "BootstrapSpec",
     "CLASSIFICATION_METRICS",

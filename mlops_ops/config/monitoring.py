@@ -173,6 +173,23 @@ class PerformanceSpec(_Model):
     min_rows: int = Field(default=200, ge=1)
 
 
+class AttributionSpec(_Model):
+    """Attribution drift: the champion's mean |SHAP| profile on the batch vs on its holdout.
+
+    Reported (JSON, HTML, MLflow), never a retrain trigger: a reliance that moved says where to
+    look, not that the model got worse (the performance check says that). See docs/explanations.md.
+    """
+
+    enabled: bool = True
+    delta: float = Field(
+        default=0.1, gt=0.0, lt=1.0, description="Share of the total attribution whose move is drift."
+    )
+    alpha: float = Field(default=0.05, gt=0.0, lt=0.5, description="One-sided level of the bootstrap bound.")
+    min_rows: int = Field(default=100, ge=1, description="Fewer batch rows: insufficient data.")
+    max_rows: int = Field(default=1000, ge=1, description="Batch rows explained at most (seeded sample).")
+    n_boot: int = Field(default=500, ge=50, le=10000)
+
+
 class RetrainSpec(_Model):
     """When monitoring asks for a retrain (the x-mlops://<pipeline>/retrain asset event)."""
 
@@ -288,6 +305,7 @@ class MonitoringSpec(_Model):
     )
     drift: DriftSpec = Field(default_factory=DriftSpec)
     performance: PerformanceSpec = Field(default_factory=PerformanceSpec)
+    attribution: AttributionSpec = Field(default_factory=AttributionSpec)
     retrain: RetrainSpec = Field(default_factory=RetrainSpec)
     feedback: FeedbackSpec | None = Field(
         default=None,

@@ -23,6 +23,9 @@ MONITORING_DOC = """\
   {tolerance} from its value at promotion{floor}.
 * **estimate_performance** estimates `{metric}` before labels arrive, from the champion's calibrated
   confidence (CBPE, docs/estimation.md): a leading indicator that never requests a retrain itself.
+* **detect_attribution_drift** explains a sample of the batch with the champion (SHAP) and
+  compares its mean |SHAP| profile with the one logged at training: drift when more than
+  {attribution_delta} of the attribution moved (bootstrap lower bound). Reported, not a retrain trigger.
 * **request_retrain** applies the retrain policy (cooldown {cooldown} h): on a trigger it emits the
   `x-mlops://{name}/retrain` asset event, which schedules `{name}_training`; otherwise it skips.
 
@@ -85,6 +88,7 @@ def build_monitoring_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | N
             reference=_REFERENCES[monitoring.drift.reference.kind],
             rule=monitoring.drift.rule,
             feedback=_feedback_doc(spec),
+            attribution_delta=monitoring.attribution.delta,
         ),
     ) as dag:
         # min_rows=1: a small batch is "insufficient data", reported by the checks, not a failure;
@@ -155,6 +159,22 @@ def build_monitoring_dag(spec: PipelineSpec, *, default_args: dict[str, Any] | N
                 **common,
             )
             validate >> estimate
+        if monitoring.attribution.enabled:
+            # reported only: it does not feed request_retrain (docs/explanations.md)
+            from mlops_ops.operators.monitor import DetectAttributionDriftOperator
+
+            attribution = monitoring.attribution
+            validate >> DetectAttributionDriftOperator(
+                task_id="detect_attribution_drift",
+                snapshot=ingest.output,
+                delta=attribution.delta,
+                alpha=attribution.alpha,
+                min_rows=attribution.min_rows,
+                max_rows=attribution.max_rows,
+                n_boot=attribution.n_boot,
+                seed=spec.model.seed,
+                **common,
+            )
         if checks:
             RequestRetrainOperator(
                 task_id="request_retrain",

@@ -397,8 +397,13 @@ class MlflowHook(MlflowConnectionMixin, BaseHook):
         signature: Any = None,
         run_name: str | None = None,
         pip_requirements: list[str] | None = None,
+        figures: dict[str, Any] | None = None,
+        run_metrics: dict[str, float] | None = None,
     ) -> dict[str, Any]:
         """Log one training run and register its model as a new version.
+
+        ``figures``: matplotlib figures by artifact name (``explain/shap_importance.png``);
+        ``run_metrics``: metrics logged as named (``shap.<column>``), not as holdout metrics.
 
         Registration is the last step, so a run that fails half-way registers nothing. Returns
         run id, experiment id, version and model URI.
@@ -434,6 +439,10 @@ class MlflowHook(MlflowConnectionMixin, BaseHook):
             mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items()})
             for name, doc in artifacts.items():
                 mlflow.log_dict(json_safe(doc), name)
+            for name, figure in (figures or {}).items():
+                mlflow.log_figure(figure, name)
+            if run_metrics:
+                mlflow.log_metrics(run_metrics)
             if signature is None:
                 signature = infer_signature(input_example, signature_output)
             info = mlflow.sklearn.log_model(

@@ -227,6 +227,7 @@ class TrainModelOperator(MlopsBaseOperator):
                 f"(max_training_rows={result.sample['cap']}, seed {result.sample['seed']}, "
                 f"stratified by {result.sample['stratified_by']!r})"
             )
+        explained = self._explain(result, frame, schema, where)
         training_spec = TrainingSpec(
             target=self.target,
             numeric=tuple(features.numeric),
@@ -281,7 +282,10 @@ class TrainModelOperator(MlopsBaseOperator):
                 PREDICTION_PROFILE_ARTIFACT: prediction_profile.to_dict(),
                 TRAINING_SPEC_ARTIFACT: training_spec.to_dict(),
                 **self._estimation_reference(result),
+                **explained["artifacts"],
             },
+            figures=explained["figures"],
+            run_metrics=explained["metrics"],
             run_name=self.run_name(context, "train", manifest["sha256"][:8]),
         )
 
@@ -294,6 +298,42 @@ class TrainModelOperator(MlopsBaseOperator):
             result.task, result.holdout_target, result.holdout_scores, result.metrics, seed=self.seed
         )
         return {ESTIMATION_REFERENCE_ARTIFACT: doc} if doc is not None else {}
+
+    def _explain(self, result: Any, frame: Any, schema: Any, where: str) -> dict[str, Any]:
+        """SHAP profile of the model on a seeded sample of the holdout (``core.explain``): the
+        artifact, its bar chart and ``shap.<column>`` metrics. A model shap cannot explain is
+        logged without them (attribution drift then skips it), never refused."""
+        import time
+
+        from mlops_ops.artifacts import SHAP_IMPORTANCE_ARTIFACT, SHAP_IMPORTANCE_PLOT_ARTIFACT
+        from mlops_ops.core.explain import ExplanationError, importance_figure, reference_profile
+        from mlops_ops.core.training import prepare_features, split
+
+        started = time.perf_counter()
+        _, holdout = split(frame, self.holdout_fraction, self.seed)
+        try:
+            x = prepare_features(holdout, schema.feature_set, schema, where=where)
+            profile = reference_profile(result.model, x, task=result.task, seed=self.seed)
+        except ExplanationError as err:
+            self.log.warning("no SHAP explanation for this model: %s", err)
+            return {"artifacts": {}, "figures": {}, "metrics": {}}
+        figure = importance_figure(
+            profile,
+            f"{self.pipeline}: mean |SHAP| on {profile['rows']} holdout rows ({profile['explainer']})",
+        )
+        self.log.info(
+            "SHAP (%s explainer, %s) on %d holdout row(s) in %.2f s: %s",
+            profile["explainer"],
+            profile["output"],
+            profile["rows"],
+            time.perf_counter() - started,
+            {k: round(v, 4) for k, v in profile["mean_abs_shap"].items()},
+        )
+        return {
+            "artifacts": {SHAP_IMPORTANCE_ARTIFACT: profile},
+            "figures": {SHAP_IMPORTANCE_PLOT_ARTIFACT: figure},
+            "metrics": {f"shap.{k}": v for k, v in profile["mean_abs_shap"].items()},
+        }
 
     def _reason(self, context: Context) -> str:
         """The form's reason, else the retrain request's reason (asset-triggered runs), else the run type."""

@@ -82,10 +82,13 @@ def test_monitoring_dag_shape_and_schedule(monkeypatch):
         "detect_drift",
         "check_performance",
         "estimate_performance",
+        "detect_attribution_drift",
         "request_retrain",
         "ingest_outcomes",  # monitoring.feedback
         "join_outcomes",
     }
+    # attribution drift is reported, it does not feed the retrain request
+    assert dag.get_task("detect_attribution_drift").downstream_task_ids == set()
     assert dag.get_task("detect_drift").upstream_task_ids == {"validate_batch", "ingest_batch"}
     assert dag.get_task("join_outcomes").upstream_task_ids == {"ingest_outcomes"}
     performance = dag.get_task("check_performance")

@@ -25,7 +25,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-HEAVY = ("pandas", "numpy", "scipy", "sklearn", "mlflow", "great_expectations", "pyarrow")
+HEAVY = ("pandas", "numpy", "scipy", "sklearn", "mlflow", "great_expectations", "pyarrow", "shap")
 
 #: what core must not reach: Airflow and our modules built on it
 CORE_FORBIDDEN = (
