@@ -232,9 +232,9 @@ def test_a_negative_value_after_uint64_ones_makes_the_column_text():
     assert written.passes <= 4
 
 
-def test_many_row_groups_restart_cleanly_and_hash_the_bytes_stored(monkeypatch):
-    # small row groups and output chunks: many row groups are written, and many chunks handed on,
-    # before a late batch widens a column and the write starts again
+def test_row_groups_written_beside_the_reading_restart_cleanly_and_hash_the_bytes_stored(monkeypatch):
+    # small row groups and output chunks: many row groups go to the writer's thread, and several
+    # are written before a late batch widens a column and the write starts again
     monkeypatch.setattr(ingest_stream, "ROW_GROUP_ROWS", 256)
     monkeypatch.setattr(ingest_stream, "_SINK_CHUNK_BYTES", 4096)
     head = "n,x\n" + "".join(f"{i},{i % 7}\n" for i in range(20_000))
