@@ -9,6 +9,7 @@ to the content that hash names.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import random
 
@@ -229,3 +230,31 @@ def test_a_negative_value_after_uint64_ones_makes_the_column_text():
     assert column[0] == str(2**63)
     assert column[-1] == "-1"
     assert written.passes <= 4
+
+
+def test_row_groups_written_beside_the_reading_restart_cleanly_and_hash_the_bytes_stored(monkeypatch):
+    # small row groups and output chunks: many row groups go to the writer's thread, and several
+    # are written before a late batch widens a column and the write starts again
+    monkeypatch.setattr(ingest_stream, "ROW_GROUP_ROWS", 256)
+    monkeypatch.setattr(ingest_stream, "_SINK_CHUNK_BYTES", 4096)
+    head = "n,x\n" + "".join(f"{i},{i % 7}\n" for i in range(20_000))
+    raw = (head + "1.5,text\n").encode()
+    written, stored = _write(_csv_source(raw, 1 << 12))
+    assert written.passes == 3
+    assert pq.ParquetFile(io.BytesIO(stored)).metadata.num_row_groups > 10
+    assert written.file_bytes == len(stored)
+    assert written.file_sha256 == hashlib.sha256(stored).hexdigest()
+    assert canonical.table_sha256(decode_table(stored, uri="mem://")) == written.sha256
+    assert written.sha256 == content_sha256(normalise(pd.read_csv(io.BytesIO(raw))))
+
+
+def test_a_source_failing_after_row_groups_were_written_fails_the_write(monkeypatch):
+    monkeypatch.setattr(ingest_stream, "ROW_GROUP_ROWS", 100)
+    good = _parquet_parts(_rows(1000, 3), 1, 3)[0]
+
+    def batches(plan):
+        yield from ingest_stream.parquet_batches("part-0.parquet", io.BytesIO(good), 50)
+        raise DataError("part-1.parquet is not a readable parquet file")
+
+    with pytest.raises(DataError, match="part-1.parquet"):
+        _write(batches)
