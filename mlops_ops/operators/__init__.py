@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mlops_ops.operators.deploy import DeployModelOperator, ReleaseChallengerOperator
 from mlops_ops.operators.evaluate import EvaluateModelOperator
+from mlops_ops.operators.feedback import JoinOutcomesOperator
 from mlops_ops.operators.ingest import IngestDatasetOperator
 from mlops_ops.operators.monitor import (
     CheckModelPerformanceOperator,
@@ -30,6 +31,7 @@ __all__ = [
     "EstimatePerformanceOperator",
     "EvaluateModelOperator",
     "IngestDatasetOperator",
+    "JoinOutcomesOperator",
     "JudgeReleaseOperator",
     "ReleaseChallengerOperator",
     "RequestRetrainOperator",

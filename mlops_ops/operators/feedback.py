@@ -175,7 +175,11 @@ class JoinOutcomesOperator(MlopsBaseOperator):
         if start is None or end is None or start >= end:
             start = context.get("logical_date") or context["dag_run"].run_after
             end = start + dt.timedelta(days=1)
-        return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+        # plain datetimes: pendulum's loses its zone when a timedelta is added after astimezone
+        return (
+            dt.datetime.fromtimestamp(start.timestamp(), tz=dt.UTC),
+            dt.datetime.fromtimestamp(end.timestamp(), tz=dt.UTC),
+        )
 
     @staticmethod
     def _prediction_range(frame: Any, keys: Any, end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:

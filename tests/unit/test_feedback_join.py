@@ -342,3 +342,28 @@ def test_the_feedback_spec_defaults_and_keys():
 
     with pytest.raises(ValidationError, match="needs 'monitoring.source'"):
         MonitoringSpec(feedback={"source": {"uri": "o.csv"}, "label": "y", "prediction_id": "p"})
+
+
+@pytest.mark.parametrize("zero_width", [True, False])
+def test_the_operators_interval_and_search_range_stay_in_utc_with_airflows_datetimes(zero_width):
+    """Airflow hands pendulum datetimes; one with ``astimezone(UTC)`` loses its zone when a
+    timedelta is added. The operator's interval and prediction range must stay aware."""
+    import pendulum
+
+    from mlops_ops.operators.feedback import JoinOutcomesOperator
+
+    day = pendulum.datetime(2026, 3, 7, tz="UTC")
+    context = {
+        "logical_date": day,
+        "data_interval_start": day,
+        "data_interval_end": day if zero_width else day.add(days=1),
+    }
+    start, end = JoinOutcomesOperator._interval(context)
+    assert (start, end) == (D - dt.timedelta(days=3), D - dt.timedelta(days=2))
+    keys = FeedbackKeys(label="y", prediction_id="pid", time="at", window_days=14, lookback_days=28)
+    frame = pd.DataFrame({"at": ["2026-03-05T10:00:00Z", None]})
+    since, until = JoinOutcomesOperator._prediction_range(frame, keys, end)
+    assert since.tzinfo is not None
+    assert until.tzinfo is not None
+    assert since == dt.datetime(2026, 2, 5, 10, tzinfo=dt.UTC)
+    assert until == end + dt.timedelta(seconds=1)

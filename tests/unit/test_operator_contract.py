@@ -33,6 +33,7 @@ REQUIRED = {
     "JudgeReleaseOperator": {"deployment": {}},
     "ConcludeReleaseOperator": {},
     "WatchChampionOperator": {"deployment": {}},
+    "JoinOutcomesOperator": {"label_column": "y", "prediction_id": "pid"},
 }
 
 
