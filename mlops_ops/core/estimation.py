@@ -5,11 +5,11 @@ works: Performance Estimation, CBPE"), written here from its description:
 
 1. **Calibrate.** On the *reference* (the training holdout: the model's positive-class
    probabilities and the true labels), fit a map from the model's probability to the observed
-   frequency of the positive class, with scikit-learn's ``IsotonicRegression``. **Rule:** the map
-   is used only when it helps: when the holdout's Brier score of cross-fitted isotonic
-   probabilities (:data:`CALIBRATION_FOLDS` folds, each fold calibrated by a map fitted on the
-   others) is lower than the Brier score of the raw probabilities. Otherwise the model is taken as
-   already calibrated and its probabilities are used as they are (:func:`needs_calibration`).
+   frequency of the positive class, with scikit-learn's ``IsotonicRegression``. **Rule:** the
+   model's probabilities are used as they are only when the reference shows them calibrated: the
+   map does not lower the Brier score out of sample (cross-fitted over :data:`CALIBRATION_FOLDS`
+   folds), *and* CBPE from the raw probabilities reproduces the reference's own realised ROC AUC
+   and accuracy within 2 standard errors. Otherwise the map is applied (:func:`needs_calibration`).
 2. **Expect.** On an unlabelled batch, a calibrated probability ``p_i`` is the chance that row
    ``i`` is positive. Every metric of a binary classifier is a function of the confusion counts
    (or, for ROC AUC, of the pairs of rows), so its expected value follows from the ``p_i``: the
@@ -250,25 +250,47 @@ def isotonic_map(proba: np.ndarray, positive: np.ndarray, weights: np.ndarray | 
 
 
 def needs_calibration(
-    proba: np.ndarray, positive: np.ndarray, *, folds: int = CALIBRATION_FOLDS, seed: int = 0
-) -> tuple[bool, float, float]:
-    """Whether an isotonic map improves the probabilities: the rule of :mod:`this module <mlops_ops.core.estimation>`.
+    proba: np.ndarray, positive: np.ndarray, *, folds: int = CALIBRATION_FOLDS, seed: int = 0, draws: int = 400
+) -> tuple[bool, dict[str, float]]:
+    """The calibration rule of :mod:`this module <mlops_ops.core.estimation>`: whether to apply the
+    isotonic map, decided on the reference alone.
+
+    The probabilities are used as they are only when both checks pass:
+
+    * **Brier**: the cross-fitted isotonic Brier score (``folds`` folds) is not lower than the raw
+      one (the map does not help out of sample);
+    * **self-consistency**: CBPE from the raw probabilities reproduces the reference's own realised
+      ROC AUC and accuracy (predicted positive: probability above 0.5) within 2 standard errors of
+      the realised metric (simulated from ``draws`` label draws). The Brier check alone is too weak:
+      a model can pass it while its spread of probabilities overstates its AUC.
 
     :param proba: shape ``(n,)``, raw positive-class probabilities of the reference.
     :param positive: shape ``(n,)``, bool labels of the reference.
-    :returns: ``(calibrate, brier_raw, brier_cross_fitted)``: calibrate when the cross-fitted
-        isotonic Brier score is below the raw one.
+    :returns: ``(calibrate, figures)``; figures: ``brier_raw``, ``brier_cross_fitted`` and, per
+        checked metric, ``<metric>_raw_estimate``, ``<metric>_realised``, ``<metric>_se``.
     """
     p = np.asarray(proba, dtype="float64")
     y = np.asarray(positive, dtype=bool)
-    fold = np.random.default_rng(seed).permutation(len(p)) % folds
+    rng = np.random.default_rng(seed)
+    fold = rng.permutation(len(p)) % folds
     fitted = np.empty_like(p)
     for k in range(folds):
         test = fold == k
         fitted[test] = _isotonic(p[~test], y[~test]).predict(p[test])
-    raw = float(np.mean((p - y) ** 2))
-    cross = float(np.mean((fitted - y) ** 2))
-    return cross < raw, raw, cross
+    figures = {"brier_raw": float(np.mean((p - y) ** 2)), "brier_cross_fitted": float(np.mean((fitted - y) ** 2))}
+    calibrate = figures["brier_cross_fitted"] < figures["brier_raw"]
+    predicted = p > 0.5  # a binary predict_proba's argmax
+    labels = rng.random((draws, len(p))) < p
+    for metric in ("roc_auc", "accuracy"):
+        estimate = expected_metric(metric, p, predicted, p)
+        realised = float(realised_metrics(metric, p, predicted, y)[0])
+        se = float(np.nanstd(realised_metrics(metric, p, predicted, labels), ddof=1))
+        figures.update(
+            {f"{metric}_raw_estimate": estimate, f"{metric}_realised": realised, f"{metric}_se": se}
+        )
+        if not abs(estimate - realised) <= 2 * se:
+            calibrate = True
+    return calibrate, figures
 
 
 # -- expected and realised metrics ------------------------------------------------------------

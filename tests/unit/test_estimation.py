@@ -208,9 +208,12 @@ def test_calibration_rule():
     p = rng.random(3000)
     y = rng.random(3000) < p
     overconfident = 1 / (1 + np.exp(-3 * np.log(p / (1 - p))))
-    assert needs_calibration(overconfident, y)[0] is True
-    calibrate, raw, cross = needs_calibration(p, y)
-    assert abs(raw - cross) < 0.003  # a calibrated model: the map barely changes the Brier score
+    calibrate, figures = needs_calibration(overconfident, y)
+    assert calibrate is True
+    assert figures["roc_auc_raw_estimate"] > figures["roc_auc_realised"] + 2 * figures["roc_auc_se"]
+    calibrate, figures = needs_calibration(p, y)
+    assert abs(figures["brier_raw"] - figures["brier_cross_fitted"]) < 0.003  # the map barely helps
+    assert abs(figures["roc_auc_raw_estimate"] - figures["roc_auc_realised"]) < 2 * figures["roc_auc_se"]
 
 
 def test_fast_isotonic_map_is_scikit_learns():

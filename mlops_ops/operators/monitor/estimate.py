@@ -172,6 +172,7 @@ class EstimatePerformanceOperator(MonitoringOperator):
             DEFAULT_METRICS,
             EstimationError,
             estimate_performance,
+            needs_calibration,
             realised_metrics,
         )
 
@@ -209,11 +210,20 @@ class EstimatePerformanceOperator(MonitoringOperator):
         predicted = np.asarray(scores["pred"]).astype(str) == reference.positive_label
         names = list(dict.fromkeys([self.metric, *DEFAULT_METRICS]))
         try:
+            calibrate, checks = needs_calibration(reference.proba, reference.positive, seed=self.seed)
             estimates = estimate_performance(
-                reference, score, predicted, metrics=names, level=self.level, resamples=self.resamples, seed=self.seed
+                reference,
+                score,
+                predicted,
+                metrics=names,
+                level=self.level,
+                resamples=self.resamples,
+                seed=self.seed,
+                calibrate=calibrate,
             )
         except EstimationError as err:
             raise AirflowFailException(f"champion v{champion.version}: {err}") from None
+        body["calibration_checks"] = checks
         main = estimates[self.metric]
         body.update(estimate=main.to_dict()["estimate"], lower=main.lower, upper=main.upper, calibrated=main.calibrated)
         body["metrics"] = {name: e.to_dict() for name, e in estimates.items()}
