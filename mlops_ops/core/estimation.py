@@ -250,7 +250,7 @@ def isotonic_map(proba: np.ndarray, positive: np.ndarray, weights: np.ndarray | 
 
 
 def needs_calibration(
-    proba: np.ndarray, positive: np.ndarray, *, folds: int = CALIBRATION_FOLDS, seed: int = 0, draws: int = 400
+    proba: np.ndarray, positive: np.ndarray, *, folds: int = CALIBRATION_FOLDS, seed: int = 0, draws: int = 200
 ) -> tuple[bool, dict[str, float]]:
     """The calibration rule of :mod:`this module <mlops_ops.core.estimation>`: whether to apply the
     isotonic map, decided on the reference alone.
