@@ -54,7 +54,16 @@ from mlops_ops.config import METRIC_DIRECTIONS
 from mlops_ops.errors import MlopsError
 
 #: Metrics CBPE can estimate: every metric of a binary classifier the pipeline can monitor.
-ESTIMABLE_METRICS = ("roc_auc", "accuracy", "balanced_accuracy", "f1", "precision", "recall", "log_loss", "brier")
+ESTIMABLE_METRICS = (
+    "roc_auc",
+    "accuracy",
+    "balanced_accuracy",
+    "f1",
+    "precision",
+    "recall",
+    "log_loss",
+    "brier",
+)
 #: Metrics the monitoring report estimates beside the pipeline's own (when estimable).
 DEFAULT_METRICS = ("roc_auc", "accuracy", "f1")
 #: Folds of the cross-fitted calibration check (:func:`needs_calibration`).
@@ -198,7 +207,9 @@ def reference_document(
 def _check_probabilities(proba: np.ndarray, where: str) -> np.ndarray:
     p = np.asarray(proba, dtype="float64")
     if p.ndim != 1:
-        raise EstimationError(f"{where}: expected one positive-class probability per row, got shape {p.shape}")
+        raise EstimationError(
+            f"{where}: expected one positive-class probability per row, got shape {p.shape}"
+        )
     bad = ~np.isfinite(p) | (p < 0) | (p > 1)
     if bad.any():
         raise EstimationError(
@@ -222,7 +233,9 @@ def _check_reference(proba: np.ndarray, positive: np.ndarray) -> None:
 def _isotonic(proba: np.ndarray, positive: np.ndarray) -> Any:
     from sklearn.isotonic import IsotonicRegression
 
-    return IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(proba, positive.astype("float64"))
+    return IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
+        proba, positive.astype("float64")
+    )
 
 
 def isotonic_map(proba: np.ndarray, positive: np.ndarray, weights: np.ndarray | None = None) -> Any:
@@ -250,7 +263,12 @@ def isotonic_map(proba: np.ndarray, positive: np.ndarray, weights: np.ndarray | 
 
 
 def needs_calibration(
-    proba: np.ndarray, positive: np.ndarray, *, folds: int = CALIBRATION_FOLDS, seed: int = 0, draws: int = 200
+    proba: np.ndarray,
+    positive: np.ndarray,
+    *,
+    folds: int = CALIBRATION_FOLDS,
+    seed: int = 0,
+    draws: int = 200,
 ) -> tuple[bool, dict[str, float]]:
     """The calibration rule of :mod:`this module <mlops_ops.core.estimation>`: whether to apply the
     isotonic map, decided on the reference alone.
@@ -277,7 +295,10 @@ def needs_calibration(
     for k in range(folds):
         test = fold == k
         fitted[test] = _isotonic(p[~test], y[~test]).predict(p[test])
-    figures = {"brier_raw": float(np.mean((p - y) ** 2)), "brier_cross_fitted": float(np.mean((fitted - y) ** 2))}
+    figures = {
+        "brier_raw": float(np.mean((p - y) ** 2)),
+        "brier_cross_fitted": float(np.mean((fitted - y) ** 2)),
+    }
     calibrate = figures["brier_cross_fitted"] < figures["brier_raw"]
     predicted = p > 0.5  # a binary predict_proba's argmax
     labels = rng.random((draws, len(p))) < p
@@ -488,7 +509,7 @@ def estimate_performance(
     # "calibrated" is itself only known to the reference's precision), then labels drawn from them
     draws = np.empty((resamples, len(s)))
     for b in range(resamples):
-        w = np.bincount(rng.integers(0, len(ref_p), size=len(ref_p)), minlength=len(ref_p))
+        w = np.bincount(rng.integers(0, len(ref_p), size=len(ref_p)), minlength=len(ref_p)).astype("float64")
         if not (ref_y & (w > 0)).any() or (ref_y | (w == 0)).all():
             w = np.ones(len(ref_p))  # a one-class resample fits no map; practically never
         draws[b] = isotonic_map(ref_p, ref_y, w)(s)
@@ -500,7 +521,7 @@ def estimate_performance(
         simulated = realised_metrics(name, s, pred, labels)
         simulated = simulated[np.isfinite(simulated)]
         ok = len(simulated) >= max(10, resamples // 2) and math.isfinite(point)
-        lower, upper = (np.quantile(simulated, [alpha, 1 - alpha]) if ok else (None, None))
+        lower, upper = np.quantile(simulated, [alpha, 1 - alpha]) if ok else (None, None)
         out[name] = PerformanceEstimate(
             metric=name,
             estimate=point,
@@ -537,7 +558,9 @@ def describe_estimate(report: Mapping[str, Any]) -> list[str]:
     )
     lines = [line]
     if report.get("realised") is not None:
-        lines.append(f"realised on this batch's labels: {names.get(metric, metric)} {fmt(report['realised'])}")
+        lines.append(
+            f"realised on this batch's labels: {names.get(metric, metric)} {fmt(report['realised'])}"
+        )
     return lines
 
 

@@ -55,7 +55,10 @@ def loop(airflow_db, tmp_path_factory):
         trained = run_dag(load_dag("churn_training"), logical_date=_at(D0 - dt.timedelta(days=1)))
         assert trained.state == "success", trained.tasks
         assert champion_version(mlflow_client()) == "1"
-        days = {i: run_dag(load_dag("churn_monitoring"), logical_date=_at(D0 + dt.timedelta(days=i))) for i in range(3)}
+        days = {
+            i: run_dag(load_dag("churn_monitoring"), logical_date=_at(D0 + dt.timedelta(days=i)))
+            for i in range(3)
+        }
         # a champion trained before references were logged: remove its artifact, run again
         client = mlflow_client()
         run_id = trained.returned["train"]["run_id"]
@@ -79,7 +82,9 @@ def test_report_and_mlflow_run(loop):
         assert run.tasks["estimate_performance"] == "success"
     report = loop["days"][0].returned["estimate_performance"]
     assert REPORT_KEYS <= set(report)
-    assert report["metric"] == "roc_auc" and report["champion_version"] == "1" and report["rows"] == 300
+    assert report["metric"] == "roc_auc"
+    assert report["champion_version"] == "1"
+    assert report["rows"] == 300
     assert report["lower"] < report["estimate"] < report["upper"]
     assert report["reference"] == pytest.approx(loop["trained"].returned["train"]["metrics"]["roc_auc"])
     assert "concept shift" in report["caveat"]
