@@ -5,11 +5,11 @@ works: Performance Estimation, CBPE"), written here from its description:
 
 1. **Calibrate.** On the *reference* (the training holdout: the model's positive-class
    probabilities and the true labels), fit a map from the model's probability to the observed
-   frequency of the positive class, with scikit-learn's ``IsotonicRegression``. **Rule:** the map
-   is used only when it helps: when the holdout's Brier score of cross-fitted isotonic
-   probabilities (:data:`CALIBRATION_FOLDS` folds, each fold calibrated by a map fitted on the
-   others) is lower than the Brier score of the raw probabilities. Otherwise the model is taken as
-   already calibrated and its probabilities are used as they are (:func:`needs_calibration`).
+   frequency of the positive class, with scikit-learn's ``IsotonicRegression``. **Rule:** the
+   model's probabilities are used as they are only when the reference shows them calibrated: the
+   map does not lower the Brier score out of sample (cross-fitted over :data:`CALIBRATION_FOLDS`
+   folds), *and* CBPE from the raw probabilities reproduces the reference's own realised ROC AUC
+   and accuracy within 2 standard errors. Otherwise the map is applied (:func:`needs_calibration`).
 2. **Expect.** On an unlabelled batch, a calibrated probability ``p_i`` is the chance that row
    ``i`` is positive. Every metric of a binary classifier is a function of the confusion counts
    (or, for ROC AUC, of the pairs of rows), so its expected value follows from the ``p_i``: the
@@ -54,7 +54,16 @@ from mlops_ops.config import METRIC_DIRECTIONS
 from mlops_ops.errors import MlopsError
 
 #: Metrics CBPE can estimate: every metric of a binary classifier the pipeline can monitor.
-ESTIMABLE_METRICS = ("roc_auc", "accuracy", "balanced_accuracy", "f1", "precision", "recall", "log_loss", "brier")
+ESTIMABLE_METRICS = (
+    "roc_auc",
+    "accuracy",
+    "balanced_accuracy",
+    "f1",
+    "precision",
+    "recall",
+    "log_loss",
+    "brier",
+)
 #: Metrics the monitoring report estimates beside the pipeline's own (when estimable).
 DEFAULT_METRICS = ("roc_auc", "accuracy", "f1")
 #: Folds of the cross-fitted calibration check (:func:`needs_calibration`).
@@ -198,7 +207,9 @@ def reference_document(
 def _check_probabilities(proba: np.ndarray, where: str) -> np.ndarray:
     p = np.asarray(proba, dtype="float64")
     if p.ndim != 1:
-        raise EstimationError(f"{where}: expected one positive-class probability per row, got shape {p.shape}")
+        raise EstimationError(
+            f"{where}: expected one positive-class probability per row, got shape {p.shape}"
+        )
     bad = ~np.isfinite(p) | (p < 0) | (p > 1)
     if bad.any():
         raise EstimationError(
@@ -222,7 +233,9 @@ def _check_reference(proba: np.ndarray, positive: np.ndarray) -> None:
 def _isotonic(proba: np.ndarray, positive: np.ndarray) -> Any:
     from sklearn.isotonic import IsotonicRegression
 
-    return IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(proba, positive.astype("float64"))
+    return IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
+        proba, positive.astype("float64")
+    )
 
 
 def isotonic_map(proba: np.ndarray, positive: np.ndarray, weights: np.ndarray | None = None) -> Any:
@@ -250,25 +263,55 @@ def isotonic_map(proba: np.ndarray, positive: np.ndarray, weights: np.ndarray | 
 
 
 def needs_calibration(
-    proba: np.ndarray, positive: np.ndarray, *, folds: int = CALIBRATION_FOLDS, seed: int = 0
-) -> tuple[bool, float, float]:
-    """Whether an isotonic map improves the probabilities: the rule of :mod:`this module <mlops_ops.core.estimation>`.
+    proba: np.ndarray,
+    positive: np.ndarray,
+    *,
+    folds: int = CALIBRATION_FOLDS,
+    seed: int = 0,
+    draws: int = 200,
+) -> tuple[bool, dict[str, float]]:
+    """The calibration rule of :mod:`this module <mlops_ops.core.estimation>`: whether to apply the
+    isotonic map, decided on the reference alone.
+
+    The probabilities are used as they are only when both checks pass:
+
+    * **Brier**: the cross-fitted isotonic Brier score (``folds`` folds) is not lower than the raw
+      one (the map does not help out of sample);
+    * **self-consistency**: CBPE from the raw probabilities reproduces the reference's own realised
+      ROC AUC and accuracy (predicted positive: probability above 0.5) within 2 standard errors of
+      the realised metric (simulated from ``draws`` label draws). The Brier check alone is too weak:
+      a model can pass it while its spread of probabilities overstates its AUC.
 
     :param proba: shape ``(n,)``, raw positive-class probabilities of the reference.
     :param positive: shape ``(n,)``, bool labels of the reference.
-    :returns: ``(calibrate, brier_raw, brier_cross_fitted)``: calibrate when the cross-fitted
-        isotonic Brier score is below the raw one.
+    :returns: ``(calibrate, figures)``; figures: ``brier_raw``, ``brier_cross_fitted`` and, per
+        checked metric, ``<metric>_raw_estimate``, ``<metric>_realised``, ``<metric>_se``.
     """
     p = np.asarray(proba, dtype="float64")
     y = np.asarray(positive, dtype=bool)
-    fold = np.random.default_rng(seed).permutation(len(p)) % folds
+    rng = np.random.default_rng(seed)
+    fold = rng.permutation(len(p)) % folds
     fitted = np.empty_like(p)
     for k in range(folds):
         test = fold == k
         fitted[test] = _isotonic(p[~test], y[~test]).predict(p[test])
-    raw = float(np.mean((p - y) ** 2))
-    cross = float(np.mean((fitted - y) ** 2))
-    return cross < raw, raw, cross
+    figures = {
+        "brier_raw": float(np.mean((p - y) ** 2)),
+        "brier_cross_fitted": float(np.mean((fitted - y) ** 2)),
+    }
+    calibrate = figures["brier_cross_fitted"] < figures["brier_raw"]
+    predicted = p > 0.5  # a binary predict_proba's argmax
+    labels = rng.random((draws, len(p))) < p
+    for metric in ("roc_auc", "accuracy"):
+        estimate = expected_metric(metric, p, predicted, p)
+        realised = float(realised_metrics(metric, p, predicted, y)[0])
+        se = float(np.nanstd(realised_metrics(metric, p, predicted, labels), ddof=1))
+        figures.update(
+            {f"{metric}_raw_estimate": estimate, f"{metric}_realised": realised, f"{metric}_se": se}
+        )
+        if not abs(estimate - realised) <= 2 * se:
+            calibrate = True
+    return calibrate, figures
 
 
 # -- expected and realised metrics ------------------------------------------------------------
@@ -466,7 +509,7 @@ def estimate_performance(
     # "calibrated" is itself only known to the reference's precision), then labels drawn from them
     draws = np.empty((resamples, len(s)))
     for b in range(resamples):
-        w = np.bincount(rng.integers(0, len(ref_p), size=len(ref_p)), minlength=len(ref_p))
+        w = np.bincount(rng.integers(0, len(ref_p), size=len(ref_p)), minlength=len(ref_p)).astype("float64")
         if not (ref_y & (w > 0)).any() or (ref_y | (w == 0)).all():
             w = np.ones(len(ref_p))  # a one-class resample fits no map; practically never
         draws[b] = isotonic_map(ref_p, ref_y, w)(s)
@@ -478,7 +521,7 @@ def estimate_performance(
         simulated = realised_metrics(name, s, pred, labels)
         simulated = simulated[np.isfinite(simulated)]
         ok = len(simulated) >= max(10, resamples // 2) and math.isfinite(point)
-        lower, upper = (np.quantile(simulated, [alpha, 1 - alpha]) if ok else (None, None))
+        lower, upper = np.quantile(simulated, [alpha, 1 - alpha]) if ok else (None, None)
         out[name] = PerformanceEstimate(
             metric=name,
             estimate=point,
@@ -515,7 +558,9 @@ def describe_estimate(report: Mapping[str, Any]) -> list[str]:
     )
     lines = [line]
     if report.get("realised") is not None:
-        lines.append(f"realised on this batch's labels: {names.get(metric, metric)} {fmt(report['realised'])}")
+        lines.append(
+            f"realised on this batch's labels: {names.get(metric, metric)} {fmt(report['realised'])}"
+        )
     return lines
 
 

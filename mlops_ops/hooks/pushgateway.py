@@ -162,10 +162,12 @@ def _estimate(reg: CollectorRegistry, doc: dict[str, Any], now: float) -> None:
         ("mlops_estimate_reference", "reference", "The metric realised on the training holdout."),
     ):
         _gauge(reg, name, text, ("metric",)).labels(metric).set(_number(doc.get(key)))
-    _gauge(reg, "mlops_estimate_drop", "1 when the estimate fell beyond tolerance from the holdout's value.").set(
-        doc.get("status") == "estimated_drop"
+    _gauge(
+        reg, "mlops_estimate_drop", "1 when the estimate fell beyond tolerance from the holdout's value."
+    ).set(doc.get("status") == "estimated_drop")
+    _gauge(reg, "mlops_estimate_rows", "Rows of the batch the last estimate scored.").set(
+        doc.get("rows") or 0
     )
-    _gauge(reg, "mlops_estimate_rows", "Rows of the batch the last estimate scored.").set(doc.get("rows") or 0)
     _monitoring_success(reg, "estimate", now)
 
 

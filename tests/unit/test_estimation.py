@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 from mlops_ops.core.estimation import (
+    ESTIMABLE_METRICS,
     EstimationError,
     EstimationReference,
     describe_estimate,
@@ -198,7 +199,7 @@ def test_expected_metric_is_the_mean_over_label_draws():
     pred = score >= 0.5
     calibrated = np.clip(score * 0.8 + 0.1, 0, 1)
     labels = rng.random((20000, 300)) < calibrated
-    for metric in ("roc_auc", "accuracy", "balanced_accuracy", "f1", "precision", "recall", "log_loss", "brier"):
+    for metric in ESTIMABLE_METRICS:
         mc = realised_metrics(metric, score, pred, labels).mean()
         assert expected_metric(metric, score, pred, calibrated) == pytest.approx(mc, abs=3e-3), metric
 
@@ -208,9 +209,12 @@ def test_calibration_rule():
     p = rng.random(3000)
     y = rng.random(3000) < p
     overconfident = 1 / (1 + np.exp(-3 * np.log(p / (1 - p))))
-    assert needs_calibration(overconfident, y)[0] is True
-    calibrate, raw, cross = needs_calibration(p, y)
-    assert abs(raw - cross) < 0.003  # a calibrated model: the map barely changes the Brier score
+    calibrate, figures = needs_calibration(overconfident, y)
+    assert calibrate is True
+    assert figures["roc_auc_raw_estimate"] > figures["roc_auc_realised"] + 2 * figures["roc_auc_se"]
+    calibrate, figures = needs_calibration(p, y)
+    assert abs(figures["brier_raw"] - figures["brier_cross_fitted"]) < 0.003  # the map barely helps
+    assert abs(figures["roc_auc_raw_estimate"] - figures["roc_auc_realised"]) < 2 * figures["roc_auc_se"]
 
 
 def test_fast_isotonic_map_is_scikit_learns():
@@ -230,9 +234,12 @@ def test_reference_round_trip_and_cap():
     y = np.where(rng.random(500) < 0.4, "yes", "no")
     scores = {"proba": rng.random(500), "classes": np.array(["no", "yes"])}
     ref = EstimationReference.from_holdout(y, scores, {"roc_auc": 0.7}, max_rows=200, seed=1)
-    assert len(ref.proba) == 200 and ref.sampled_from == 500 and ref.positive_label == "yes"
+    assert len(ref.proba) == 200
+    assert ref.sampled_from == 500
+    assert ref.positive_label == "yes"
     back = EstimationReference.from_dict(ref.to_dict())
-    assert np.array_equal(back.proba, ref.proba) and np.array_equal(back.positive, ref.positive)
+    assert np.array_equal(back.proba, ref.proba)
+    assert np.array_equal(back.positive, ref.positive)
     assert back.metrics == {"roc_auc": 0.7}
 
 

@@ -83,7 +83,9 @@ class EstimatePerformanceOperator(MonitoringOperator):
         if spec is None:
             raise AirflowFailException(f"champion v{champion.version} has no {TRAINING_SPEC_ARTIFACT}")
         if spec["task"] != "classification":
-            self.skip(f"champion v{champion.version} is a {spec['task']} model: CBPE estimates classifiers only")
+            self.skip(
+                f"champion v{champion.version} is a {spec['task']} model: CBPE estimates classifiers only"
+            )
         try:
             check_metric(self.metric)
         except EstimationError as err:
@@ -134,11 +136,15 @@ class EstimatePerformanceOperator(MonitoringOperator):
             doc["rows"],
             short_number(doc["reference"]),
             self.tolerance,
-            f"; realised on the batch's labels: {short_number(doc['realised'])}" if doc.get("realised") is not None else "",
+            f"; realised on the batch's labels: {short_number(doc['realised'])}"
+            if doc.get("realised") is not None
+            else "",
         )
         return {**doc, "report_uri": uri, "run_url": run_url}
 
-    def _score(self, champion: Any, spec: dict[str, Any], frame: Any, manifest: dict[str, Any]) -> dict[str, Any]:
+    def _score(
+        self, champion: Any, spec: dict[str, Any], frame: Any, manifest: dict[str, Any]
+    ) -> dict[str, Any]:
         """The champion's ``score_model`` output on every row; skips a model without probabilities."""
         from mlops_ops.core.evaluation import score_model
 
@@ -147,7 +153,9 @@ class EstimatePerformanceOperator(MonitoringOperator):
             self.skip(f"champion v{champion.version} has no predict_proba: CBPE needs probabilities")
         classes = getattr(model, "classes_", None)
         if classes is not None and len(classes) != 2:
-            self.skip(f"champion v{champion.version} has {len(classes)} classes: CBPE estimates binary classifiers")
+            self.skip(
+                f"champion v{champion.version} has {len(classes)} classes: CBPE estimates binary classifiers"
+            )
         if len(frame) == 0:
             return {"pred": [], "proba": [], "classes": classes}
         try:
@@ -172,6 +180,7 @@ class EstimatePerformanceOperator(MonitoringOperator):
             DEFAULT_METRICS,
             EstimationError,
             estimate_performance,
+            needs_calibration,
             realised_metrics,
         )
 
@@ -209,13 +218,27 @@ class EstimatePerformanceOperator(MonitoringOperator):
         predicted = np.asarray(scores["pred"]).astype(str) == reference.positive_label
         names = list(dict.fromkeys([self.metric, *DEFAULT_METRICS]))
         try:
+            calibrate, checks = needs_calibration(reference.proba, reference.positive, seed=self.seed)
             estimates = estimate_performance(
-                reference, score, predicted, metrics=names, level=self.level, resamples=self.resamples, seed=self.seed
+                reference,
+                score,
+                predicted,
+                metrics=names,
+                level=self.level,
+                resamples=self.resamples,
+                seed=self.seed,
+                calibrate=calibrate,
             )
         except EstimationError as err:
             raise AirflowFailException(f"champion v{champion.version}: {err}") from None
+        body["calibration_checks"] = checks
         main = estimates[self.metric]
-        body.update(estimate=main.to_dict()["estimate"], lower=main.lower, upper=main.upper, calibrated=main.calibrated)
+        body.update(
+            estimate=main.to_dict()["estimate"],
+            lower=main.lower,
+            upper=main.upper,
+            calibrated=main.calibrated,
+        )
         body["metrics"] = {name: e.to_dict() for name, e in estimates.items()}
         if self.target and self.target in frame.columns:
             labels = frame[self.target]
@@ -225,7 +248,9 @@ class EstimatePerformanceOperator(MonitoringOperator):
                 if labels.dtype.kind == "f" and bool((labels[known] == labels[known].round()).all()):
                     labels = labels.astype("Int64")
                 positive = labels.astype(str).to_numpy() == reference.positive_label
-                value = float(realised_metrics(self.metric, score[known], predicted[known], positive[known])[0])
+                value = float(
+                    realised_metrics(self.metric, score[known], predicted[known], positive[known])[0]
+                )
                 body["realised"] = value if np.isfinite(value) else None
         if body["estimate"] is not None and body["reference"] is not None:
             sign = 1.0 if METRIC_DIRECTIONS[self.metric] else -1.0
