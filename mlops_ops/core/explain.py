@@ -232,6 +232,23 @@ def _is_linear(estimator: Any) -> bool:
     return coef is not None and hasattr(estimator, "intercept_") and np.asarray(coef).squeeze().ndim <= 1
 
 
+def explainer_kind(pipeline: Any) -> str:
+    """The explainer :func:`explain_pipeline` uses for ``pipeline``: ``tree``, ``linear`` or
+    ``permutation`` (so a caller can budget before explaining)."""
+    import shap
+    from shap.utils._exceptions import InvalidModelError
+
+    _, _, estimator = split_pipeline(pipeline)
+    try:
+        explainer = shap.TreeExplainer(estimator)
+    except InvalidModelError:
+        return "linear" if _is_linear(estimator) else "permutation"
+    tree_output = str(getattr(explainer.model, "tree_output", ""))
+    if hasattr(estimator, "classes_") and tree_output not in ("log_odds", "probability"):
+        return "linear" if _is_linear(estimator) else "permutation"
+    return "tree"
+
+
 def explain_pipeline(
     pipeline: Any,
     x: pd.DataFrame,
@@ -406,6 +423,7 @@ __all__ = [
     "MAX_ROWS",
     "OUTPUT_SPACES",
     "explain_pipeline",
+    "explainer_kind",
     "importance_figure",
     "input_columns",
     "model_output",
