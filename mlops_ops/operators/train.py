@@ -305,6 +305,9 @@ class TrainModelOperator(MlopsBaseOperator):
         except ExplanationError as err:
             self.log.warning("no SHAP explanation for this model: %s", err)
             return {"artifacts": {}, "figures": {}, "metrics": {}}
+        except Exception:  # shap failing on an estimator it claims: the model is still worth logging
+            self.log.warning("no SHAP explanation for this model: shap failed", exc_info=True)
+            return {"artifacts": {}, "figures": {}, "metrics": {}}
         figure = importance_figure(
             profile,
             f"{self.pipeline}: mean |SHAP| on {profile['rows']} holdout rows ({profile['explainer']})",
