@@ -52,8 +52,16 @@ print(json.dumps({
 """
 
 CASES = [
-    ("sklearn.ensemble.HistGradientBoostingClassifier", {"max_iter": 150, "learning_rate": 0.08, "max_leaf_nodes": 15}, 4200),
-    ("sklearn.ensemble.HistGradientBoostingClassifier", {"max_iter": 150, "learning_rate": 0.08, "max_leaf_nodes": 15}, 100_000),
+    (
+        "sklearn.ensemble.HistGradientBoostingClassifier",
+        {"max_iter": 150, "learning_rate": 0.08, "max_leaf_nodes": 15},
+        4200,
+    ),
+    (
+        "sklearn.ensemble.HistGradientBoostingClassifier",
+        {"max_iter": 150, "learning_rate": 0.08, "max_leaf_nodes": 15},
+        100_000,
+    ),
     ("sklearn.ensemble.RandomForestClassifier", {"n_estimators": 100}, 4200),
     ("sklearn.linear_model.LogisticRegression", {}, 4200),
     ("sklearn.neighbors.KNeighborsClassifier", {}, 4200),
@@ -65,7 +73,9 @@ def main() -> int:
     for estimator, params, rows in CASES:
         out = subprocess.run(
             [sys.executable, "-c", CASE, estimator, json.dumps(params), str(rows)],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         line = out.stdout.strip().splitlines()[-1]
         print(line, flush=True)
