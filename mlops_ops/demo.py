@@ -229,6 +229,9 @@ def run_demo(home: Path, *, keep: bool = False) -> int:
     lines += _describe_training(f"{day[4]}: retrain on a broken export", third[0]) + [""]
     lines += _describe_rollback(third[1:]) + [""]
     lines += release_lines + outcome_lines + [""]
+    from mlops_ops.demo_explain import describe_explanations  # issue 13: how v1 and v2 explain
+
+    lines += describe_explanations(env["MLFLOW_TRACKING_URI"], PIPELINE, ["1", "2"]) + [""]
     lines += _registry_summary(home)
     lines += [
         "",

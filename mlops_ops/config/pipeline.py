@@ -40,6 +40,15 @@ class ScoringSpec(_Model):
     id_columns: list[str] = Field(
         default_factory=list, description="Columns copied into the predictions (default: none)."
     )
+    explain_top_k: int = Field(
+        default=0,
+        ge=0,
+        le=20,
+        description="Add each row's k largest SHAP contributions (top<i>_feature, top<i>_contribution); 0: none.",
+    )
+    explain_max_rows: int = Field(
+        default=10_000, ge=1, description="Only the first this many rows are explained (later rows: null)."
+    )
 
 
 class SchedulesSpec(_Model):

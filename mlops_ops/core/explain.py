@@ -20,7 +20,7 @@ Explainers, by the estimator (the ``shap`` package):
   other estimator. Output: probability of the positive class (the prediction for regressors). It
   costs ``permutations * (2F + 1) * fallback_background_rows`` model rows per explained row (F
   transformed columns), hence its smaller row budget and background (k-nearest neighbours on 16
-  transformed columns: about 4 s for 50 rows).
+  transformed columns: 8 to 15 s for 50 rows, benchmarks/explain).
 
 Binary classifiers are explained for the positive class (``classes_[1]``). Rows beyond the budget
 are a seeded sample without replacement.
@@ -40,7 +40,8 @@ from mlops_ops.errors import MlopsError
 
 log = logging.getLogger(__name__)
 
-#: rows explained at most by the tree and linear explainers (milliseconds per hundred rows)
+#: rows explained at most by the tree and linear explainers (per hundred rows: ~10 ms linear,
+#: ~30-90 ms boosted trees, ~1.5 s for 100 unbounded forest trees; benchmarks/explain)
 MAX_ROWS = 1000
 #: rows explained at most by the model-agnostic fallback (model calls grow with the background)
 FALLBACK_MAX_ROWS = 50
@@ -232,6 +233,23 @@ def _is_linear(estimator: Any) -> bool:
     return coef is not None and hasattr(estimator, "intercept_") and np.asarray(coef).squeeze().ndim <= 1
 
 
+def explainer_kind(pipeline: Any) -> str:
+    """The explainer :func:`explain_pipeline` uses for ``pipeline``: ``tree``, ``linear`` or
+    ``permutation`` (so a caller can budget before explaining)."""
+    import shap
+    from shap.utils._exceptions import InvalidModelError
+
+    _, _, estimator = split_pipeline(pipeline)
+    try:
+        explainer = shap.TreeExplainer(estimator)
+    except InvalidModelError:
+        return "linear" if _is_linear(estimator) else "permutation"
+    tree_output = str(getattr(explainer.model, "tree_output", ""))
+    if hasattr(estimator, "classes_") and tree_output not in ("log_odds", "probability"):
+        return "linear" if _is_linear(estimator) else "permutation"
+    return "tree"
+
+
 def explain_pipeline(
     pipeline: Any,
     x: pd.DataFrame,
@@ -406,6 +424,7 @@ __all__ = [
     "MAX_ROWS",
     "OUTPUT_SPACES",
     "explain_pipeline",
+    "explainer_kind",
     "importance_figure",
     "input_columns",
     "model_output",

@@ -20,6 +20,8 @@ _UNSAFE = re.compile(r"[^0-9A-Za-z_\-. /]")
 _DIGEST = 8
 #: the prefix of the permutation-importance metrics logged by evaluation
 IMPORTANCE_PREFIX = "importance."
+#: the prefix of the mean |SHAP| metrics logged by training (shorter: valid wherever importance is)
+SHAP_PREFIX = "shap."
 
 
 def mlflow_key(prefix: str, name: str) -> str:

@@ -232,6 +232,8 @@ class ScoredFile:
     probability_sum: float
     probability_rows: int
     classes: np.ndarray | None
+    #: with ``explain_top_k``: ``k``, ``explainer``, ``output``, ``rows`` (explained), ``max_rows``
+    explained: dict[str, Any] | None = None
 
     @property
     def positive(self) -> Any:
@@ -329,6 +331,9 @@ def score_parquet(
     interval_end: dt.datetime | None,
     where: str | None = None,
     batch_rows: int | None = None,
+    explain_top_k: int = 0,
+    explain_max_rows: int = 10_000,
+    explain_background: pd.DataFrame | None = None,
 ) -> ScoredFile:
     """Score a Parquet file batch by batch and write the predictions to ``sink`` as Parquet.
 
@@ -339,6 +344,14 @@ def score_parquet(
     :param schema: the model version's :class:`~mlops_ops.core.schema.Schema`; each batch is
         coerced to it before the model sees it.
     :param batch_rows: rows per batch; default :func:`batch_rows_for` the columns read.
+    :param explain_top_k: add the ``k`` largest SHAP contributions of each row (columns
+        ``top<i>_feature``, ``top<i>_contribution``, i = 1..k, k at most the feature count; see
+        :func:`mlops_ops.core.explain.top_contributions`); 0: none.
+    :param explain_max_rows: only the first this many rows of the file are explained (the
+        permutation fallback: at most :data:`~mlops_ops.core.explain.FALLBACK_MAX_ROWS`); later
+        rows get nulls in those columns.
+    :param explain_background: background rows of the linear and permutation explainers (the
+        version's stored ones); default: each batch's own rows.
     :returns: a :class:`ScoredFile` with the rows, the output columns and the bytes' SHA-256.
     :raises DataError: a batch cannot be coerced (the message names the column and the value).
     :raises AttributeError, TypeError, ValueError: the model cannot score a batch.
@@ -354,6 +367,14 @@ def score_parquet(
     out_schema: pa.Schema | None = None
     rows, total, counted = 0, 0.0, 0
     classes: np.ndarray | None = None
+    k = min(max(int(explain_top_k), 0), len(features.all))
+    explained: dict[str, Any] | None = None
+    if k:
+        from mlops_ops.core.explain import FALLBACK_MAX_ROWS, explainer_kind
+
+        kind = explainer_kind(model)
+        budget = min(explain_max_rows, FALLBACK_MAX_ROWS) if kind == "permutation" else explain_max_rows
+        explained = {"k": k, "explainer": kind, "output": None, "rows": 0, "max_rows": budget}
     try:
         rows_per_batch = batch_rows or batch_rows_for(len(wanted))
         for batch in file.iter_batches(batch_size=rows_per_batch, columns=wanted):
@@ -374,6 +395,8 @@ def score_parquet(
                 interval_start=interval_start,
                 interval_end=interval_end,
             )
+            if explained is not None:
+                table = _with_top_k(table, model, x, task, k, explained, explain_background)
             if writer is None:
                 out_schema = table.schema
                 writer = pq.ParquetWriter(out, out_schema, compression=_COMPRESSION)
@@ -388,6 +411,8 @@ def score_parquet(
                 counted += int(np.count_nonzero(~np.isnan(finite)))
         if writer is None:  # no rows: an empty file with the columns a scored batch would have
             empty = _empty_table(file, model, task, id_columns)
+            if explained is not None:
+                empty = _with_top_k(empty, model, None, task, k, explained, None)
             out_schema = empty.schema
             writer = pq.ParquetWriter(out, out_schema, compression=_COMPRESSION)
             writer.write_table(empty)
@@ -395,7 +420,45 @@ def score_parquet(
         if writer is not None:
             writer.close()
     assert out_schema is not None
-    return ScoredFile(rows, list(out_schema.names), out.hexdigest(), out.size, total, counted, classes)
+    return ScoredFile(
+        rows, list(out_schema.names), out.hexdigest(), out.size, total, counted, classes, explained
+    )
+
+
+def _with_top_k(
+    table: pa.Table,
+    model: Any,
+    x: pd.DataFrame | None,
+    task: str,
+    k: int,
+    explained: dict[str, Any],
+    background: pd.DataFrame | None,
+) -> pa.Table:
+    """``table`` with the top-``k`` columns: the first rows within the budget explained, the rest null."""
+    from mlops_ops.core.explain import explain_pipeline, top_contributions
+
+    n = table.num_rows
+    features = np.full((k, n), None, dtype=object)
+    contributions = np.full((k, n), np.nan)
+    take = 0 if x is None else min(n, explained["max_rows"] - explained["rows"])
+    if take > 0:
+        assert x is not None
+        part = x.iloc[:take]
+        explanation = explain_pipeline(
+            model, part, task=task, background=background, max_rows=take, fallback_max_rows=take
+        )
+        top = top_contributions(explanation, k)
+        for i in range(k):
+            features[i, :take] = top[f"top{i + 1}_feature"].to_numpy()
+            contributions[i, :take] = top[f"top{i + 1}_contribution"].to_numpy()
+        explained["rows"] += take
+        explained["output"] = explanation.output
+    for i in range(k):
+        table = table.append_column(f"top{i + 1}_feature", pa.array(features[i], type=pa.string()))
+        table = table.append_column(
+            f"top{i + 1}_contribution", pa.array(contributions[i], type=pa.float64(), from_pandas=True)
+        )
+    return table
 
 
 def _empty_table(file: pq.ParquetFile, model: Any, task: str, id_columns: Sequence[str]) -> pa.Table:

@@ -59,6 +59,8 @@ def build_batch_scoring_dag(spec: PipelineSpec, *, default_args: dict[str, Any] 
             snapshot=ingest.output,
             model=champion.output,
             id_columns=ids,
+            explain_top_k=spec.scoring.explain_top_k,
+            explain_max_rows=spec.scoring.explain_max_rows,
             **common,
         )
         champion >> ingest >> score

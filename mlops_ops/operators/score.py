@@ -94,6 +94,10 @@ class BatchScoreOperator(MlopsBaseOperator):
         :class:`ResolveChampionOperator` or the training task), or a version number. ``None``
         resolves the ``champion`` alias when the task starts, and skips if there is none.
     :param id_columns: input columns copied into the predictions, first, e.g. a customer id.
+    :param explain_top_k: add each row's ``k`` largest SHAP contributions (``top<i>_feature``,
+        ``top<i>_contribution``, in the version's explainer output space, see
+        docs/explanations.md); 0: none.
+    :param explain_max_rows: only the first this many rows are explained; later rows get nulls.
     """
 
     template_fields: Sequence[str] = ("snapshot", "model")
@@ -106,6 +110,8 @@ class BatchScoreOperator(MlopsBaseOperator):
         snapshot: Any,
         model: Any = None,
         id_columns: Sequence[str] | None = None,
+        explain_top_k: int = 0,
+        explain_max_rows: int = 10_000,
         **kwargs: Any,
     ) -> None:
         if "outlets" not in kwargs and "pipeline" in kwargs:
@@ -114,6 +120,8 @@ class BatchScoreOperator(MlopsBaseOperator):
         self.snapshot = snapshot
         self.model = model
         self.id_columns = id_columns
+        self.explain_top_k = explain_top_k
+        self.explain_max_rows = explain_max_rows
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.core.scoring import interval_doc, interval_key
@@ -266,6 +274,7 @@ class BatchScoreOperator(MlopsBaseOperator):
             except DataError as err:
                 raise verdict(err) from None
             model = hook.load_sklearn_model(model_version_uri(name, version))
+            background = self._explain_background(hook, run_id) if self.explain_top_k else None
 
             def write(sink: Any) -> Any:
                 try:
@@ -281,6 +290,9 @@ class BatchScoreOperator(MlopsBaseOperator):
                         interval_start=start,
                         interval_end=end,
                         where=where,
+                        explain_top_k=self.explain_top_k,
+                        explain_max_rows=self.explain_max_rows,
+                        explain_background=background,
                     )
                 except DataError as err:
                     raise verdict(err) from None
@@ -291,6 +303,14 @@ class BatchScoreOperator(MlopsBaseOperator):
                     ) from None
 
             return self._write_streamed(directory, write)
+
+    def _explain_background(self, hook: Any, run_id: str | None) -> Any:
+        """The version's stored SHAP background rows (None: each batch is its own background)."""
+        from mlops_ops.artifacts import SHAP_IMPORTANCE_ARTIFACT
+        from mlops_ops.core.explain import stored_background
+
+        profile = hook.load_dict(run_id, SHAP_IMPORTANCE_ARTIFACT) if run_id else None
+        return stored_background(profile) if profile else None
 
     def _write_streamed(self, directory: Any, write: Any) -> tuple[Any, Any]:
         """Run ``write(file)`` on a temporary sibling of ``predictions.parquet``, then move it in place."""
@@ -320,6 +340,15 @@ class BatchScoreOperator(MlopsBaseOperator):
         return path, scored
 
     def _log_summary(self, scored: Any, task: str, version: str, input_sha: str) -> None:
+        if scored.explained:
+            self.log.info(
+                "top-%d SHAP contributions for the first %d row(s) (%s explainer, %s; budget %d rows)",
+                scored.explained["k"],
+                scored.explained["rows"],
+                scored.explained["explainer"],
+                scored.explained["output"],
+                scored.explained["max_rows"],
+            )
         if task == "classification" and scored.probability_rows:
             self.log.info(
                 "scored %d rows of snapshot %s with %s v%s: mean probability %.4f",

@@ -307,6 +307,7 @@ class TrainModelOperator(MlopsBaseOperator):
 
         from mlops_ops.artifacts import SHAP_IMPORTANCE_ARTIFACT, SHAP_IMPORTANCE_PLOT_ARTIFACT
         from mlops_ops.core.explain import ExplanationError, importance_figure, reference_profile
+        from mlops_ops.core.naming import SHAP_PREFIX, mlflow_keys
         from mlops_ops.core.training import prepare_features, split
 
         started = time.perf_counter()
@@ -317,6 +318,10 @@ class TrainModelOperator(MlopsBaseOperator):
         except ExplanationError as err:
             self.log.warning("no SHAP explanation for this model: %s", err)
             return {"artifacts": {}, "figures": {}, "metrics": {}}
+        except Exception:  # shap failing on an estimator it claims: the model is still worth logging
+            self.log.warning("no SHAP explanation for this model: shap failed", exc_info=True)
+            return {"artifacts": {}, "figures": {}, "metrics": {}}
+        keys = mlflow_keys(SHAP_PREFIX, profile["mean_abs_shap"])  # long or odd names stay valid
         figure = importance_figure(
             profile,
             f"{self.pipeline}: mean |SHAP| on {profile['rows']} holdout rows ({profile['explainer']})",
@@ -332,7 +337,7 @@ class TrainModelOperator(MlopsBaseOperator):
         return {
             "artifacts": {SHAP_IMPORTANCE_ARTIFACT: profile},
             "figures": {SHAP_IMPORTANCE_PLOT_ARTIFACT: figure},
-            "metrics": {f"shap.{k}": v for k, v in profile["mean_abs_shap"].items()},
+            "metrics": {keys[k]: v for k, v in profile["mean_abs_shap"].items()},
         }
 
     def _reason(self, context: Context) -> str:

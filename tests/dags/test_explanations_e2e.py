@@ -83,3 +83,14 @@ def test_training_logs_the_profile_and_monitoring_reports_attribution_drift(
     )
     assert len(runs) == 3
     assert {r.data.tags["mlops.status"] for r in runs} == {"drift", "no_drift", "insufficient_data"}
+
+    # the demo's lines: the profile per version, side by side, and each attribution run
+    from mlops_ops.demo_explain import describe_explanations
+
+    lines = describe_explanations(mlops_home, "churn", ["1", "2"])
+    text = "\n".join(lines)
+    assert lines[0].startswith("How v1 and v2 explain their predictions")
+    assert f"v1 leans most on {leaned_on}" in text or leaned_on in lines[2]
+    assert "v2: not registered" in text
+    assert sum(line.startswith(f"  {D0 + dt.timedelta(days=1)} vs v1: drift") for line in lines) == 1
+    assert f"most: {leaned_on}" in text

@@ -149,3 +149,51 @@ def test_importance_figure_has_one_bar_per_column(data):
     fig = importance_figure(profile, "churn v1")
     assert len(fig.axes[0].patches) == len(FEATURES.all)
     assert figure_png(fig).startswith(b"\x89PNG")
+
+
+# -- top-k contributions in batch scoring (core.scoring_stream) -------------------------------------
+
+
+@pytest.mark.parametrize("batch_rows", [70, 1000])
+def test_batch_scoring_adds_the_top_k_contributions_within_the_budget(data, batch_rows):
+    import datetime as dt
+    import io
+
+    from mlops_ops.core.schema import Schema
+    from mlops_ops.core.scoring_stream import score_parquet
+
+    pipeline, task, _ = _fit(data, "sklearn.ensemble.HistGradientBoostingClassifier", {"max_iter": 20})
+    frame = churn.generate(300, seed=4).assign(customer_id=[f"c{i}" for i in range(300)])
+    source, out = io.BytesIO(), io.BytesIO()
+    frame.to_parquet(source, index=False)
+    scored = score_parquet(
+        io.BytesIO(source.getvalue()),
+        out,
+        model=pipeline,
+        task=task,
+        schema=Schema.from_feature_set(FEATURES, "churned"),
+        id_columns=["customer_id"],
+        model_version="1",
+        input_sha256="e" * 64,
+        interval_start=dt.datetime(2026, 3, 1, tzinfo=dt.UTC),
+        interval_end=dt.datetime(2026, 3, 2, tzinfo=dt.UTC),
+        batch_rows=batch_rows,
+        explain_top_k=2,
+        explain_max_rows=200,
+    )
+    got = pd.read_parquet(io.BytesIO(out.getvalue()))
+    assert scored.columns[-4:] == ["top1_feature", "top1_contribution", "top2_feature", "top2_contribution"]
+    assert scored.explained == {
+        "k": 2,
+        "explainer": "tree",
+        "output": "log_odds",
+        "rows": 200,
+        "max_rows": 200,
+    }
+    # the first 200 rows: the same values as explaining them at once; the rest: null
+    x = prepare_features(frame, FEATURES)
+    want = top_contributions(explain_pipeline(pipeline, x.head(200), task=task, max_rows=200), 2)
+    assert got["top1_feature"].head(200).tolist() == want["top1_feature"].tolist()
+    np.testing.assert_allclose(got["top2_contribution"].head(200), want["top2_contribution"])
+    assert got["top1_feature"].iloc[200:].isna().all()
+    assert got["top1_contribution"].iloc[200:].isna().all()
