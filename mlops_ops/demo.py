@@ -209,7 +209,14 @@ def run_demo(home: Path, *, keep: bool = False) -> int:
     release_lines, release_ok = run_release_act(home, env, log_file, _run_plan_subprocess, day[5])
     from mlops_ops.demo_outcomes import run_outcomes_act
 
-    outcome_lines, outcomes_ok = run_outcomes_act(home, env, log_file, _run_plan_subprocess, day[4])
+    outcome_lines, outcomes_ok = run_outcomes_act(
+        home,
+        env,
+        log_file,
+        _run_plan_subprocess,
+        day[4],
+        estimate=second[2]["returned"].get("estimate_performance"),
+    )
 
     # the world stays as it moved, up to today: runs started from the UI (the trigger form's logical
     # date is now) and the runs the scheduler starts on unpausing (no catch-up: the latest

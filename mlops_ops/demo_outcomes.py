@@ -146,10 +146,12 @@ def run_outcomes_act(
     log_file: Path,
     run_plan: Callable[..., list[dict[str, Any]]],
     scoring_day: dt.date,
+    estimate: dict[str, Any] | None = None,
 ) -> tuple[list[str], bool]:
     """The outcomes act (see the module's docstring); returns the timeline lines and whether every
     arrival day's outcomes were joined. ``run_plan`` is the demo's ``dag.test()`` runner;
-    ``scoring_day`` the day the batch story scored."""
+    ``scoring_day`` the day the batch story scored; ``estimate`` the report of that day's
+    ``estimate_performance`` (CBPE), printed as what was known before the outcomes arrived."""
     from mlops_ops.demo import DEMO_START
     from mlops_ops.example.churn import write_partitions
 
@@ -182,6 +184,13 @@ def run_outcomes_act(
         f"  outcomes: {len(plan)} monitoring run(s) join the outcomes that arrived {DELAY_DAYS} days late ...",
         flush=True,
     )
+    if estimate:
+        from mlops_ops.core.estimation import describe_estimate
+
+        lines.append(
+            f"  {scoring_day}, the day of the predictions (monitoring's estimate_performance, CBPE):"
+        )
+        lines += [f"    {line}" for line in describe_estimate(estimate)]
     results = run_plan(plan, env, log_file)
     ok = True
     for (arrival, what), result in zip(titles, results, strict=True):
@@ -191,9 +200,5 @@ def run_outcomes_act(
             and result["state"] == "success"
             and bool((result["returned"].get("join_outcomes") or {}).get("joined"))
         )
-    # ---- the estimate before the labels (CBPE) and the explanations of v1 and v2 -------------
-    # the lead calls the estimate's and the explanations' describe functions here
-    # (mlops_ops.demo_estimate / demo_explain, issue 13 parts 3 and 4), e.g.
-    # lines += describe_estimate(results); lines += describe_explanations(home)
     lines.append(f"  joined outcomes: {home / 'storage' / PIPELINE / 'outcomes' / 'joined'}")
     return lines, ok

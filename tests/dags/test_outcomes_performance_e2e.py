@@ -126,9 +126,22 @@ def runs(airflow_db, tmp_path_factory):
         key = "feedback-run-1"  # one feedback run's part; a re-run replaces it
         write_joined_outcomes(storage, D0 + dt.timedelta(days=2), key, _joined(served, wrong=False))
         good = run_dag(_monitoring_on_outcomes(), logical_date=_at(D0 + dt.timedelta(days=2)))
+        # no batch today (ingest_batch skipped, as a prediction-log source without traffic does):
+        # the check judges the joined outcomes alone, or skips without them
+        nobatch = _monitoring_on_outcomes()
+        nobatch.get_task("check_performance").snapshot = None
+        alone = run_dag(nobatch, logical_date=_at(D0 + dt.timedelta(days=2, hours=6)))
+        nobatch.get_task("check_performance").use_outcomes = False
+        nothing = run_dag(nobatch, logical_date=_at(D0 + dt.timedelta(days=2, hours=12)))
         write_joined_outcomes(storage, D0 + dt.timedelta(days=2), key, _joined(served, wrong=True))
         bad = run_dag(_monitoring_on_outcomes(), logical_date=_at(D0 + dt.timedelta(days=3)))
-        yield {"good": good, "bad": bad, "events": _retrain_events()[events_before:]}
+        yield {
+            "good": good,
+            "alone": alone,
+            "nothing": nothing,
+            "bad": bad,
+            "events": _retrain_events()[events_before:],
+        }
 
 
 def test_outcomes_that_match_request_nothing(runs):
@@ -172,3 +185,13 @@ def test_the_report_holds_the_live_list(runs):
     html = open(path[: -len("json")] + "html").read()
     assert "joined outcomes" in html
     assert "whole window" in html
+
+
+def test_without_a_batch_the_outcomes_alone_are_judged(runs):
+    alone, nothing = runs["alone"], runs["nothing"]
+    assert alone.tasks["check_performance"] == "success", alone.tasks
+    check = alone.returned["check_performance"]
+    assert check["source"] == "outcomes"
+    assert check["status"] == "ok", check["reasons"]
+    assert check["rows"] == 600
+    assert nothing.tasks["check_performance"] == "skipped", nothing.tasks

@@ -81,7 +81,12 @@ class CheckModelPerformanceOperator(MonitoringOperator):
         if self.metric not in METRIC_DIRECTIONS:
             raise AirflowFailException(f"unknown metric {self.metric!r}; known: {sorted(METRIC_DIRECTIONS)}")
         champion = self.champion()
-        frame, manifest = self.read_snapshot(self.snapshot)
+        # with monitoring.feedback the check also runs when ingest_batch skipped (no batch today):
+        # then only the joined outcomes can be judged
+        no_batch = self.snapshot in (None, "", {})
+        if no_batch and not self.use_outcomes:
+            self.skip("no batch snapshot: ingest_batch found nothing to check")
+        frame, manifest = (None, None) if no_batch else self.read_snapshot(self.snapshot)
         spec = self.mlflow_hook.load_dict(
             champion.run_id, TRAINING_SPEC_ARTIFACT, required=TRAINING_SPEC_KEYS
         )
@@ -92,7 +97,13 @@ class CheckModelPerformanceOperator(MonitoringOperator):
         check = None
         if self.use_outcomes:
             check, live, window = self._check_outcomes(context, champion, spec)
+        if check is None and no_batch:
+            self.skip(
+                f"no batch snapshot and no joined outcomes of champion v{champion.version} "
+                "predicted in the window: nothing to judge"
+            )
         if check is None:
+            assert manifest is not None  # no_batch returned above
             check = self._check(champion, spec, frame, manifest)
             if self.use_outcomes:
                 check.reasons.append(
@@ -102,7 +113,7 @@ class CheckModelPerformanceOperator(MonitoringOperator):
         doc = {
             "pipeline": self.pipeline,
             "champion_version": str(champion.version),
-            "snapshot_sha256": manifest["sha256"],
+            "snapshot_sha256": manifest["sha256"] if manifest else None,
             "data_interval": self.judged_interval(context, manifest),
             **check.to_dict(),
             "live": live,
