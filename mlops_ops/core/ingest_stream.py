@@ -161,8 +161,8 @@ def _write(source: Batches, out: IO[bytes], plan: Plan, attempt: int) -> Written
     The task's thread reads and fits the batches; the content hash runs on one worker thread and
     the Parquet writer (encoding and compression: the largest cost) on another, a row group
     behind the reading, holding at most two row groups and a few batches. Measured against
-    writing on the task's thread (benchmarks/ingest): from CSV about a third less time at 1M-5M
-    rows, from Parquet 10 % less at 5M rows and 6 % more at 1M, for 0.3-0.6 more CPU seconds.
+    writing on the task's thread (benchmarks/ingest): from CSV 9 % less time at 1M rows and 29 %
+    at 5M, from Parquet 10 % less at 5M rows and 6 % more at 1M, for 0.3-0.6 more CPU seconds.
     """
     sink = _HashingFile(out)
     names: list[str] | None = None
