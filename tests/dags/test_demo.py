@@ -60,6 +60,9 @@ def test_demo_runs_the_lifecycle_and_prints_the_summary(tmp_path):
         "3 duplicate, 2 orphan, 0 out of window, 0 invalid" in text  # fmt: skip
     assert "outcomes of the release act's live traffic" in text
     assert "live roc_auc of v2 (whole window)" in text
+    assert "estimated before labels: AUC" in text  # the CBPE estimate of the scored day
+    assert "v1 leans most on" in text  # how v1 and v2 explain their predictions (SHAP)
+    assert "v2 leans most on" in text
     assert "Registered model 'churn' (champion: v4)" in text
     assert "Deployment ledger: 4 record(s)" in text
     assert (tmp_path / "demo" / "airflow" / "airflow.db").exists()
