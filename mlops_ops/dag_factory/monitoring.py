@@ -11,7 +11,7 @@ MONITORING_DOC = """\
 ### {name}: monitoring
 
 `ingest_batch -> validate_batch -> detect_drift + check_performance -> request_retrain`, and
-`validate_batch -> estimate_performance`
+`validate_batch -> estimate_performance + detect_attribution_drift` (reported only)
 
 * **ingest_batch** reads `{source}` (this run's batch) into a snapshot.
 * **validate_batch** runs the spec's checks and the suite inferred from the champion's training
