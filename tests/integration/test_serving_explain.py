@@ -109,12 +109,11 @@ def test_contributions_only_when_asked_add_up_and_match_the_batch_shape(home, tm
             assert {c["feature"] for c in row["contributions"]} == set(sent)
             magnitudes = [abs(c["contribution"]) for c in row["contributions"]]
             assert magnitudes == sorted(magnitudes, reverse=True)
-            for c in row["contributions"]:
-                assert (
-                    c["value"] == pytest.approx(sent[c["feature"]])
-                    if isinstance(sent[c["feature"]], float)
-                    else c["value"] == sent[c["feature"]]
-                )
+            for c in row["contributions"]:  # the input value each contribution is for
+                expected = sent[c["feature"]]
+                if isinstance(expected, float):
+                    expected = pytest.approx(expected)
+                assert c["value"] == expected, c
             assert_adds_up(row, explained)
 
         # the query parameter asks the same, for CSV bodies too; the top 2 are the full list's first 2
