@@ -331,3 +331,41 @@ def test_a_version_shap_cannot_explain_gets_a_422_naming_it_and_still_scores(loc
     status, doc = scorer.score(local_request(3, None), Models(champion=opaque))
     assert status == 200
     assert len(doc["predictions"]) == 3
+
+
+def test_a_version_only_the_permutation_fallback_explains_has_its_own_smaller_budget(local_models):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from mlops_ops.core.training import build_pipeline
+    from mlops_ops.serving.models import Models, ServedModel
+    from mlops_ops.serving.protocol import RequestError
+
+    linear, _, _ = local_models
+    frame = generate(300, seed=0)
+    frame["data_usage_gb"] = frame["data_usage_gb"].fillna(10.0)
+    pipeline = build_pipeline(KNeighborsClassifier(15), linear.schema.feature_set, linear.schema)
+    pipeline.fit(frame, frame["churned"])
+    background = frame[linear.schema.features].iloc[:25]
+    knn = ServedModel(
+        name="churn",
+        version="4",
+        model=pipeline,
+        schema=linear.schema,
+        task="classification",
+        categories=linear.categories,
+        background=lambda: background,
+    )
+    scorer = local_service()  # budgets: 100 rows, 10 for the fallback
+    with pytest.raises(RequestError) as err:
+        scorer.score(local_request(11, 2), Models(champion=knn))
+    assert err.value.status == 413
+    assert "churn v4" in err.value.message
+    assert "--explain-fallback-max-rows" in err.value.message
+    status, doc = scorer.score(local_request(4, 6), Models(champion=knn))
+    assert status == 200
+    explained = doc["explanations"]["4"]
+    assert explained["explainer"] == "permutation"
+    assert explained["output"] == "probability"
+    for row in doc["predictions"]:  # each permutation is exactly additive
+        total = explained["expected_value"] + sum(c["contribution"] for c in row["contributions"])
+        assert total == pytest.approx(row["probability"], abs=1e-6)
