@@ -70,9 +70,7 @@ def main() -> None:
         t0 = time.perf_counter()
         model.explainer()
         build_ms = (time.perf_counter() - t0) * 1e3
-        service = ScoringService(
-            Routing(Strategy.DIRECT, 0.0, salt="churn"), ServingMetrics("churn"), None
-        )
+        service = ScoringService(Routing(Strategy.DIRECT, 0.0, salt="churn"), ServingMetrics("churn"), None)
         for n in (1, 10, 100):
             body = json.dumps({"dataframe_records": rows[:n]}).encode()
             for explain in (None, 3):
