@@ -14,6 +14,7 @@ import json
 import math
 import os
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -215,6 +216,25 @@ def test_each_row_is_explained_by_the_version_that_scored_it(home, tmp_path):
     assert {r["model_version"] for r in doc["predictions"]} == {"1"}
     for row in doc["predictions"]:
         assert_adds_up(row, doc["explanations"]["1"])
+
+
+def test_an_alias_move_explains_with_the_new_versions_explainer(home, tmp_path):
+    rows = records(5)
+    ask = {"dataframe_records": rows, "params": {"explain": len(rows[0])}}
+    follow = ("--poll-seconds", "0.5", "--no-prediction-log")
+    with service(home, tmp_path, *follow, name="follow") as url, httpx.Client(timeout=120) as client:
+        before = post(client, url, ask).json()
+        assert set(before["explanations"]) == {"1"}
+        mlflow_client().set_registered_model_alias("churn", "champion", "2")
+        deadline = time.monotonic() + 120
+        while client.get(f"{url}/health").json()["champion"] != "2" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        after = post(client, url, ask).json()
+    assert set(after["explanations"]) == {"2"}  # v1's cached explainer left with v1
+    assert after["explanations"]["2"]["expected_value"] != before["explanations"]["1"]["expected_value"]
+    for row in after["predictions"]:
+        assert row["model_version"] == "2"
+        assert_adds_up(row, after["explanations"]["2"])
 
 
 # -- in process: a linear version, a version shap cannot explain, the explainer's cache -----------
