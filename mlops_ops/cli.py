@@ -167,6 +167,18 @@ def main(argv: list[str] | None = None) -> int:
         help="prediction log: rows waiting on failing storage before requests get 503",
     )
     serve.add_argument(
+        "--explain-max-rows",
+        type=int,
+        default=100,
+        help="most rows one request may ask SHAP contributions for (more: 413)",
+    )
+    serve.add_argument(
+        "--explain-fallback-max-rows",
+        type=int,
+        default=10,
+        help="the same for a version only the slow model-agnostic explainer explains",
+    )
+    serve.add_argument(
         "--scoring-threads", type=int, help="requests scored at once (default: cores, at most 4)"
     )
     serve.set_defaults(func=cmd_serve)

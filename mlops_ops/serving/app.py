@@ -53,6 +53,9 @@ class ServeConfig:
     :param log_max_seconds: the log's crash bound in seconds.
     :param log_max_buffered_rows: while the log cannot be written, rows buffered beyond this make
         ``/invocations`` and ``/ping`` answer 503: no answer the log could not record.
+    :param explain_max_rows: most rows one request may ask explanations for (more: 413).
+    :param explain_fallback_max_rows: the same when the version needs the model-agnostic
+        (permutation) explainer.
     :param scoring_threads: requests scored at once; the others wait their turn in arrival order
         (scoring holds the GIL most of the time: more threads than cores only lengthen the tail).
     """
@@ -69,6 +72,8 @@ class ServeConfig:
     log_max_rows: int = 5000
     log_max_seconds: float = 5.0
     log_max_buffered_rows: int = 100_000
+    explain_max_rows: int = 100
+    explain_fallback_max_rows: int = 10
     scoring_threads: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
 
 
@@ -94,7 +99,13 @@ def create_app(config: ServeConfig, *, hook: Any = None) -> FastAPI:
         writer = PredictionLogWriter(
             storage, max_rows=config.log_max_rows, max_seconds=config.log_max_seconds
         )
-    service = ScoringService(config.routing, metrics, writer)
+    service = ScoringService(
+        config.routing,
+        metrics,
+        writer,
+        explain_max_rows=config.explain_max_rows,
+        explain_fallback_max_rows=config.explain_fallback_max_rows,
+    )
     # FIFO: a request waits for a scoring thread in the order it arrived (anyio's limiter queues
     # its waiters), instead of every request contending for the GIL at once
     scoring = anyio.CapacityLimiter(config.scoring_threads)
@@ -174,7 +185,8 @@ def create_app(config: ServeConfig, *, hook: Any = None) -> FastAPI:
                 raise
             # parsing, scoring and the answer's JSON run in a scoring thread, in arrival order: the
             # event loop only reads bodies and writes answers
-            status, content = await anyio.to_thread.run_sync(answer, body, ctype, limiter=scoring)
+            explain = request.query_params.get("explain")
+            status, content = await anyio.to_thread.run_sync(answer, body, ctype, explain, limiter=scoring)
             return Response(content, status_code=status, media_type="application/json")
         except RequestError as err:
             status = err.status
@@ -182,10 +194,10 @@ def create_app(config: ServeConfig, *, hook: Any = None) -> FastAPI:
         finally:
             metrics.duration.labels(config.pipeline, str(status)).observe(time.perf_counter() - started)
 
-    def answer(body: bytes, ctype: str) -> tuple[int, bytes]:
+    def answer(body: bytes, ctype: str, explain: str | None) -> tuple[int, bytes]:
         """One request, parsed and scored; a refusal before routing is counted here."""
         try:
-            parsed = parse_body(body, max_rows=config.max_rows, content_type=ctype)
+            parsed = parse_body(body, max_rows=config.max_rows, content_type=ctype, explain=explain)
             current = models.current
             if current.champion is None:
                 raise RequestError(

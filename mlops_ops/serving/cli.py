@@ -79,6 +79,8 @@ def run_service(args: argparse.Namespace) -> int:
         log_max_rows=args.log_max_rows,
         log_max_seconds=args.log_max_seconds,
         log_max_buffered_rows=args.log_max_buffered_rows,
+        explain_max_rows=args.explain_max_rows,
+        explain_fallback_max_rows=args.explain_fallback_max_rows,
         **({"scoring_threads": args.scoring_threads} if args.scoring_threads else {}),
     )
     log.info(

@@ -44,6 +44,8 @@ class ServedModel:
     :param categories: known labels of each categorical feature (from the fitted encoder).
     :param never_missing: features that had no missing value in the training snapshot (from the
         version's reference profile): a gap there is refused.
+    :param background: returns the version's stored SHAP background rows (None: none stored);
+        called once, by the first request asking for explanations (:meth:`explainer`).
     """
 
     name: str
@@ -54,10 +56,38 @@ class ServedModel:
     run_id: str | None = None
     categories: dict[str, frozenset[str]] = field(default_factory=dict)
     never_missing: frozenset[str] = frozenset()
+    background: Callable[[], pd.DataFrame | None] | None = field(default=None, compare=False, repr=False)
+    # the explainer (or why there is none), built on the first request that asks; dropped with
+    # the version when the registry poll swaps it out
+    _explainer: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    _explainer_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     @property
     def label(self) -> str:
         return f"{self.name} v{self.version}"
+
+    def explainer(self) -> Any:
+        """This version's :class:`~mlops_ops.serving.explain.VersionExplainer`, built once (the
+        first call; concurrent first calls wait for that build).
+
+        :raises ExplanationError: shap cannot explain this version (the message names it); the
+            refusal is cached too, so it is not retried per request.
+        """
+        from mlops_ops.core.explain import ExplanationError
+
+        with self._explainer_lock:
+            if "explainer" not in self._explainer and "error" not in self._explainer:
+                from mlops_ops.serving.explain import VersionExplainer
+
+                try:
+                    self._explainer["explainer"] = VersionExplainer(self.model, self.task, self.background)
+                    log.info("%s: %s explainer built", self.label, self._explainer["explainer"].kind)
+                except Exception as err:  # shap or the pipeline's shape: a refusal, never a crash
+                    log.warning("%s cannot be explained: %s: %s", self.label, type(err).__name__, err)
+                    self._explainer["error"] = f"{type(err).__name__}: {err}"
+            if "error" in self._explainer:
+                raise ExplanationError(f"{self.label} cannot be explained ({self._explainer['error']})")
+            return self._explainer["explainer"]
 
     def check(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The model's input: ``frame`` coerced to the schema, with the service's stricter checks.
@@ -113,7 +143,7 @@ def load_version(hook: Any, name: str, version: str) -> ServedModel:
     :param hook: an :class:`~mlops_ops.hooks.mlflow.MlflowHook`.
     :raises: the registry's and the artifact store's errors, unchanged.
     """
-    from mlops_ops.artifacts import PROFILE_ARTIFACT, SCHEMA_ARTIFACT
+    from mlops_ops.artifacts import PROFILE_ARTIFACT, SCHEMA_ARTIFACT, SHAP_IMPORTANCE_ARTIFACT
 
     mv = hook.model_version(name, version)
     run_id = mv.run_id
@@ -131,6 +161,13 @@ def load_version(hook: Any, name: str, version: str) -> ServedModel:
         raise ValueError(f"{name} v{version} (run {run_id}) has neither schema.json nor training_spec.json")
     task = training.task if training is not None else "classification"
     profile = hook.load_dict(run_id, PROFILE_ARTIFACT) if run_id else None
+
+    def background() -> pd.DataFrame | None:
+        from mlops_ops.core.explain import stored_background
+
+        shap_profile = hook.load_dict(run_id, SHAP_IMPORTANCE_ARTIFACT) if run_id else None
+        return stored_background(shap_profile) if shap_profile else None
+
     return ServedModel(
         name=name,
         version=str(version),
@@ -140,6 +177,7 @@ def load_version(hook: Any, name: str, version: str) -> ServedModel:
         run_id=run_id,
         categories=known_categories(model),
         never_missing=_never_missing(profile, schema),
+        background=background,
     )
 
 

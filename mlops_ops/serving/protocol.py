@@ -7,6 +7,10 @@ Accepted bodies (``Content-Type: application/json``), as ``mlflow models serve``
     {"instances": [{"a": 1, "b": "x"}]}            (or columnar: {"instances": {"a": [1], "b": ["x"]}})
     {"inputs": ...}                                 (the same shapes as "instances")
 
+A JSON body may carry MLflow's ``"params"`` beside the data; the one parameter taken is
+``{"explain": k}`` (each row's ``k`` largest SHAP contributions, see docs/serving.md); any other
+key is refused, naming it. The query parameter ``?explain=k`` is the same (for CSV bodies too).
+
 Every cell must be a JSON scalar (text, number, true/false, null). Nothing here knows a model:
 checking the rows against a version's schema is :meth:`mlops_ops.serving.models.ServedModel.check`.
 """
@@ -41,29 +45,61 @@ class RequestError(ValueError):
 
 @dataclass(frozen=True)
 class ParsedRequest:
-    """The request's rows: a frame (columns as sent) and each row as a dict (for the log)."""
+    """The request's rows: a frame (columns as sent), each row as a dict (for the log), and
+    ``explain``: the ``k`` of the top-k contributions asked per row (None: not asked)."""
 
     frame: pd.DataFrame
     records: list[dict[str, Any]]
+    explain: int | None = None
 
 
-def parse_body(body: bytes, *, max_rows: int, content_type: str = JSON) -> ParsedRequest:
+#: the inference parameters a request may carry in ``params`` (or the query string)
+PARAMS = ("explain",)
+
+
+def explain_value(value: Any, where: str) -> int:
+    """The ``k`` of an ``explain`` parameter: a whole number >= 1 (JSON number or text of one).
+
+    The upper bound (the version's number of features) is checked by the service.
+
+    :raises RequestError: 400 naming ``where`` and the value.
+    """
+    k: Any = value
+    if isinstance(value, str) and value.strip().lstrip("+").isdigit():
+        k = int(value)
+    elif isinstance(value, float) and value.is_integer():
+        k = int(value)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise RequestError(
+            400,
+            f"{where} must be a whole number of contributions per row (1 up to the model's number of "
+            f"features), got {value!r}",
+        )
+    return k
+
+
+def parse_body(
+    body: bytes, *, max_rows: int, content_type: str = JSON, explain: str | None = None
+) -> ParsedRequest:
     """Read a scoring request.
 
     :param body: the raw body (already bounded in size and decompressed by the caller).
     :param max_rows: most rows one request may carry (more: 413).
     :param content_type: :data:`JSON` or :data:`CSV` (a header line, then one line per row, as
         ``mlflow models serve`` takes it; an empty field is a missing value).
-    :raises RequestError: 400 for an empty body, text that is not JSON (or CSV), an object with a
+    :param explain: the query parameter ``explain`` as sent (None: absent).
+    :raises RequestError: 400 for an ``explain`` that is not a whole number >= 1, a query and a
+        body asking different ``explain``, or a ``params`` key other than ``explain``; 400 for an empty body, text that is not JSON (or CSV), an object with a
         key twice, text with an unpaired UTF-16 surrogate, nesting deeper than Python's recursion
         limit, or a shape the protocol does not have; 413 for too many rows; 422 for a cell that is
         not a scalar or a row that lacks a column others have.
     """
     if not body.strip():
         raise RequestError(400, f"the request body is empty; send a JSON object with one of {list(FORMATS)}")
+    asked = explain_value(explain, "the query parameter 'explain'") if explain is not None else None
     if content_type == CSV:
         columns, rows = _csv(body)
-        return _frame(columns, rows, "text/csv", max_rows)
+        return _frame(columns, rows, "text/csv", max_rows, asked)
     try:
         doc = json.loads(body, object_pairs_hook=_unique_keys)
     except RequestError:
@@ -84,8 +120,22 @@ def parse_body(body: bytes, *, max_rows: int, content_type: str = JSON) -> Parse
             f"the request body must be a JSON object with one of {list(FORMATS)}, got {type(doc).__name__}",
         )
     params = doc.get("params")
-    if params not in (None, {}):
-        raise RequestError(400, "'params' are not supported: the served models take no inference parameters")
+    if params is not None and not isinstance(params, dict):
+        raise RequestError(400, f"'params' must be an object of parameters {list(PARAMS)}, got {params!r}")
+    unknown_params = sorted(set(params or {}) - set(PARAMS))
+    if unknown_params:
+        raise RequestError(
+            400,
+            f"'params' {unknown_params} are not supported: the served models take no inference "
+            f"parameters; the service takes {list(PARAMS)}",
+        )
+    if params and params.get("explain") is not None:
+        in_body = explain_value(params["explain"], "'params.explain'")
+        if asked is not None and asked != in_body:
+            raise RequestError(
+                400, f"the query asks explain={asked} and 'params' explain={in_body}; send one of them"
+            )
+        asked = in_body
     keys = [k for k in doc if k != "params"]
     given = [k for k in keys if k in FORMATS]
     unknown = [k for k in keys if k not in FORMATS]
@@ -105,10 +155,12 @@ def parse_body(body: bytes, *, max_rows: int, content_type: str = JSON) -> Parse
         columns, rows = _columnar(payload, fmt)
     else:
         columns, rows = _records(payload, fmt)
-    return _frame(columns, rows, fmt, max_rows)
+    return _frame(columns, rows, fmt, max_rows, asked)
 
 
-def _frame(columns: list[str], rows: list[list[Any]], fmt: str, max_rows: int) -> ParsedRequest:
+def _frame(
+    columns: list[str], rows: list[list[Any]], fmt: str, max_rows: int, explain: int | None = None
+) -> ParsedRequest:
     if not rows:
         raise RequestError(400, f"'{fmt}' holds no rows; send at least one")
     if len(rows) > max_rows:
@@ -129,7 +181,9 @@ def _frame(columns: list[str], rows: list[list[Any]], fmt: str, max_rows: int) -
     frame = pd.DataFrame(rows, columns=columns)
     if frame.columns.has_duplicates:  # pragma: no cover - refused by _split and dict keys
         raise RequestError(400, "duplicate column names")
-    return ParsedRequest(frame=frame, records=[dict(zip(columns, row, strict=True)) for row in rows])
+    return ParsedRequest(
+        frame=frame, records=[dict(zip(columns, row, strict=True)) for row in rows], explain=explain
+    )
 
 
 def _split(payload: Any) -> tuple[list[str], list[list[Any]]]:

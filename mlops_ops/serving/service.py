@@ -35,7 +35,10 @@ class _Scored:
     arm: Arm
     rows: np.ndarray
     latency_ms: float
-    coerced: Any = None  # the checked input, until scored
+    coerced: Any = None  # the checked input, until scored (until explained, when asked)
+    explainer: Any = None  # the version's VersionExplainer, when the request asks
+    contributions: list[list[dict[str, Any]]] | None = None
+    explained: dict[str, Any] | None = None
     scores: dict[str, Any] | None = None
     error: str | None = None
     status: int = 200
@@ -47,14 +50,25 @@ class ScoringService:
     :param routing: the pipeline's routing settings.
     :param metrics: where requests and predictions are counted.
     :param log_writer: the prediction log (None: not logged).
+    :param explain_max_rows: most rows one request may ask explanations for (more: 413).
+    :param explain_fallback_max_rows: the same for a version only the model-agnostic (permutation)
+        explainer can explain, which costs hundreds of model calls per row.
     """
 
     def __init__(
-        self, routing: Routing, metrics: ServingMetrics, log_writer: PredictionLogWriter | None
+        self,
+        routing: Routing,
+        metrics: ServingMetrics,
+        log_writer: PredictionLogWriter | None,
+        *,
+        explain_max_rows: int = 100,
+        explain_fallback_max_rows: int = 10,
     ) -> None:
         self.routing = routing
         self.metrics = metrics
         self.log_writer = log_writer
+        self.explain_max_rows = explain_max_rows
+        self.explain_fallback_max_rows = explain_fallback_max_rows
 
     def score(self, request: ParsedRequest, models: Models) -> tuple[int, dict[str, Any]]:
         """Answer one request: ``(status, body)``, body ``{"predictions": [row, ...]}`` in request order.
@@ -73,6 +87,15 @@ class ScoringService:
         request_id = uuid.uuid4().hex
         frame = request.frame
         n = len(frame)
+        k = request.explain
+        if k is not None and n > self.explain_max_rows:
+            self.metrics.request("", "none", 413)
+            raise RequestError(
+                413,
+                f"the request asks explanations for {n} rows; at most {self.explain_max_rows} per "
+                "request (the service's --explain-max-rows): split it, or ask without 'explain'",
+                "PAYLOAD_TOO_LARGE",
+            )
         ids = [uuid.uuid4().hex for _ in range(n)]
         keys = self._sticky_keys(request, ids)
         challenger = models.challenger
@@ -87,11 +110,16 @@ class ScoringService:
         if challenger is not None:
             parts.append((challenger, Arm.CHALLENGER, np.flatnonzero(arms == Arm.CHALLENGER)))
         served = [p for p in (self._checked(*part, request) for part in parts) if p is not None]
+        if k is not None:
+            for part in served:
+                self._explainable(part, k)
         shadow = None
         if challenger is not None and self.routing.shadows(has_challenger=True):
             shadow = self._shadow(challenger, request)
         for part in served:
             self._predict(part, request)
+            if k is not None and part.error is None:
+                self._explain(part, k)
         failed = [p for p in served if p.error is not None]
         status = 500 if failed else 200
         answers: list[dict[str, Any] | None] = [None] * n
@@ -101,10 +129,17 @@ class ScoringService:
         self._record(request, started, request_id, ids, keys, served, shadow, status)
         if failed:
             first = failed[0]
+            error = first.error or ""
+            verb = "explain" if error.startswith("explaining: ") else "score"
             raise RequestError(
-                500, f"{first.model.label} ({first.arm}) failed to score: {first.error}", "INTERNAL_ERROR"
+                500,
+                f"{first.model.label} ({first.arm}) failed to {verb}: {error.removeprefix('explaining: ')}",
+                "INTERNAL_ERROR",
             )
-        return status, {"predictions": answers}
+        if k is None:
+            return status, {"predictions": answers}
+        explained = {p.model.version: p.explained for p in served if p.explained is not None}
+        return status, {"predictions": answers, "explanations": explained}
 
     # -- steps ---------------------------------------------------------------------------------
     def _sticky_keys(self, request: ParsedRequest, ids: list[str]) -> list[str | None]:
@@ -143,6 +178,68 @@ class ScoringService:
             raise RequestError(422, str(err), "INVALID_PARAMETER_VALUE") from None
         return _Scored(model=model, arm=arm, rows=rows, latency_ms=0.0, coerced=coerced)
 
+    def _explainable(self, part: _Scored, k: int) -> None:
+        """Refuse before scoring what cannot be explained: ``k`` beyond the version's features, a
+        version shap cannot explain (422 naming it), rows beyond the fallback's budget (413).
+        Builds the version's explainer on its first explained request."""
+        from mlops_ops.core.explain import ExplanationError
+
+        model, status = part.model, 0
+        features = len(model.schema.features)
+        try:
+            if k > features:
+                status = 422
+                raise RequestError(
+                    422,
+                    f"explain={k} asks more contributions per row than the {features} features of "
+                    f"{model.label}: ask 1 to {features}",
+                    "INVALID_PARAMETER_VALUE",
+                )
+            try:
+                part.explainer = model.explainer()
+            except ExplanationError as err:
+                status = 422
+                raise RequestError(
+                    422, f"{err}; send the request without 'explain'", "INVALID_PARAMETER_VALUE"
+                ) from None
+            if part.explainer.kind == "permutation" and len(part.rows) > self.explain_fallback_max_rows:
+                status = 413
+                raise RequestError(
+                    413,
+                    f"{model.label} is explained by the model-agnostic (permutation) explainer: at most "
+                    f"{self.explain_fallback_max_rows} explained rows per request (the service's "
+                    f"--explain-fallback-max-rows), this request routes {len(part.rows)} to it: split it",
+                    "PAYLOAD_TOO_LARGE",
+                )
+        finally:
+            if status:
+                self.metrics.request(model.version, part.arm.value, status)
+
+    def _explain(self, part: _Scored, k: int) -> None:
+        """The top-``k`` contributions of the part's rows; a failure is the version's (a 500)."""
+        from mlops_ops.serving.explain import row_contributions
+
+        coerced, part.coerced = part.coerced, None
+        t0 = time.perf_counter()
+        try:
+            explanation = part.explainer.explain(coerced)
+            part.contributions = row_contributions(explanation, coerced, k)
+            part.explained = {
+                "explainer": explanation.explainer,
+                "output": explanation.output,
+                "expected_value": explanation.expected_value,
+                "k": k,
+            }
+        except Exception as err:  # shap's own failure: a 5xx for its arm, recorded
+            log.exception("%s (%s) failed to explain", part.model.label, part.arm)
+            part.error, part.status = f"explaining: {type(err).__name__}: {err}", 500
+        log.debug(
+            "%s explained %d row(s) in %.1f ms",
+            part.model.label,
+            len(part.rows),
+            (time.perf_counter() - t0) * 1e3,
+        )
+
     def _shadow(self, model: ServedModel, request: ParsedRequest) -> _Scored:
         """The challenger's score of every row; its failures are recorded, never answered."""
         rows = np.arange(len(request.frame))
@@ -156,7 +253,9 @@ class ScoringService:
         return part
 
     def _predict(self, part: _Scored, request: ParsedRequest) -> None:
-        coerced, part.coerced = part.coerced, None
+        coerced = part.coerced
+        if part.explainer is None:
+            part.coerced = None  # kept only until explained
         t0 = time.perf_counter()
         try:
             part.scores = part.model.predict(coerced)
@@ -183,6 +282,8 @@ class ScoringService:
                     str(json_value(c)): json_value(p) for c, p in zip(classes, proba_all[j], strict=True)
                 }
             row.update(model_version=part.model.version, arm=part.arm.value, prediction_id=ids[i])
+            if part.contributions is not None:
+                row["contributions"] = part.contributions[j]
             answers[i] = row
 
     def _record(
