@@ -176,6 +176,38 @@ def key_text(value: Any) -> str | None:
     return text or None
 
 
+#: the largest integer every float64 holds exactly
+_FLOAT_EXACT = 2**53
+
+
+def _numeric_keys(values: pd.Series, *, where: str, column: str) -> bool:
+    """Whether the outcomes' key column was read as numbers (a CSV reader turns ``00123`` into
+    123), so keys are matched by their integer value (:func:`_match_text`).
+
+    :raises FeedbackError: a float column holds a key beyond 2**53, where float64 loses digits
+        (``12345678901234567`` reads as ``12345678901234568``: another entity).
+    """
+    if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
+        return False
+    if pd.api.types.is_float_dtype(values):
+        big = values[values.abs() > _FLOAT_EXACT]
+        if len(big):
+            raise FeedbackError(
+                f"{where}: column {column!r} was read as floating-point numbers (an empty cell makes "
+                f"a CSV reader do so) and holds {len(big)} key(s) beyond 2**53 whose last digits are "
+                f"lost (e.g. {big.iloc[0]!r}); export the keys as quoted text, or without empty cells"
+            )
+    return True
+
+
+def _match_text(text: str | None, numeric: bool) -> str | None:
+    """The form a key is matched in: as given, or (``numeric``: the outcomes' key column was read
+    as numbers) a whole number without leading zeros, so ``"00123"`` finds the outcome key 123."""
+    if text is None or not numeric or not _INT_TEXT.match(text):
+        return text
+    return str(int(text))
+
+
 def _prediction_text(value: Any) -> str | None:
     """A predicted value as the service writes it (``str`` of the plain JSON value)."""
     if value is None or value is pd.NA or value is pd.NaT:
@@ -420,6 +452,8 @@ def join_outcomes(
 
     # invalid: missing label, key or time
     key = rows[keys.key].map(key_text)
+    numeric = _numeric_keys(rows[keys.key], where=where, column=keys.key)
+    key = key.map(lambda text: _match_text(text, numeric))
     assign(rows[keys.label].isna(), "invalid", f"no label in {keys.label!r}")
     assign(key.isna(), "invalid", f"no key in {keys.key!r}")
     end_ts = pd.Timestamp(run_end).tz_convert("UTC")
@@ -445,12 +479,16 @@ def join_outcomes(
     events = preds.groupby("prediction_id", sort=True, as_index=False).agg(
         predicted_at=("predicted_at", "min"), entity_key=("entity_key", "first")
     )
+    source_key = events["prediction_id"] if keys.prediction_id is not None else events["entity_key"]
+    events["match"] = source_key.map(lambda text: _match_text(text, numeric))
     candidates = pd.DataFrame({"row": range(n), "key": key, "outcome_at": outcome_at})
     candidates = candidates.loc[bucket == ""]
     if keys.prediction_id is not None:
+        # read as numbers, "0123" and "123" are one key: an id matching both matches neither
+        unique = events.drop_duplicates("match", keep=False)
         matched = candidates.merge(
-            events[["prediction_id", "predicted_at"]], left_on="key", right_on="prediction_id", how="left"
-        )
+            unique[["match", "prediction_id", "predicted_at"]], left_on="key", right_on="match", how="left"
+        ).drop(columns="match")
     else:
         matched = _match_entities(candidates, events)
     matched = matched.set_index("row").reindex(candidates["row"])
@@ -530,8 +568,8 @@ def event_times(raw: pd.Series) -> pd.Series:
 def _match_entities(candidates: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
     """Each candidate's latest prediction for its entity at or before its event time (ties: the
     greatest prediction id); ``prediction_id``/``predicted_at`` null when none."""
-    right = events.loc[events["entity_key"].notna(), ["entity_key", "predicted_at", "prediction_id"]]
-    right = right.rename(columns={"entity_key": "key"}).astype({"key": object})
+    right = events.loc[events["match"].notna(), ["match", "predicted_at", "prediction_id"]]
+    right = right.rename(columns={"match": "key"}).astype({"key": object})
     right = right.sort_values(["predicted_at", "prediction_id"], kind="stable")
     left = candidates.astype({"key": object}).sort_values("outcome_at", kind="stable")
     if left.empty or right.empty:

@@ -1,0 +1,86 @@
+"""The feedback join against hostile outcome exports: what real CSV/SQL exports do to keys, labels
+and event times. Each test is a finding that gave a silent wrong answer (or a misleading count)
+before its fix; real pandas frames, no mocks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pandas as pd
+import pytest
+
+from mlops_ops.core.feedback import FeedbackError, FeedbackKeys, join_outcomes, predictions_from_log
+
+D = dt.datetime(2026, 3, 10, tzinfo=dt.UTC)  # the run's interval start
+RUN = {"run_start": D, "run_end": D + dt.timedelta(days=1)}
+BY_ID = FeedbackKeys(label="y", prediction_id="pid", time="t")
+BY_ENTITY = FeedbackKeys(label="y", entity_key="cust", time="t")
+
+
+def _predictions(*rows, entity_key=None):
+    """Prediction-log rows ``(prediction_id, ts, prediction, inputs)`` as candidate predictions."""
+    log = pd.DataFrame(
+        [
+            {
+                "prediction_id": pid,
+                "ts": ts,
+                "model_version": "1",
+                "arm": "champion",
+                "prediction": prediction,
+                "probability": 0.8,
+                "error": None,
+                "input": json.dumps({"x": 1, **inputs}),
+            }
+            for pid, ts, prediction, inputs in rows
+        ]
+    )
+    log["ts"] = pd.to_datetime(log["ts"], utc=True)
+    return predictions_from_log(log, entity_key=entity_key)
+
+
+def _join(outcomes, predictions, keys=BY_ID, **kwargs):
+    return join_outcomes(
+        pd.DataFrame(outcomes), predictions, keys=keys, task="classification", **RUN, **kwargs
+    )
+
+
+def _nonzero(counts):
+    return {k: v for k, v in counts.items() if v}
+
+
+# -- keys read as numbers ----------------------------------------------------------------------
+
+
+def test_numeric_prediction_id_column_matches_zero_padded_ids():
+    """A CSV reader turns the id ``00123`` into the number 123: it must still find ``00123``."""
+    preds = _predictions(("00123", D - dt.timedelta(hours=5), "1", {}))
+    result = _join({"pid": [123], "y": [1], "t": [D]}, preds)
+    assert _nonzero(result.counts) == {"received": 1, "joined": 1, "joined_rows": 1}
+    assert result.table.column("prediction_id").to_pylist() == ["00123"]
+
+
+def test_numeric_entity_column_matches_zero_padded_entity_in_requests():
+    """Requests carried the customer as text ``"00123"``; the outcome export has the number 123."""
+    preds = _predictions(("a", D - dt.timedelta(hours=5), "1", {"cust": "00123"}), entity_key="cust")
+    result = _join({"cust": [123], "y": [1], "t": [D]}, preds, keys=BY_ENTITY)
+    assert _nonzero(result.counts) == {"received": 1, "joined": 1, "joined_rows": 1}
+
+
+def test_text_key_column_still_matches_exactly():
+    """A text column kept its zeros: ``0123`` is not ``123`` there."""
+    preds = _predictions(("123", D - dt.timedelta(hours=5), "1", {}))
+    result = _join({"pid": ["0123"], "y": [1], "t": [D]}, preds)
+    assert result.counts["orphan"] == 1
+
+
+def test_float_key_column_beyond_2_53_is_an_error_not_a_wrong_match():
+    """An empty cell makes pandas read an id column as float64, which cannot hold every id above
+    2**53: ``12345678901234567`` becomes ``12345678901234568``, another customer."""
+    preds = _predictions(
+        ("a", D - dt.timedelta(hours=5), "1", {"cust": 12345678901234567}),
+        ("b", D - dt.timedelta(hours=5), "1", {"cust": 12345678901234568}),
+        entity_key="cust",
+    )
+    with pytest.raises(FeedbackError, match=r"'cust'.*2\*\*53.*text"):
+        _join({"cust": [12345678901234567.0, float("nan")], "y": [1, 1], "t": [D, D]}, preds, keys=BY_ENTITY)
