@@ -11,9 +11,9 @@ predictions joined by earlier runs, and returns the joined outcomes
 ``received == invalid + orphan + out_of_window + duplicate + joined``:
 
 ``invalid``
-    the label, the key (``prediction_id`` or the entity key) or the event time is missing, or the
-    time cannot be read as a date-time, or (joined by prediction id) the outcome's event time is
-    before its prediction.
+    the label (or a blank one), the key (``prediction_id`` or the entity key) or the event time is
+    missing, or the time cannot be read as a date-time, or (joined by prediction id) the outcome's
+    event time is before its prediction.
 ``orphan``
     no prediction matches: no prediction with that id, or no prediction for that entity made at
     or before the event time, within ``lookback_days`` before the event time (predictions older
@@ -44,7 +44,8 @@ ties by prediction id.
 
 **Labels** become text in the same form as ``prediction`` (the model's classes as the service
 writes them: ``"1"``, ``"True"``, ``"yes"``; regression values as Python float text ``"12.5"``),
-so ``1``, ``1.0``, ``"1"`` and ``True`` all match the class ``"1"``; a label that has no such form
+so ``1``, ``1.0``, ``"1"`` and ``True`` all match the class ``"1"``, and a text label differing
+from one class only in case (``Yes``) is that class (``yes``); a label that has no such form
 raises :class:`FeedbackError` naming the source, the column and the fix.
 """
 
@@ -377,13 +378,18 @@ def label_texts(
             if form == "int":
                 return str(int(number)) if number.is_integer() else None
             return str(number)
-        return str(value).strip()
+        text = str(value).strip()
+        return text if text in known else folded.get(text.casefold(), text)
 
+    known = set(classes)
+    # a text label differing from one class only in case (``Yes`` for ``yes``) is that class
+    folds = [c.casefold() for c in known]
+    folded = {c.casefold(): c for c in known if folds.count(c.casefold()) == 1}
     converted = values.map(convert)
     bad = values[converted.isna()]
     if len(bad):
         shown = sorted({repr(v) for v in bad.tolist()})[:5]
-        known = sorted(set(classes))
+        names = sorted(known)
         expected = {
             "bool": "True or False (or 1/0)",
             "int": "whole numbers like the classes",
@@ -391,8 +397,8 @@ def label_texts(
         }.get(form, "text")
         raise FeedbackError(
             f"{where}: column {column!r} has {len(bad)} label(s) that are not in the form of the "
-            f"model's predictions ({expected}{', classes ' + str(known) if known else ''}): {', '.join(shown)}; "
-            f"write the outcome as the model's class (e.g. {known[0] if known else '1'!r}) in the "
+            f"model's predictions ({expected}{', classes ' + str(names) if names else ''}): {', '.join(shown)}; "
+            f"write the outcome as the model's class (e.g. {names[0] if names else '1'!r}) in the "
             "export, or point monitoring.feedback.label at the column holding it"
         )
     return converted.astype(object)
@@ -454,7 +460,9 @@ def join_outcomes(
     key = rows[keys.key].map(key_text)
     numeric = _numeric_keys(rows[keys.key], where=where, column=keys.key)
     key = key.map(lambda text: _match_text(text, numeric))
-    assign(rows[keys.label].isna(), "invalid", f"no label in {keys.label!r}")
+    blank = rows[keys.label].map(lambda v: isinstance(v, str) and not v.strip()).astype(bool)
+    no_label = rows[keys.label].isna() | blank  # a blank cell kept as text is no outcome
+    assign(no_label, "invalid", f"no label in {keys.label!r}")
     assign(key.isna(), "invalid", f"no key in {keys.key!r}")
     end_ts = pd.Timestamp(run_end).tz_convert("UTC")
     if keys.time is not None:
@@ -469,7 +477,7 @@ def join_outcomes(
     classes = sorted(set(preds["prediction"].dropna().astype(str)))
     form = label_form(task, classes)
     labels = pd.Series([None] * n, dtype=object)
-    has_label = rows[keys.label].notna()
+    has_label = ~no_label
     if has_label.any():
         labels[has_label] = label_texts(
             rows.loc[has_label, keys.label], form, where=where, column=keys.label, classes=classes

@@ -84,3 +84,36 @@ def test_float_key_column_beyond_2_53_is_an_error_not_a_wrong_match():
     )
     with pytest.raises(FeedbackError, match=r"'cust'.*2\*\*53.*text"):
         _join({"cust": [12345678901234567.0, float("nan")], "y": [1, 1], "t": [D, D]}, preds, keys=BY_ENTITY)
+
+
+# -- labels ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("blank", ["", " ", "\t"])
+def test_blank_label_is_invalid_for_text_classes(blank):
+    """A blank cell (kept as text by a parquet or SQL export) is no outcome: it was joined as the
+    label ``""``, a wrong answer for every metric."""
+    preds = _predictions(
+        ("p1", D - dt.timedelta(hours=5), "yes", {}), ("p2", D - dt.timedelta(hours=5), "no", {})
+    )
+    result = _join({"pid": ["p1", "p2"], "y": [blank, "no"], "t": [D, D]}, preds)
+    assert _nonzero(result.counts) == {"received": 2, "invalid": 1, "joined": 1, "joined_rows": 1}
+    assert result.samples["invalid"][0]["reason"] == "no label in 'y'"
+
+
+def test_blank_label_is_invalid_for_numeric_classes_not_an_error_for_the_batch():
+    """One blank label among 0/1 labels failed the whole batch; it is one invalid row."""
+    preds = _predictions(
+        ("p1", D - dt.timedelta(hours=5), "1", {}), ("p2", D - dt.timedelta(hours=5), "0", {})
+    )
+    result = _join({"pid": ["p1", "p2"], "y": [" ", "0"], "t": [D, D]}, preds)
+    assert _nonzero(result.counts) == {"received": 2, "invalid": 1, "joined": 1, "joined_rows": 1}
+
+
+def test_text_label_differing_only_in_case_is_written_as_the_class():
+    """``Yes`` answers the class ``yes``: it was joined as ``Yes``, which no prediction equals."""
+    preds = _predictions(
+        ("p1", D - dt.timedelta(hours=5), "yes", {}), ("p2", D - dt.timedelta(hours=5), "no", {})
+    )
+    result = _join({"pid": ["p1", "p2"], "y": ["Yes", " NO "], "t": [D, D]}, preds)
+    assert result.table.column("label").to_pylist() == ["yes", "no"]
