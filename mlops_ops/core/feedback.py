@@ -469,7 +469,10 @@ def join_outcomes(
         raw_time = rows[keys.time]
         outcome_at = event_times(raw_time)
         assign(raw_time.isna(), "invalid", f"no event time in {keys.time!r}")
-        assign(outcome_at.isna(), "invalid", f"event time in {keys.time!r} is not a date-time")
+        unreadable = f"event time in {keys.time!r} is not a date-time"
+        if _is_number_column(raw_time):
+            unreadable += " (numbers are read as Unix epoch seconds; write milliseconds / 1000)"
+        assign(outcome_at.isna(), "invalid", unreadable)
     else:
         outcome_at = pd.Series([end_ts] * n, dtype="datetime64[us, UTC]")
 
@@ -563,14 +566,27 @@ def _on(index: pd.Index, n: int, mask: pd.Series | None = None) -> pd.Series:
 
 
 def event_times(raw: pd.Series) -> pd.Series:
-    """Event times as UTC timestamps (naive ones read as UTC); NaT when unreadable."""
+    """Event times as UTC timestamps (naive ones read as UTC, numbers as Unix epoch seconds);
+    NaT when unreadable (or, as seconds, beyond the year 2262: epoch milliseconds)."""
     if pd.api.types.is_datetime64_any_dtype(raw):
         stamps = pd.to_datetime(raw, utc=True)
+    elif _is_number_column(raw):
+        seconds = pd.to_numeric(raw, errors="coerce").astype("float64")
+        seconds = seconds.where(seconds.abs() < _MAX_EPOCH_SECONDS)
+        stamps = pd.to_datetime(seconds, unit="s", utc=True, errors="coerce")
     else:
         stamps = pd.to_datetime(
             raw.astype(object).where(raw.notna(), None), utc=True, errors="coerce", format="mixed"
         )
     return stamps.dt.as_unit("us").reset_index(drop=True)
+
+
+#: epoch seconds beyond this are not a pandas timestamp (about the year 2262)
+_MAX_EPOCH_SECONDS = 9.2e9
+
+
+def _is_number_column(values: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
 
 
 def _match_entities(candidates: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:

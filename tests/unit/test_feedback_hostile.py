@@ -117,3 +117,22 @@ def test_text_label_differing_only_in_case_is_written_as_the_class():
     )
     result = _join({"pid": ["p1", "p2"], "y": ["Yes", " NO "], "t": [D, D]}, preds)
     assert result.table.column("label").to_pylist() == ["yes", "no"]
+
+
+# -- event times -------------------------------------------------------------------------------
+
+
+def test_epoch_seconds_event_time_is_read_as_seconds():
+    """An event time exported as Unix seconds was read as nanoseconds after 1970: every such
+    outcome was counted invalid, "before its prediction"."""
+    preds = _predictions(("p1", D - dt.timedelta(hours=5), "1", {}))
+    result = _join({"pid": ["p1"], "y": [1], "t": [int((D + dt.timedelta(hours=1)).timestamp())]}, preds)
+    assert _nonzero(result.counts) == {"received": 1, "joined": 1, "joined_rows": 1}
+    assert result.table.column("outcome_at").to_pylist()[0] == D + dt.timedelta(hours=1)
+
+
+def test_epoch_milliseconds_event_time_is_invalid_with_a_reason_naming_seconds():
+    preds = _predictions(("p1", D - dt.timedelta(hours=5), "1", {}))
+    result = _join({"pid": ["p1"], "y": [1], "t": [int(D.timestamp() * 1000)]}, preds)
+    assert _nonzero(result.counts) == {"received": 1, "invalid": 1}
+    assert "epoch seconds" in result.samples["invalid"][0]["reason"]
