@@ -32,6 +32,10 @@ predictions joined by earlier runs, and returns the joined outcomes
     champion and shadow rows share one id, so one outcome gives two joined rows; ``joined_rows``
     counts them).
 
+``conflicting`` counts the duplicates whose label differs from the one kept (a subset of
+``duplicate``; their reason names both labels): the first outcome still wins, but a source that
+delivers contradicting outcomes is visible.
+
 ``late`` counts the joined outcomes whose event time is before the run's interval start: they
 arrived in a later run than the one whose interval holds their event time (a subset of
 ``joined``; zero without an event-time column).
@@ -139,7 +143,8 @@ class JoinResult:
     """What one batch of outcomes gave.
 
     :ivar table: the joined outcomes, an Arrow table of ``JOINED_OUTCOME_SCHEMA``.
-    :ivar counts: ``received``, the five buckets (:data:`BUCKETS`), ``late`` and ``joined_rows``.
+    :ivar counts: ``received``, the five buckets (:data:`BUCKETS`), ``late``, ``conflicting`` and
+        ``joined_rows``.
     :ivar samples: per bucket (and ``late``), up to ``sample_size`` rows as received, each with a
         ``reason``.
     :ivar by_source: joined outcomes per prediction source (``online``, ``batch``).
@@ -415,7 +420,7 @@ def join_outcomes(
     task: str,
     run_start: dt.datetime,
     run_end: dt.datetime,
-    already_joined: Iterable[str] = (),
+    already_joined: Iterable[str] | Mapping[str, str] = (),
     where: str = "the outcome batch",
     sample_size: int = 5,
 ) -> JoinResult:
@@ -429,7 +434,8 @@ def join_outcomes(
     :param run_start: the run's interval start (aware): event times before it are ``late``.
     :param run_end: the run's interval end (aware): the event time of outcomes without a time
         column, and ``joined_at`` of every joined row.
-    :param already_joined: prediction ids joined by earlier runs.
+    :param already_joined: prediction ids joined by earlier runs, or a mapping of them to the
+        labels they were joined with (then a duplicate with another label is ``conflicting``).
     :param where: the source's name, for messages.
     :returns: the :class:`JoinResult`.
     :raises FeedbackError: a configured column is absent, or a label has no form of the model's
@@ -523,15 +529,21 @@ def join_outcomes(
 
     # duplicates: already joined, or a second row for one prediction in this batch
     earlier = set(already_joined)
+    by_earlier = prediction_id.isin(earlier) & (bucket == "")
     assign(prediction_id.isin(earlier), "duplicate", "this prediction's outcome was joined by an earlier run")
     order = pd.DataFrame({"pid": prediction_id, "at": outcome_at, "row": range(n)}).loc[bucket == ""]
     order = order.sort_values(["at", "row"], kind="stable")
     again = order["pid"].duplicated(keep="first")
-    assign(
-        _on(order.index[again.to_numpy()], n),
-        "duplicate",
-        "another row of this batch answers this prediction first",
-    )
+    in_batch = _on(order.index[again.to_numpy()], n)
+    assign(in_batch, "duplicate", "another row of this batch answers this prediction first")
+    # the label kept for each prediction: an earlier run's (when given), else this batch's first
+    kept = dict(already_joined) if isinstance(already_joined, Mapping) else {}
+    first = order.loc[~again.to_numpy()]
+    kept.update(zip(first["pid"], labels[first.index.to_numpy()], strict=True))
+    kept_label = prediction_id.map(kept)
+    conflicting = (by_earlier | in_batch) & kept_label.notna() & (kept_label != labels)
+    for i in conflicting[conflicting].index:
+        reason[i] += f", with another label ({kept_label[i]!r} kept, {labels[i]!r} not)"
     joined = bucket == ""
     bucket[joined] = "joined"
     reason[joined] = "joined to its prediction"
@@ -544,6 +556,7 @@ def join_outcomes(
     )
     counts = {"received": n, **{b: int((bucket == b).sum()) for b in BUCKETS}}
     counts["late"] = int(late.sum())
+    counts["conflicting"] = int(conflicting.sum())
     counts["joined_rows"] = table.num_rows
     by_source: dict[str, int] = {}
     if joined.any():

@@ -136,3 +136,40 @@ def test_epoch_milliseconds_event_time_is_invalid_with_a_reason_naming_seconds()
     result = _join({"pid": ["p1"], "y": [1], "t": [int(D.timestamp() * 1000)]}, preds)
     assert _nonzero(result.counts) == {"received": 1, "invalid": 1}
     assert "epoch seconds" in result.samples["invalid"][0]["reason"]
+
+
+# -- the same outcome twice --------------------------------------------------------------------
+
+
+def test_duplicate_with_a_different_label_is_counted_as_conflicting():
+    """The same prediction answered ``1`` then ``0``: the first wins (documented), but that the two
+    disagree was not said anywhere."""
+    preds = _predictions(
+        ("p1", D - dt.timedelta(hours=5), "1", {}), ("p2", D - dt.timedelta(hours=5), "1", {})
+    )
+    outcomes = {
+        "pid": ["p1", "p1", "p2", "p2"],
+        "y": [1, 0, 1, 1],
+        "t": [D, D + dt.timedelta(hours=1), D, D + dt.timedelta(hours=1)],
+    }
+    result = _join(outcomes, preds)
+    assert result.counts["duplicate"] == 2
+    assert result.counts["conflicting"] == 1  # p2's second row agrees
+    assert result.table.column("label").to_pylist() == ["1", "1"]
+    reasons = [s["reason"] for s in result.samples["duplicate"]]
+    assert (
+        reasons[0]
+        == "another row of this batch answers this prediction first, with another label ('1' kept, '0' not)"
+    )
+
+
+def test_duplicate_of_an_earlier_run_with_a_different_label_is_counted_as_conflicting():
+    preds = _predictions(
+        ("p1", D - dt.timedelta(hours=5), "1", {}), ("p2", D - dt.timedelta(hours=5), "1", {})
+    )
+    result = _join(
+        {"pid": ["p1", "p2"], "y": [0, 1], "t": [D, D]}, preds, already_joined={"p1": "1", "p2": "1"}
+    )
+    assert result.counts["duplicate"] == 2
+    assert result.counts["conflicting"] == 1
+    assert "another label ('1' kept, '0' not)" in result.samples["duplicate"][0]["reason"]
