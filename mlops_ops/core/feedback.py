@@ -83,6 +83,7 @@ PREDICTION_COLUMNS = (
 #: The buckets every received row lands in, in the order they are tested.
 BUCKETS = ("invalid", "orphan", "out_of_window", "duplicate", "joined")
 _INT_TEXT = re.compile(r"^-?\d+$")
+_UUID_HEX = re.compile(r"^[0-9a-f]{32}$")
 
 
 class FeedbackError(DataError):
@@ -206,10 +207,18 @@ def _numeric_keys(values: pd.Series, *, where: str, column: str) -> bool:
     return True
 
 
-def _match_text(text: str | None, numeric: bool) -> str | None:
+def _match_text(text: Any, numeric: bool, uuid: bool = False) -> str | None:
     """The form a key is matched in: as given, or (``numeric``: the outcomes' key column was read
-    as numbers) a whole number without leading zeros, so ``"00123"`` finds the outcome key 123."""
-    if text is None or not numeric or not _INT_TEXT.match(text):
+    as numbers) a whole number without leading zeros, so ``"00123"`` finds the outcome key 123;
+    with ``uuid`` (prediction ids) a UUID in any case, with or without dashes and braces, as the
+    lower-case hex the service logs."""
+    if not isinstance(text, str):  # missing: None, or NaN once pandas stored it
+        return None
+    if uuid:
+        bare = text.strip("{}").replace("-", "").lower()
+        if _UUID_HEX.match(bare):
+            return bare
+    if not numeric or not _INT_TEXT.match(text):
         return text
     return str(int(text))
 
@@ -465,7 +474,8 @@ def join_outcomes(
     # invalid: missing label, key or time
     key = rows[keys.key].map(key_text)
     numeric = _numeric_keys(rows[keys.key], where=where, column=keys.key)
-    key = key.map(lambda text: _match_text(text, numeric))
+    by_id = keys.prediction_id is not None
+    key = key.map(lambda text: _match_text(text, numeric, by_id))
     blank = rows[keys.label].map(lambda v: isinstance(v, str) and not v.strip()).astype(bool)
     no_label = rows[keys.label].isna() | blank  # a blank cell kept as text is no outcome
     assign(no_label, "invalid", f"no label in {keys.label!r}")
@@ -497,7 +507,7 @@ def join_outcomes(
         predicted_at=("predicted_at", "min"), entity_key=("entity_key", "first")
     )
     source_key = events["prediction_id"] if keys.prediction_id is not None else events["entity_key"]
-    events["match"] = source_key.map(lambda text: _match_text(text, numeric))
+    events["match"] = source_key.map(lambda text: _match_text(text, numeric, by_id))
     candidates = pd.DataFrame({"row": range(n), "key": key, "outcome_at": outcome_at})
     candidates = candidates.loc[bucket == ""]
     if keys.prediction_id is not None:

@@ -173,3 +173,20 @@ def test_duplicate_of_an_earlier_run_with_a_different_label_is_counted_as_confli
     assert result.counts["duplicate"] == 2
     assert result.counts["conflicting"] == 1
     assert "another label ('1' kept, '0' not)" in result.samples["duplicate"][0]["reason"]
+
+
+def test_prediction_id_as_uppercase_or_dashed_uuid_matches_the_logged_hex():
+    """The service logs ``uuid4().hex``; a spreadsheet or warehouse writes it upper-case, or with
+    dashes: the same id, but it was an orphan."""
+    pid = "4f1c2a9be07d4c3f9a5b6d7e8f901234"
+    preds = _predictions((pid, D - dt.timedelta(hours=5), "1", {}))
+    dashed = "4F1C2A9B-E07D-4C3F-9A5B-6D7E8F901234"
+    result = _join({"pid": [dashed], "y": [1], "t": [D]}, preds)
+    assert _nonzero(result.counts) == {"received": 1, "joined": 1, "joined_rows": 1}
+    assert result.table.column("prediction_id").to_pylist() == [pid]
+
+
+def test_non_uuid_ids_keep_their_case():
+    preds = _predictions(("Order-7", D - dt.timedelta(hours=5), "1", {}))
+    result = _join({"pid": ["order-7"], "y": [1], "t": [D]}, preds)
+    assert result.counts["orphan"] == 1
