@@ -589,8 +589,8 @@ def _on(index: pd.Index, n: int, mask: pd.Series | None = None) -> pd.Series:
 
 
 def event_times(raw: pd.Series) -> pd.Series:
-    """Event times as UTC timestamps (naive ones read as UTC, numbers as Unix epoch seconds);
-    NaT when unreadable (or, as seconds, beyond the year 2262: epoch milliseconds)."""
+    """Event times as UTC timestamps (naive ones read as UTC, numbers as Unix epoch seconds, a date
+    alone, ``2026-03-10`` or a ``date``, as the last microsecond of that day); NaT when unreadable (or, as seconds, beyond the year 2262: epoch milliseconds)."""
     if pd.api.types.is_datetime64_any_dtype(raw):
         stamps = pd.to_datetime(raw, utc=True)
     elif _is_number_column(raw):
@@ -598,10 +598,21 @@ def event_times(raw: pd.Series) -> pd.Series:
         seconds = seconds.where(seconds.abs() < _MAX_EPOCH_SECONDS)
         stamps = pd.to_datetime(seconds, unit="s", utc=True, errors="coerce")
     else:
-        stamps = pd.to_datetime(
-            raw.astype(object).where(raw.notna(), None), utc=True, errors="coerce", format="mixed"
-        )
+        values = raw.astype(object).where(raw.notna(), None)
+        stamps = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
+        # a date alone says "that day": read as its last instant, so it answers that day's predictions
+        date_only = values.map(_is_date_only).astype(bool)
+        stamps = stamps.where(~date_only, stamps + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1))
     return stamps.dt.as_unit("us").reset_index(drop=True)
+
+
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _is_date_only(value: Any) -> bool:
+    if isinstance(value, str):
+        return bool(_DATE_ONLY.match(value.strip()))
+    return isinstance(value, dt.date) and not isinstance(value, dt.datetime)
 
 
 #: epoch seconds beyond this are not a pandas timestamp (about the year 2262)

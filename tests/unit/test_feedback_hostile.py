@@ -190,3 +190,24 @@ def test_non_uuid_ids_keep_their_case():
     preds = _predictions(("Order-7", D - dt.timedelta(hours=5), "1", {}))
     result = _join({"pid": ["order-7"], "y": [1], "t": [D]}, preds)
     assert result.counts["orphan"] == 1
+
+
+@pytest.mark.parametrize("day", ["2026-03-10", dt.date(2026, 3, 10)])
+def test_date_only_event_time_answers_a_prediction_made_that_day(day):
+    """An outcome dated 2026-03-10 (no time) for a prediction made at 09:00 that day was read as
+    midnight: "before its prediction", invalid, and the outcome lost."""
+    preds = _predictions(("p1", D + dt.timedelta(hours=9), "1", {}))
+    result = _join({"pid": ["p1"], "y": [1], "t": [day]}, preds)
+    assert _nonzero(result.counts) == {"received": 1, "joined": 1, "joined_rows": 1}
+
+
+def test_date_only_event_time_by_entity_picks_that_days_prediction():
+    """By entity the midnight reading chose the customer's prediction of three days before, a
+    silent wrong pair, over the one made on the outcome's day."""
+    preds = _predictions(
+        ("old", D - dt.timedelta(days=3), "0", {"cust": "c1"}),
+        ("same-day", D + dt.timedelta(hours=9), "1", {"cust": "c1"}),
+        entity_key="cust",
+    )
+    result = _join({"cust": ["c1"], "y": [1], "t": ["2026-03-10"]}, preds, keys=BY_ENTITY)
+    assert result.table.column("prediction_id").to_pylist() == ["same-day"]
