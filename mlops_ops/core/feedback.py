@@ -523,7 +523,14 @@ def join_outcomes(
     lookback = pd.Timedelta(days=keys.lookback_days)
     found = matched["prediction_id"].notna() & (delay <= lookback)
     index = matched.index
-    assign(_on(index, n, ~found), "orphan", "no prediction matches within lookback_days")
+    assign(
+        _on(index, n, matched["prediction_id"].notna() & ~found),
+        "orphan",
+        f"its prediction was made more than lookback_days={keys.lookback_days:g} before the event "
+        "time (a wrong year or time zone?)",
+    )
+    nothing = "no prediction has this key" + ("" if by_id else " at or before the event time")
+    assign(_on(index, n, ~found), "orphan", nothing)
     assign(
         _on(index, n, found & (delay < pd.Timedelta(0))),
         "invalid",

@@ -211,3 +211,17 @@ def test_date_only_event_time_by_entity_picks_that_days_prediction():
     )
     result = _join({"cust": ["c1"], "y": [1], "t": ["2026-03-10"]}, preds, keys=BY_ENTITY)
     assert result.table.column("prediction_id").to_pylist() == ["same-day"]
+
+
+def test_orphan_reason_tells_a_missing_prediction_from_one_too_old():
+    """An event time typed a year ahead made its outcome an orphan "no prediction matches", though
+    the prediction is there: the reason now says which."""
+    preds = _predictions(("p1", D - dt.timedelta(hours=5), "1", {}))
+    result = _join({"pid": ["p1", "p9"], "y": [1, 1], "t": ["2027-03-10T00:00:00Z", D]}, preds)
+    assert result.counts["orphan"] == 2
+    first, second = (s["reason"] for s in result.samples["orphan"])
+    assert first == (
+        "its prediction was made more than lookback_days=28 before the event time (a wrong year "
+        "or time zone?)"
+    )
+    assert second == "no prediction has this key"
