@@ -376,7 +376,9 @@ def label_texts(
     """``values`` (no missing ones) as label text in ``form`` (:func:`label_form`).
 
     :raises FeedbackError: a value with no such form (``"yes"`` for a 0/1 classifier, ``1.5`` for
-        integer classes), naming ``where``, ``column``, the first bad values and the fix.
+        integer classes), or text labels none of which is one of two or more known ``classes``
+        (``1``/``0`` for ``yes``/``no``), naming ``where``, ``column``, the first bad values and
+        the fix.
     """
 
     def convert(value: Any) -> str | None:
@@ -400,6 +402,14 @@ def label_texts(
     folds = [c.casefold() for c in known]
     folded = {c.casefold(): c for c in known if folds.count(c.casefold()) == 1}
     converted = values.map(convert)
+    if form == "text" and len(known) >= 2 and len(converted) and not converted.isin(known).any():
+        # not one label is a class: the export writes outcomes in another form (1/0 for yes/no)
+        shown = sorted({repr(v) for v in values.tolist()})[:5]
+        raise FeedbackError(
+            f"{where}: column {column!r} has {len(values)} label(s) and none of them is one of the "
+            f"model's classes {sorted(known)}: {', '.join(shown)}; write the outcome as the model's "
+            "class in the export, or point monitoring.feedback.label at the column holding it"
+        )
     bad = values[converted.isna()]
     if len(bad):
         shown = sorted({repr(v) for v in bad.tolist()})[:5]

@@ -225,3 +225,22 @@ def test_orphan_reason_tells_a_missing_prediction_from_one_too_old():
         "or time zone?)"
     )
     assert second == "no prediction has this key"
+
+
+def test_numeric_labels_for_text_classes_are_an_error_not_a_wrong_answer():
+    """A model predicting ``yes``/``no`` and an export writing 1/0: every label was joined as
+    ``"1"``/``"0"``, which no prediction equals, and the live accuracy fell to zero."""
+    preds = _predictions(
+        ("p1", D - dt.timedelta(hours=5), "yes", {}), ("p2", D - dt.timedelta(hours=5), "no", {})
+    )
+    with pytest.raises(FeedbackError, match=r"'y'.*none of.*\['no', 'yes'\]"):
+        _join({"pid": ["p1", "p2"], "y": [1, 0], "t": [D, D]}, preds, where="outcomes.csv")
+
+
+def test_a_text_label_of_a_class_not_predicted_yet_still_joins():
+    """One class the window never predicted is a real outcome (a multiclass model's rare class)."""
+    preds = _predictions(
+        ("p1", D - dt.timedelta(hours=5), "a", {}), ("p2", D - dt.timedelta(hours=5), "b", {})
+    )
+    result = _join({"pid": ["p1", "p2"], "y": ["a", "c"], "t": [D, D]}, preds)
+    assert result.table.column("label").to_pylist() == ["a", "c"]
