@@ -61,10 +61,17 @@ class LiveMetric:
 
 
 def _classes(frame: pd.DataFrame) -> np.ndarray | None:
-    """The two classes of a binary classifier from its labels and predictions (sorted as text, so
-    the positive class is ``"1"``/``"True"``/``"yes"``), None when there are not exactly two."""
+    """The two classes of a binary classifier from its labels and predictions, None when there are
+    not exactly two. In scikit-learn's order (``classes_``, whose second class the ``probability``
+    is of): numbers as numbers (``"2"`` before ``"10"``), other text as text (``"1"``/``"True"``/
+    ``"yes"`` second)."""
     seen = pd.concat([frame["label"], frame["prediction"]]).dropna().astype(str).unique()
-    return np.sort(seen) if len(seen) == 2 else None
+    if len(seen) != 2:
+        return None
+    numbers = pd.to_numeric(pd.Series(seen), errors="coerce")
+    if numbers.notna().all():
+        return seen[np.argsort(numbers.to_numpy("float64"), kind="stable")]
+    return np.sort(seen)
 
 
 def _scores(rows: pd.DataFrame, task: str, classes: np.ndarray | None) -> tuple[np.ndarray, dict[str, Any]]:

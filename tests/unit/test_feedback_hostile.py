@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -244,3 +245,28 @@ def test_a_text_label_of_a_class_not_predicted_yet_still_joins():
     )
     result = _join({"pid": ["p1", "p2"], "y": ["a", "c"], "t": [D, D]}, preds)
     assert result.table.column("label").to_pylist() == ["a", "c"]
+
+
+# -- live performance on what the join stores ------------------------------------------------
+
+
+def test_live_auc_of_numeric_classes_takes_the_models_positive_class():
+    """The probability is of the model's second class in scikit-learn's order (numbers sort as
+    numbers: 2 < 10); sorted as text ("10" < "2") the positive class flipped and a perfect model
+    read AUC 0.0."""
+    from mlops_ops.core.live_performance import live_performance
+
+    n = 40
+    frame = pd.DataFrame(
+        {
+            "model_version": "1",
+            "predicted_at": pd.Timestamp("2026-03-10", tz="UTC"),
+            "label": ["10"] * (n // 2) + ["2"] * (n // 2),
+            "prediction": ["10"] * (n // 2) + ["2"] * (n // 2),
+            "probability": [0.9] * (n // 2) + [0.1] * (n // 2),  # P(class 10), the model's classes_[1]
+        }
+    )
+    whole = live_performance(frame, metric="roc_auc", task="classification")[-1]
+    assert whole.value == pytest.approx(1.0)
+    loss = live_performance(frame, metric="log_loss", task="classification")[-1]
+    assert loss.value == pytest.approx(-np.log(0.9))
