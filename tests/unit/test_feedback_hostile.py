@@ -270,3 +270,32 @@ def test_live_auc_of_numeric_classes_takes_the_models_positive_class():
     assert whole.value == pytest.approx(1.0)
     loss = live_performance(frame, metric="log_loss", task="classification")[-1]
     assert loss.value == pytest.approx(-np.log(0.9))
+
+
+def _arm(labels, proba, prefix="r"):
+    return pd.DataFrame(
+        {
+            "prediction_id": [f"{prefix}{i}" for i in range(len(labels))],
+            "prediction": ["10" if p >= 0.5 else "2" for p in proba],
+            "probability": proba,
+            "label": labels,
+        }
+    )
+
+
+@pytest.mark.parametrize("paired", [False, True])
+def test_release_judge_of_numeric_classes_takes_the_models_positive_class(paired):
+    """The release judge sorted the classes "2"/"10" as text too: a challenger that ranks every
+    row right (AUC 1) against a coin-flip champion was judged worse and breached."""
+    from mlops_ops.core.release import metric_check, paired_metric_check
+
+    rng = np.random.default_rng(3)
+    labels = ["10"] * 40 + ["2"] * 40
+    challenger = _arm(labels, [0.9] * 40 + [0.1] * 40)
+    champion = _arm(labels, list(rng.uniform(size=80)), prefix="r" if paired else "s")
+    check = (paired_metric_check if paired else metric_check)(
+        champion, challenger, metric="roc_auc", task="classification", tolerance=0.05, level=0.05
+    )
+    assert check.tested
+    assert not check.breached
+    assert check.value > 0.2  # challenger - champion, positive = challenger better
