@@ -299,3 +299,23 @@ def test_release_judge_of_numeric_classes_takes_the_models_positive_class(paired
     assert check.tested
     assert not check.breached
     assert check.value > 0.2  # challenger - champion, positive = challenger better
+
+
+def test_a_real_csv_export_with_zero_padded_ids_joins(tmp_path):
+    """The whole path a CSV export takes: the ingest's reader (core.data.read_frame) turns the ids
+    into numbers, and the join still finds the zero-padded ids the requests carried."""
+    from mlops_ops.core.data import read_frame
+
+    path = tmp_path / "outcomes.csv"
+    path.write_text("cust,y,t\n00123,yes,2026-03-10\n00456, no ,2026-03-10T08:00:00+02:00\n")
+    with path.open("rb") as fh:
+        outcomes = read_frame(str(path), fh, "csv")
+    assert outcomes["cust"].dtype.kind == "i"  # what the reader does to the ids
+    preds = _predictions(
+        ("a", D - dt.timedelta(hours=5), "yes", {"cust": "00123"}),
+        ("b", D - dt.timedelta(hours=5), "no", {"cust": "00456"}),
+        entity_key="cust",
+    )
+    result = join_outcomes(outcomes, preds, keys=BY_ENTITY, task="classification", where=str(path), **RUN)
+    assert _nonzero(result.counts) == {"received": 2, "joined": 2, "joined_rows": 2}
+    assert sorted(result.table.column("label").to_pylist()) == ["no", "yes"]
