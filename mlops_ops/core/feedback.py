@@ -468,8 +468,9 @@ def join_outcomes(
     missing = [c for c in needed if c not in outcomes.columns]
     if missing:
         raise FeedbackError(
-            f"{where} has no column(s) {missing} (its columns: {list(outcomes.columns)}); fix the "
-            "export or monitoring.feedback (label, prediction_id / entity.key, time / entity.time)"
+            f"{where} has no column(s) {missing} (its columns: {list(outcomes.columns)}"
+            f"{_likely_columns(missing, [str(c) for c in outcomes.columns])}); fix the export or "
+            "monitoring.feedback (label, prediction_id / entity.key, time / entity.time)"
         )
     n = len(outcomes)
     rows = outcomes.reset_index(drop=True)
@@ -595,6 +596,20 @@ def join_outcomes(
         if mask.any()
     }
     return JoinResult(table=table, counts=counts, samples=samples, by_source=by_source)
+
+
+def _likely_columns(missing: list[str], columns: list[str]) -> str:
+    """``; did you mean 'Churned' for 'churned'?`` for the missing columns a present one resembles
+    (case, spaces, a typo), else empty."""
+    import difflib
+
+    folded = {c.strip().casefold(): c for c in columns}
+    guesses = []
+    for name in missing:
+        close = difflib.get_close_matches(name.strip().casefold(), list(folded), n=1, cutoff=0.75)
+        if close:
+            guesses.append(f"{folded[close[0]]!r} for {name!r}")
+    return f"; did you mean {', '.join(guesses)}?" if guesses else ""
 
 
 def _on(index: pd.Index, n: int, mask: pd.Series | None = None) -> pd.Series:

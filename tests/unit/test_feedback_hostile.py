@@ -319,3 +319,13 @@ def test_a_real_csv_export_with_zero_padded_ids_joins(tmp_path):
     result = join_outcomes(outcomes, preds, keys=BY_ENTITY, task="classification", where=str(path), **RUN)
     assert _nonzero(result.counts) == {"received": 2, "joined": 2, "joined_rows": 2}
     assert sorted(result.table.column("label").to_pylist()) == ["no", "yes"]
+
+
+def test_a_misspelt_column_is_named_with_the_likely_one():
+    """The error named the missing column and listed the file's; it now says which one was meant."""
+    preds = _predictions(("p1", D - dt.timedelta(hours=5), "1", {}))
+    with pytest.raises(FeedbackError) as err:
+        _join({"pid": ["p1"], "Y ": [1], "t": [D]}, preds, where="s3://b/outcomes/2026-03-10.csv")
+    message = str(err.value)
+    assert "s3://b/outcomes/2026-03-10.csv" in message
+    assert "did you mean 'Y ' for 'y'?" in message
