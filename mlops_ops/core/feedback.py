@@ -663,8 +663,8 @@ def _match_entities(candidates: pd.DataFrame, events: pd.DataFrame) -> pd.DataFr
     right = right.sort_values(["predicted_at", "prediction_id"], kind="stable")
     left = candidates.astype({"key": object}).sort_values("outcome_at", kind="stable")
     if left.empty or right.empty:
-        return left.assign(prediction_id=None, predicted_at=pd.NaT).astype(
-            {"predicted_at": "datetime64[us, UTC]"}
+        return left.assign(
+            prediction_id=None, predicted_at=pd.Series(pd.NaT, index=left.index, dtype="datetime64[us, UTC]")
         )
     return pd.merge_asof(
         left,

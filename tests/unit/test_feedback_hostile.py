@@ -329,3 +329,15 @@ def test_a_misspelt_column_is_named_with_the_likely_one():
     message = str(err.value)
     assert "s3://b/outcomes/2026-03-10.csv" in message
     assert "did you mean 'Y ' for 'y'?" in message
+
+
+@pytest.mark.parametrize("case", ["every row invalid", "no prediction has the entity"])
+def test_entity_join_with_nothing_to_match_counts_instead_of_crashing(case):
+    """By entity, a batch whose rows were all invalid, or a window without a prediction carrying
+    the entity column, raised a TypeError (a naive NaT cast to UTC) and failed the task."""
+    inputs = {"cust": "c1"} if case == "every row invalid" else {}
+    preds = _predictions(("a", D - dt.timedelta(hours=5), "1", inputs), entity_key="cust")
+    label = None if case == "every row invalid" else 1
+    result = _join({"cust": ["c1", "c2"], "y": [label, label], "t": [D, D]}, preds, keys=BY_ENTITY)
+    bucket = "invalid" if case == "every row invalid" else "orphan"
+    assert _nonzero(result.counts) == {"received": 2, bucket: 2}
