@@ -12,9 +12,8 @@ predictions joined by earlier runs, and returns the joined outcomes
 
 ``invalid``
     the label (or a blank one), the key (``prediction_id`` or the entity key) or the event time is
-    missing, or the time cannot be read as a date-time, or is after the run's interval end (an
-    outcome arrives after it happens: a wrong zone or a typo), or (joined by prediction id) the
-    outcome's event time is before its prediction.
+    missing, or the time cannot be read as a date-time, or (joined by prediction id) the outcome's
+    event time is before its prediction.
 ``orphan``
     no prediction matches: no prediction with that id, or no prediction for that entity made at
     or before the event time, within ``lookback_days`` before the event time (predictions older
@@ -501,12 +500,6 @@ def join_outcomes(
         if _is_number_column(raw_time):
             unreadable += " (numbers are read as Unix epoch seconds; write milliseconds / 1000)"
         assign(outcome_at.isna(), "invalid", unreadable)
-        assign(
-            (outcome_at > end_ts).fillna(False).astype(bool),
-            "invalid",
-            f"the event time is after this run's interval end ({end_ts.isoformat()}): an outcome "
-            f"arrives only after it happens; check the time zone of {keys.time!r}",
-        )
     else:
         outcome_at = pd.Series([end_ts] * n, dtype="datetime64[us, UTC]")
 

@@ -185,7 +185,7 @@ class JoinOutcomesOperator(MlopsBaseOperator):
     @staticmethod
     def _prediction_range(frame: Any, keys: Any, end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
         """``[since, until)``: from ``lookback_days`` before the earliest event time (or the run's
-        end) to just after the run's end (a later event time is invalid: nothing after it is read)."""
+        end) to just after the latest one (or the run's end)."""
         import datetime as dt
 
         from mlops_ops.core.feedback import event_times
@@ -196,7 +196,7 @@ class JoinOutcomesOperator(MlopsBaseOperator):
             if len(stamps):
                 times += [stamps.min().to_pydatetime(), stamps.max().to_pydatetime()]
         since = min(times) - dt.timedelta(days=keys.lookback_days)
-        until = end + dt.timedelta(seconds=1)
+        until = max(times) + dt.timedelta(seconds=1)
         return since, until
 
     def _predictions(self, keys: Any, since: dt.datetime, until: dt.datetime) -> Any:
