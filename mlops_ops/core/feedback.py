@@ -12,8 +12,9 @@ predictions joined by earlier runs, and returns the joined outcomes
 
 ``invalid``
     the label (or a blank one), the key (``prediction_id`` or the entity key) or the event time is
-    missing, or the time cannot be read as a date-time, or (joined by prediction id) the outcome's
-    event time is before its prediction.
+    missing, or the time cannot be read as a date-time, or the label is not one of a binary
+    model's two classes (its predictions carry a probability), or (joined by prediction id) the
+    outcome's event time is before its prediction.
 ``orphan``
     no prediction matches: no prediction with that id, or no prediction for that entity made at
     or before the event time, within ``lookback_days`` before the event time (predictions older
@@ -512,6 +513,13 @@ def join_outcomes(
         labels[has_label] = label_texts(
             rows.loc[has_label, keys.label], form, where=where, column=keys.label, classes=classes
         ).to_numpy()
+
+    if task == "classification" and len(classes) == 2 and preds["probability"].notna().any():
+        # predictions with a positive-class probability: a binary model, no third class exists
+        foreign = has_label & ~labels.isin(classes) & (bucket == "")
+        for i in foreign[foreign].index:
+            bucket[i] = "invalid"
+            reason[i] = f"the label {labels[i]!r} is not one of the binary model's classes {classes}"
 
     # match each valid row to one prediction (id, predicted_at)
     events = preds.groupby("prediction_id", sort=True, as_index=False).agg(

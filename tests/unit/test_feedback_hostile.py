@@ -243,6 +243,7 @@ def test_a_text_label_of_a_class_not_predicted_yet_still_joins():
     preds = _predictions(
         ("p1", D - dt.timedelta(hours=5), "a", {}), ("p2", D - dt.timedelta(hours=5), "b", {})
     )
+    preds["probability"] = np.nan  # multiclass: the service writes no positive-class probability
     result = _join({"pid": ["p1", "p2"], "y": ["a", "c"], "t": [D, D]}, preds)
     assert result.table.column("label").to_pylist() == ["a", "c"]
 
@@ -341,3 +342,17 @@ def test_entity_join_with_nothing_to_match_counts_instead_of_crashing(case):
     result = _join({"cust": ["c1", "c2"], "y": [label, label], "t": [D, D]}, preds, keys=BY_ENTITY)
     bucket = "invalid" if case == "every row invalid" else "orphan"
     assert _nonzero(result.counts) == {"received": 2, bucket: 2}
+
+
+def test_a_label_outside_a_binary_models_classes_is_invalid():
+    """A 0/1 model (its predictions carry the positive class's probability, so it has two classes)
+    and the label 2: it was joined, and live performance then saw three classes and no AUC."""
+    preds = _predictions(
+        ("p1", D - dt.timedelta(hours=5), "1", {}), ("p2", D - dt.timedelta(hours=5), "0", {})
+    )
+    result = _join({"pid": ["p1", "p2"], "y": [2, 0], "t": [D, D]}, preds)
+    assert _nonzero(result.counts) == {"received": 2, "invalid": 1, "joined": 1, "joined_rows": 1}
+    assert (
+        result.samples["invalid"][0]["reason"]
+        == "the label '2' is not one of the binary model's classes ['0', '1']"
+    )
