@@ -707,7 +707,9 @@ def _joined_table(
     )
     merged = answered.merge(preds, on="prediction_id", how="inner", validate="one_to_many")
     merged = merged.sort_values(["outcome_at", "prediction_id", "arm"], kind="stable")
-    merged["entity_key"] = merged["outcome_key"]
+    # by entity: the key as the prediction's request / scoring input wrote it (``00123``, also when
+    # the export's column was read as numbers, 123); by prediction id: none
+    merged["entity_key"] = merged["entity_key"] if keys.entity_key else merged["outcome_key"]
     merged["joined_at"] = joined_at
     frame = merged.loc[:, list(JOINED_COLUMNS)].reset_index(drop=True)
     for column in ("predicted_at", "outcome_at", "joined_at"):

@@ -356,3 +356,11 @@ def test_a_label_outside_a_binary_models_classes_is_invalid():
         result.samples["invalid"][0]["reason"]
         == "the label '2' is not one of the binary model's classes ['0', '1']"
     )
+
+
+def test_a_numeric_entity_is_stored_as_the_request_wrote_it():
+    """Joined by value (123 for ``00123``), the stored entity_key is the request's ``00123``, the
+    form that joins back to the customer's records, not the export's damaged 123."""
+    preds = _predictions(("a", D - dt.timedelta(hours=5), "1", {"cust": "00123"}), entity_key="cust")
+    result = _join({"cust": [123], "y": [1], "t": [D]}, preds, keys=BY_ENTITY)
+    assert result.table.column("entity_key").to_pylist() == ["00123"]
