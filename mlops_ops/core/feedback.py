@@ -11,9 +11,10 @@ predictions joined by earlier runs, and returns the joined outcomes
 ``received == invalid + orphan + out_of_window + duplicate + joined``:
 
 ``invalid``
-    the label, the key (``prediction_id`` or the entity key) or the event time is missing, or the
-    time cannot be read as a date-time, or (joined by prediction id) the outcome's event time is
-    before its prediction.
+    the label (or a blank one), the key (``prediction_id`` or the entity key) or the event time is
+    missing, or the time cannot be read as a date-time, or the label is not one of a binary
+    model's two classes (its predictions carry a probability), or (joined by prediction id) the
+    outcome's event time is before its prediction.
 ``orphan``
     no prediction matches: no prediction with that id, or no prediction for that entity made at
     or before the event time, within ``lookback_days`` before the event time (predictions older
@@ -32,6 +33,10 @@ predictions joined by earlier runs, and returns the joined outcomes
     champion and shadow rows share one id, so one outcome gives two joined rows; ``joined_rows``
     counts them).
 
+``conflicting`` counts the duplicates whose label differs from the one kept (a subset of
+``duplicate``; their reason names both labels): the first outcome still wins, but a source that
+delivers contradicting outcomes is visible.
+
 ``late`` counts the joined outcomes whose event time is before the run's interval start: they
 arrived in a later run than the one whose interval holds their event time (a subset of
 ``joined``; zero without an event-time column).
@@ -44,7 +49,8 @@ ties by prediction id.
 
 **Labels** become text in the same form as ``prediction`` (the model's classes as the service
 writes them: ``"1"``, ``"True"``, ``"yes"``; regression values as Python float text ``"12.5"``),
-so ``1``, ``1.0``, ``"1"`` and ``True`` all match the class ``"1"``; a label that has no such form
+so ``1``, ``1.0``, ``"1"`` and ``True`` all match the class ``"1"``, and a text label differing
+from one class only in case (``Yes``) is that class (``yes``); a label that has no such form
 raises :class:`FeedbackError` naming the source, the column and the fix.
 """
 
@@ -78,6 +84,7 @@ PREDICTION_COLUMNS = (
 #: The buckets every received row lands in, in the order they are tested.
 BUCKETS = ("invalid", "orphan", "out_of_window", "duplicate", "joined")
 _INT_TEXT = re.compile(r"^-?\d+$")
+_UUID_HEX = re.compile(r"^[0-9a-f]{32}$")
 
 
 class FeedbackError(DataError):
@@ -138,7 +145,8 @@ class JoinResult:
     """What one batch of outcomes gave.
 
     :ivar table: the joined outcomes, an Arrow table of ``JOINED_OUTCOME_SCHEMA``.
-    :ivar counts: ``received``, the five buckets (:data:`BUCKETS`), ``late`` and ``joined_rows``.
+    :ivar counts: ``received``, the five buckets (:data:`BUCKETS`), ``late``, ``conflicting`` and
+        ``joined_rows``.
     :ivar samples: per bucket (and ``late``), up to ``sample_size`` rows as received, each with a
         ``reason``.
     :ivar by_source: joined outcomes per prediction source (``online``, ``batch``).
@@ -174,6 +182,46 @@ def key_text(value: Any) -> str | None:
         return str(int(value)) if value.is_integer() else repr(value)
     text = str(value).strip()
     return text or None
+
+
+#: the largest integer every float64 holds exactly
+_FLOAT_EXACT = 2**53
+
+
+def _numeric_keys(values: pd.Series, *, where: str, column: str) -> bool:
+    """Whether the outcomes' key column was read as numbers (a CSV reader turns ``00123`` into
+    123), so keys are matched by their integer value (:func:`_match_text`).
+
+    :raises FeedbackError: a float column holds a key beyond 2**53, where float64 loses digits
+        (``12345678901234567`` reads as ``12345678901234568``: another entity).
+    """
+    if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
+        return False
+    if pd.api.types.is_float_dtype(values):
+        big = values[values.abs() > _FLOAT_EXACT]
+        if len(big):
+            raise FeedbackError(
+                f"{where}: column {column!r} was read as floating-point numbers (an empty cell makes "
+                f"a CSV reader do so) and holds {len(big)} key(s) beyond 2**53 whose last digits are "
+                f"lost (e.g. {big.iloc[0]!r}); export the keys as quoted text, or without empty cells"
+            )
+    return True
+
+
+def _match_text(text: Any, numeric: bool, uuid: bool = False) -> str | None:
+    """The form a key is matched in: as given, or (``numeric``: the outcomes' key column was read
+    as numbers) a whole number without leading zeros, so ``"00123"`` finds the outcome key 123;
+    with ``uuid`` (prediction ids) a UUID in any case, with or without dashes and braces, as the
+    lower-case hex the service logs."""
+    if not isinstance(text, str):  # missing: None, or NaN once pandas stored it
+        return None
+    if uuid:
+        bare = text.strip("{}").replace("-", "").lower()
+        if _UUID_HEX.match(bare):
+            return bare
+    if not numeric or not _INT_TEXT.match(text):
+        return text
+    return str(int(text))
 
 
 def _prediction_text(value: Any) -> str | None:
@@ -329,7 +377,9 @@ def label_texts(
     """``values`` (no missing ones) as label text in ``form`` (:func:`label_form`).
 
     :raises FeedbackError: a value with no such form (``"yes"`` for a 0/1 classifier, ``1.5`` for
-        integer classes), naming ``where``, ``column``, the first bad values and the fix.
+        integer classes), or text labels none of which is one of two or more known ``classes``
+        (``1``/``0`` for ``yes``/``no``), naming ``where``, ``column``, the first bad values and
+        the fix.
     """
 
     def convert(value: Any) -> str | None:
@@ -345,13 +395,26 @@ def label_texts(
             if form == "int":
                 return str(int(number)) if number.is_integer() else None
             return str(number)
-        return str(value).strip()
+        text = str(value).strip()
+        return text if text in known else folded.get(text.casefold(), text)
 
+    known = set(classes)
+    # a text label differing from one class only in case (``Yes`` for ``yes``) is that class
+    folds = [c.casefold() for c in known]
+    folded = {c.casefold(): c for c in known if folds.count(c.casefold()) == 1}
     converted = values.map(convert)
+    if form == "text" and len(known) >= 2 and len(converted) and not converted.isin(known).any():
+        # not one label is a class: the export writes outcomes in another form (1/0 for yes/no)
+        shown = sorted({repr(v) for v in values.tolist()})[:5]
+        raise FeedbackError(
+            f"{where}: column {column!r} has {len(values)} label(s) and none of them is one of the "
+            f"model's classes {sorted(known)}: {', '.join(shown)}; write the outcome as the model's "
+            "class in the export, or point monitoring.feedback.label at the column holding it"
+        )
     bad = values[converted.isna()]
     if len(bad):
         shown = sorted({repr(v) for v in bad.tolist()})[:5]
-        known = sorted(set(classes))
+        names = sorted(known)
         expected = {
             "bool": "True or False (or 1/0)",
             "int": "whole numbers like the classes",
@@ -359,8 +422,8 @@ def label_texts(
         }.get(form, "text")
         raise FeedbackError(
             f"{where}: column {column!r} has {len(bad)} label(s) that are not in the form of the "
-            f"model's predictions ({expected}{', classes ' + str(known) if known else ''}): {', '.join(shown)}; "
-            f"write the outcome as the model's class (e.g. {known[0] if known else '1'!r}) in the "
+            f"model's predictions ({expected}{', classes ' + str(names) if names else ''}): {', '.join(shown)}; "
+            f"write the outcome as the model's class (e.g. {names[0] if names else '1'!r}) in the "
             "export, or point monitoring.feedback.label at the column holding it"
         )
     return converted.astype(object)
@@ -377,7 +440,7 @@ def join_outcomes(
     task: str,
     run_start: dt.datetime,
     run_end: dt.datetime,
-    already_joined: Iterable[str] = (),
+    already_joined: Iterable[str] | Mapping[str, str] = (),
     where: str = "the outcome batch",
     sample_size: int = 5,
 ) -> JoinResult:
@@ -391,7 +454,8 @@ def join_outcomes(
     :param run_start: the run's interval start (aware): event times before it are ``late``.
     :param run_end: the run's interval end (aware): the event time of outcomes without a time
         column, and ``joined_at`` of every joined row.
-    :param already_joined: prediction ids joined by earlier runs.
+    :param already_joined: prediction ids joined by earlier runs, or a mapping of them to the
+        labels they were joined with (then a duplicate with another label is ``conflicting``).
     :param where: the source's name, for messages.
     :returns: the :class:`JoinResult`.
     :raises FeedbackError: a configured column is absent, or a label has no form of the model's
@@ -405,8 +469,9 @@ def join_outcomes(
     missing = [c for c in needed if c not in outcomes.columns]
     if missing:
         raise FeedbackError(
-            f"{where} has no column(s) {missing} (its columns: {list(outcomes.columns)}); fix the "
-            "export or monitoring.feedback (label, prediction_id / entity.key, time / entity.time)"
+            f"{where} has no column(s) {missing} (its columns: {list(outcomes.columns)}"
+            f"{_likely_columns(missing, [str(c) for c in outcomes.columns])}); fix the export or "
+            "monitoring.feedback (label, prediction_id / entity.key, time / entity.time)"
         )
     n = len(outcomes)
     rows = outcomes.reset_index(drop=True)
@@ -420,14 +485,22 @@ def join_outcomes(
 
     # invalid: missing label, key or time
     key = rows[keys.key].map(key_text)
-    assign(rows[keys.label].isna(), "invalid", f"no label in {keys.label!r}")
+    numeric = _numeric_keys(rows[keys.key], where=where, column=keys.key)
+    by_id = keys.prediction_id is not None
+    key = key.map(lambda text: _match_text(text, numeric, by_id))
+    blank = rows[keys.label].map(lambda v: isinstance(v, str) and not v.strip()).astype(bool)
+    no_label = rows[keys.label].isna() | blank  # a blank cell kept as text is no outcome
+    assign(no_label, "invalid", f"no label in {keys.label!r}")
     assign(key.isna(), "invalid", f"no key in {keys.key!r}")
     end_ts = pd.Timestamp(run_end).tz_convert("UTC")
     if keys.time is not None:
         raw_time = rows[keys.time]
         outcome_at = event_times(raw_time)
         assign(raw_time.isna(), "invalid", f"no event time in {keys.time!r}")
-        assign(outcome_at.isna(), "invalid", f"event time in {keys.time!r} is not a date-time")
+        unreadable = f"event time in {keys.time!r} is not a date-time"
+        if _is_number_column(raw_time):
+            unreadable += " (numbers are read as Unix epoch seconds; write milliseconds / 1000)"
+        assign(outcome_at.isna(), "invalid", unreadable)
     else:
         outcome_at = pd.Series([end_ts] * n, dtype="datetime64[us, UTC]")
 
@@ -435,22 +508,33 @@ def join_outcomes(
     classes = sorted(set(preds["prediction"].dropna().astype(str)))
     form = label_form(task, classes)
     labels = pd.Series([None] * n, dtype=object)
-    has_label = rows[keys.label].notna()
+    has_label = ~no_label
     if has_label.any():
         labels[has_label] = label_texts(
             rows.loc[has_label, keys.label], form, where=where, column=keys.label, classes=classes
         ).to_numpy()
 
+    if task == "classification" and len(classes) == 2 and preds["probability"].notna().any():
+        # predictions with a positive-class probability: a binary model, no third class exists
+        foreign = has_label & ~labels.isin(classes) & (bucket == "")
+        for i in foreign[foreign].index:
+            bucket[i] = "invalid"
+            reason[i] = f"the label {labels[i]!r} is not one of the binary model's classes {classes}"
+
     # match each valid row to one prediction (id, predicted_at)
     events = preds.groupby("prediction_id", sort=True, as_index=False).agg(
         predicted_at=("predicted_at", "min"), entity_key=("entity_key", "first")
     )
+    source_key = events["prediction_id"] if keys.prediction_id is not None else events["entity_key"]
+    events["match"] = source_key.map(lambda text: _match_text(text, numeric, by_id))
     candidates = pd.DataFrame({"row": range(n), "key": key, "outcome_at": outcome_at})
     candidates = candidates.loc[bucket == ""]
     if keys.prediction_id is not None:
+        # read as numbers, "0123" and "123" are one key: an id matching both matches neither
+        unique = events.drop_duplicates("match", keep=False)
         matched = candidates.merge(
-            events[["prediction_id", "predicted_at"]], left_on="key", right_on="prediction_id", how="left"
-        )
+            unique[["match", "prediction_id", "predicted_at"]], left_on="key", right_on="match", how="left"
+        ).drop(columns="match")
     else:
         matched = _match_entities(candidates, events)
     matched = matched.set_index("row").reindex(candidates["row"])
@@ -458,7 +542,14 @@ def join_outcomes(
     lookback = pd.Timedelta(days=keys.lookback_days)
     found = matched["prediction_id"].notna() & (delay <= lookback)
     index = matched.index
-    assign(_on(index, n, ~found), "orphan", "no prediction matches within lookback_days")
+    assign(
+        _on(index, n, matched["prediction_id"].notna() & ~found),
+        "orphan",
+        f"its prediction was made more than lookback_days={keys.lookback_days:g} before the event "
+        "time (a wrong year or time zone?)",
+    )
+    nothing = "no prediction has this key" + ("" if by_id else " at or before the event time")
+    assign(_on(index, n, ~found), "orphan", nothing)
     assign(
         _on(index, n, found & (delay < pd.Timedelta(0))),
         "invalid",
@@ -474,15 +565,21 @@ def join_outcomes(
 
     # duplicates: already joined, or a second row for one prediction in this batch
     earlier = set(already_joined)
+    by_earlier = prediction_id.isin(earlier) & (bucket == "")
     assign(prediction_id.isin(earlier), "duplicate", "this prediction's outcome was joined by an earlier run")
     order = pd.DataFrame({"pid": prediction_id, "at": outcome_at, "row": range(n)}).loc[bucket == ""]
     order = order.sort_values(["at", "row"], kind="stable")
     again = order["pid"].duplicated(keep="first")
-    assign(
-        _on(order.index[again.to_numpy()], n),
-        "duplicate",
-        "another row of this batch answers this prediction first",
-    )
+    in_batch = _on(order.index[again.to_numpy()], n)
+    assign(in_batch, "duplicate", "another row of this batch answers this prediction first")
+    # the label kept for each prediction: an earlier run's (when given), else this batch's first
+    kept = dict(already_joined) if isinstance(already_joined, Mapping) else {}
+    first = order.loc[~again.to_numpy()]
+    kept.update(zip(first["pid"], labels[first.index.to_numpy()], strict=True))
+    kept_label = prediction_id.map(kept)
+    conflicting = (by_earlier | in_batch) & kept_label.notna() & (kept_label != labels)
+    for i in conflicting[conflicting].index:
+        reason[i] += f", with another label ({kept_label[i]!r} kept, {labels[i]!r} not)"
     joined = bucket == ""
     bucket[joined] = "joined"
     reason[joined] = "joined to its prediction"
@@ -495,6 +592,7 @@ def join_outcomes(
     )
     counts = {"received": n, **{b: int((bucket == b).sum()) for b in BUCKETS}}
     counts["late"] = int(late.sum())
+    counts["conflicting"] = int(conflicting.sum())
     counts["joined_rows"] = table.num_rows
     by_source: dict[str, int] = {}
     if joined.any():
@@ -508,6 +606,20 @@ def join_outcomes(
     return JoinResult(table=table, counts=counts, samples=samples, by_source=by_source)
 
 
+def _likely_columns(missing: list[str], columns: list[str]) -> str:
+    """``; did you mean 'Churned' for 'churned'?`` for the missing columns a present one resembles
+    (case, spaces, a typo), else empty."""
+    import difflib
+
+    folded = {c.strip().casefold(): c for c in columns}
+    guesses = []
+    for name in missing:
+        close = difflib.get_close_matches(name.strip().casefold(), list(folded), n=1, cutoff=0.75)
+        if close:
+            guesses.append(f"{folded[close[0]]!r} for {name!r}")
+    return f"; did you mean {', '.join(guesses)}?" if guesses else ""
+
+
 def _on(index: pd.Index, n: int, mask: pd.Series | None = None) -> pd.Series:
     """A full-length row mask, true at ``index`` (where ``mask`` holds)."""
     out = pd.Series(False, index=range(n))
@@ -517,26 +629,50 @@ def _on(index: pd.Index, n: int, mask: pd.Series | None = None) -> pd.Series:
 
 
 def event_times(raw: pd.Series) -> pd.Series:
-    """Event times as UTC timestamps (naive ones read as UTC); NaT when unreadable."""
+    """Event times as UTC timestamps (naive ones read as UTC, numbers as Unix epoch seconds, a date
+    alone, ``2026-03-10`` or a ``date``, as the last microsecond of that day); NaT when unreadable (or, as seconds, beyond the year 2262: epoch milliseconds)."""
     if pd.api.types.is_datetime64_any_dtype(raw):
         stamps = pd.to_datetime(raw, utc=True)
+    elif _is_number_column(raw):
+        seconds = pd.to_numeric(raw, errors="coerce").astype("float64")
+        seconds = seconds.where(seconds.abs() < _MAX_EPOCH_SECONDS)
+        stamps = pd.to_datetime(seconds, unit="s", utc=True, errors="coerce")
     else:
-        stamps = pd.to_datetime(
-            raw.astype(object).where(raw.notna(), None), utc=True, errors="coerce", format="mixed"
-        )
+        values = raw.astype(object).where(raw.notna(), None)
+        stamps = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
+        # a date alone says "that day": read as its last instant, so it answers that day's predictions
+        date_only = values.map(_is_date_only).astype(bool)
+        stamps = stamps.where(~date_only, stamps + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1))
     return stamps.dt.as_unit("us").reset_index(drop=True)
+
+
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _is_date_only(value: Any) -> bool:
+    if isinstance(value, str):
+        return bool(_DATE_ONLY.match(value.strip()))
+    return isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+
+
+#: epoch seconds beyond this are not a pandas timestamp (about the year 2262)
+_MAX_EPOCH_SECONDS = 9.2e9
+
+
+def _is_number_column(values: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
 
 
 def _match_entities(candidates: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
     """Each candidate's latest prediction for its entity at or before its event time (ties: the
     greatest prediction id); ``prediction_id``/``predicted_at`` null when none."""
-    right = events.loc[events["entity_key"].notna(), ["entity_key", "predicted_at", "prediction_id"]]
-    right = right.rename(columns={"entity_key": "key"}).astype({"key": object})
+    right = events.loc[events["match"].notna(), ["match", "predicted_at", "prediction_id"]]
+    right = right.rename(columns={"match": "key"}).astype({"key": object})
     right = right.sort_values(["predicted_at", "prediction_id"], kind="stable")
     left = candidates.astype({"key": object}).sort_values("outcome_at", kind="stable")
     if left.empty or right.empty:
-        return left.assign(prediction_id=None, predicted_at=pd.NaT).astype(
-            {"predicted_at": "datetime64[us, UTC]"}
+        return left.assign(
+            prediction_id=None, predicted_at=pd.Series(pd.NaT, index=left.index, dtype="datetime64[us, UTC]")
         )
     return pd.merge_asof(
         left,
@@ -571,7 +707,9 @@ def _joined_table(
     )
     merged = answered.merge(preds, on="prediction_id", how="inner", validate="one_to_many")
     merged = merged.sort_values(["outcome_at", "prediction_id", "arm"], kind="stable")
-    merged["entity_key"] = merged["outcome_key"]
+    # by entity: the key as the prediction's request / scoring input wrote it (``00123``, also when
+    # the export's column was read as numbers, 123); by prediction id: none
+    merged["entity_key"] = merged["entity_key"] if keys.entity_key else merged["outcome_key"]
     merged["joined_at"] = joined_at
     frame = merged.loc[:, list(JOINED_COLUMNS)].reset_index(drop=True)
     for column in ("predicted_at", "outcome_at", "joined_at"):

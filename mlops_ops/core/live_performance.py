@@ -61,10 +61,26 @@ class LiveMetric:
 
 
 def _classes(frame: pd.DataFrame) -> np.ndarray | None:
-    """The two classes of a binary classifier from its labels and predictions (sorted as text, so
-    the positive class is ``"1"``/``"True"``/``"yes"``), None when there are not exactly two."""
-    seen = pd.concat([frame["label"], frame["prediction"]]).dropna().astype(str).unique()
-    return np.sort(seen) if len(seen) == 2 else None
+    """The two classes of a binary classifier from its labels and predictions (:func:`binary_classes`)."""
+    return binary_classes(pd.concat([frame["label"], frame["prediction"]]))
+
+
+def binary_classes(values: Any) -> np.ndarray | None:
+    """The two classes among ``values`` (labels and predictions as text), None when there are not
+    exactly two. In scikit-learn's order (``classes_``, whose second class the ``probability`` is
+    of): numbers as numbers (``"2"`` before ``"10"``), other text as text (``"1"``/``"True"``/
+    ``"yes"`` second).
+
+    :param values: a sequence or Series of class texts (missing ones ignored).
+    :returns: an array of the two class texts, the positive one second.
+    """
+    seen = pd.Series(values).dropna().astype(str).unique()
+    if len(seen) != 2:
+        return None
+    numbers = pd.to_numeric(pd.Series(seen), errors="coerce")
+    if numbers.notna().all():
+        return seen[np.argsort(numbers.to_numpy("float64"), kind="stable")]
+    return np.sort(seen)
 
 
 def _scores(rows: pd.DataFrame, task: str, classes: np.ndarray | None) -> tuple[np.ndarray, dict[str, Any]]:

@@ -383,6 +383,13 @@ def metric_check(
     if LABEL_COLUMN not in champion or LABEL_COLUMN not in challenger:
         return GuardrailCheck(name, False, False, None, tolerance, level, detail="no labelled outcomes")
     (y_c, s_c), (y_0, s_0) = _labelled_scores(challenger), _labelled_scores(champion)
+    if task == "classification":
+        from mlops_ops.core.live_performance import binary_classes
+
+        # one positive class for both arms, in scikit-learn's order (the probability's class)
+        classes = binary_classes(np.concatenate([y_c, y_0, s_c["pred"], s_0["pred"]]))
+        if classes is not None:
+            s_c["classes"] = s_0["classes"] = classes
     few = min(len(y_c), len(y_0))
     if few < MIN_LABELLED_ROWS or (task == "classification" and min(len(set(y_c)), len(set(y_0))) < 2):
         return GuardrailCheck(
@@ -451,6 +458,7 @@ def paired_metric_check(
     ``-tolerance``. Fewer than :data:`MIN_LABELLED_ROWS` shared labelled rows, or one class only:
     not tested."""
     from mlops_ops.core.bootstrap import paired_bootstrap
+    from mlops_ops.core.live_performance import binary_classes
     from mlops_ops.core.metrics import GateError
 
     name = f"metric:{metric}"
@@ -473,11 +481,11 @@ def paired_metric_check(
         proba = pairs[f"probability{suffix}"]
         if proba.notna().all():
             out["proba"] = proba.to_numpy("float64")
-        seen = np.unique(
+        seen = binary_classes(
             np.concatenate([y, pairs["prediction_c"].astype(str), pairs["prediction_0"].astype(str)])
         )
-        if len(seen) == 2:
-            out["classes"] = seen  # one positive class for both models
+        if seen is not None:
+            out["classes"] = seen  # one positive class for both models, in scikit-learn's order
         return out
 
     y_true: np.ndarray = (

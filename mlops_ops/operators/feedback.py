@@ -108,16 +108,17 @@ class JoinOutcomesOperator(MlopsBaseOperator):
             task=task,
             run_start=start,
             run_end=end,
-            already_joined=set(earlier["prediction_id"]),
+            already_joined=dict(zip(earlier["prediction_id"], earlier["label"], strict=True)),
             where=where,
         )
         part = write_joined_outcomes(self.storage, start.date(), key, result.table)
         counts = result.counts
         self.log.info(
-            "outcomes: %d received -> %d joined (%d late; %d model row(s)), %d duplicate, %d orphan, "
+            "outcomes: %d received -> %d joined (%d late; %d model row(s)), %d duplicate (%d with another "
+            "label), %d orphan, "
             "%d out of window (> %s days), %d invalid; %d prediction(s) searched in [%s, %s); part %s",
             counts["received"], counts["joined"], counts["late"], counts["joined_rows"],
-            counts["duplicate"], counts["orphan"], counts["out_of_window"], self.window_days,
+            counts["duplicate"], counts["conflicting"], counts["orphan"], counts["out_of_window"], self.window_days,
             counts["invalid"], predictions["prediction_id"].nunique(), since, until, part,
         )  # fmt: skip
         doc = {
@@ -278,7 +279,7 @@ def _html(pipeline: str, doc: dict[str, Any]) -> str:
             "joined (late)": f"{counts['joined']} ({counts['late']})",
             "joined model rows": counts["joined_rows"],
             "by source": ", ".join(f"{k} {v}" for k, v in doc["by_source"].items()) or "-",
-            "duplicate": counts["duplicate"],
+            "duplicate (another label)": f"{counts['duplicate']} ({counts['conflicting']})",
             "orphan": counts["orphan"],
             "out of window": f"{counts['out_of_window']} (window {doc['window_days']} days)",
             "invalid": counts["invalid"],

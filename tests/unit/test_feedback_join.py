@@ -114,6 +114,7 @@ def test_join_by_prediction_id_counts_every_bucket_exactly():
         "duplicate": 2,
         "joined": 3,
         "late": 2,
+        "conflicting": 0,
         "joined_rows": 4,
     }
     assert sum(result.counts[b] for b in BUCKETS) == result.counts["received"]
@@ -185,6 +186,7 @@ def test_join_by_entity_takes_the_latest_prediction_before_the_event_in_both_sou
         "duplicate": 1,  # the second outcome of customer 7 matches a-new again
         "joined": 3,
         "late": 2,  # the batch outcomes happened on 03-06
+        "conflicting": 0,
         "joined_rows": 3,
     }
     table = result.table.to_pandas().set_index("entity_key")
