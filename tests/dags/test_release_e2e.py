@@ -42,7 +42,12 @@ deployment:
   traffic: 0.5
   bake: {minutes: 0, min_requests: 200}
   watch: {minutes: 60}
+  guardrails: {max_prediction_drift: 0.5}
 """
+# max_prediction_drift 0.5: v3's traffic goes through a real service whose requests carry no
+# sticky key, so its arms are drawn at random per run; v3 and v1 are different (good) models whose
+# predictions shift by about 0.14, which breached the default 0.1 in some runs. No step of this
+# story is about the prediction shift (the demo's release act is).
 )
 FEATURES = [*NUMERIC, *CATEGORICAL]
 
