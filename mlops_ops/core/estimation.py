@@ -50,20 +50,11 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from mlops_ops.config import METRIC_DIRECTIONS
+from mlops_ops.config import CLASSIFICATION_METRICS, METRIC_DIRECTIONS
 from mlops_ops.errors import MlopsError
 
 #: Metrics CBPE can estimate: every metric of a binary classifier the pipeline can monitor.
-ESTIMABLE_METRICS = (
-    "roc_auc",
-    "accuracy",
-    "balanced_accuracy",
-    "f1",
-    "precision",
-    "recall",
-    "log_loss",
-    "brier",
-)
+ESTIMABLE_METRICS = CLASSIFICATION_METRICS
 #: Metrics the monitoring report estimates beside the pipeline's own (when estimable).
 DEFAULT_METRICS = ("roc_auc", "accuracy", "f1")
 #: Folds of the cross-fitted calibration check (:func:`needs_calibration`).
